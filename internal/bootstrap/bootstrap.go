@@ -1,0 +1,131 @@
+package bootstrap
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Bootstrap is a sidecar's start-up configuration.
+type Bootstrap struct {
+	// Node identifies the proxy to the control plane.
+	Node Node `json:"node"`
+	// XDS is the control plane's address (host:port), plaintext gRPC.
+	XDS string `json:"xds"`
+	// Delta selects the incremental (Delta) xDS protocol instead of State of the World.
+	Delta bool `json:"delta,omitempty"`
+	// Admin is the admin listener's address; it must be a loopback address.
+	Admin string `json:"admin"`
+}
+
+// Node is the xDS node a sidecar announces.
+type Node struct {
+	// ID is unique per sidecar: <workload>.<namespace>.
+	ID string `json:"id"`
+	// Cluster is the service the workload serves, or its name when it serves none.
+	Cluster string `json:"cluster"`
+	// Metadata describes the workload; see Metadata.
+	Metadata Metadata `json:"metadata"`
+}
+
+// Metadata is what a sidecar tells the control plane about its workload.
+type Metadata struct {
+	// Workload is the workload's name; Namespace its namespace.
+	Workload  string `json:"workload"`
+	Namespace string `json:"namespace"`
+	// Labels are the workload's labels: Service selectors and subsets match them.
+	Labels map[string]string `json:"labels,omitempty"`
+	// ServiceAccount is the workload's identity.
+	ServiceAccount string `json:"serviceAccount,omitempty"`
+	// Service is the service the workload declares (local mode), if any.
+	Service string `json:"service,omitempty"`
+	// Ports are the workload's ports and where the sidecar's inbound listener for each
+	// must be bound.
+	Ports []Port `json:"ports,omitempty"`
+	// Outbound is where the sidecar's outbound listener must be bound.
+	Outbound string `json:"outbound,omitempty"`
+	// Upstreams are the local TCP binds that forward to a service port.
+	Upstreams []Upstream `json:"upstreams,omitempty"`
+}
+
+// Port is one workload port as the sidecar serves it.
+type Port struct {
+	Name     string `json:"name,omitempty"`
+	Port     uint32 `json:"port"`
+	Protocol string `json:"protocol"`
+	// Target is the app's address for this port (127.0.0.1:<targetPort>).
+	Target string `json:"target"`
+	// Inbound is where the sidecar accepts traffic for this port; it is the endpoint
+	// address other sidecars send to.
+	Inbound string `json:"inbound"`
+}
+
+// Upstream is a local TCP bind forwarding to a service port.
+type Upstream struct {
+	// Service is the service's name, resolved from the workload's namespace, or its
+	// FQDN.
+	Service string `json:"service"`
+	Port    uint32 `json:"port"`
+	Bind    string `json:"bind"`
+}
+
+// Load reads a Bootstrap from a JSON file.
+func Load(path string) (*Bootstrap, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading bootstrap: %w", err)
+	}
+	var b Bootstrap
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("decoding bootstrap %s: %w", path, err)
+	}
+	if b.Node.ID == "" {
+		return nil, fmt.Errorf("bootstrap %s: node.id is empty", path)
+	}
+	return &b, nil
+}
+
+// Write stores a Bootstrap as a JSON file.
+func (b *Bootstrap) Write(path string) error {
+	data, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// ToProto returns the Envoy node for the xDS requests.
+func (n Node) ToProto() (*corev3.Node, error) {
+	raw, err := json.Marshal(n.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	md := &structpb.Struct{}
+	if err := protojson.Unmarshal(raw, md); err != nil {
+		return nil, fmt.Errorf("encoding node metadata: %w", err)
+	}
+	return &corev3.Node{Id: n.ID, Cluster: n.Cluster, Metadata: md}, nil
+}
+
+// MetadataFromProto decodes the Metadata a sidecar sent in its xDS node.
+func MetadataFromProto(node *corev3.Node) (Metadata, error) {
+	var md Metadata
+	if node == nil || node.GetMetadata() == nil {
+		return md, fmt.Errorf("node %q has no metadata", node.GetId())
+	}
+	raw, err := protojson.Marshal(node.GetMetadata())
+	if err != nil {
+		return md, fmt.Errorf("node %q: encoding metadata: %w", node.GetId(), err)
+	}
+	if err := json.Unmarshal(raw, &md); err != nil {
+		return md, fmt.Errorf("node %q: decoding metadata: %w", node.GetId(), err)
+	}
+	return md, nil
+}

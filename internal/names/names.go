@@ -1,0 +1,73 @@
+package names
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// DefaultDomain is the cluster DNS domain that service hostnames end with.
+const DefaultDomain = "cluster.local"
+
+// DefaultNamespace is the namespace of a resource that names none.
+const DefaultNamespace = "default"
+
+// ServiceFQDN is the fully qualified hostname of a service:
+// <name>.<namespace>.svc.cluster.local.
+func ServiceFQDN(name, namespace string) string {
+	return name + "." + namespace + ".svc." + DefaultDomain
+}
+
+// HostAliases lists the names by which a client in clientNamespace reaches a service,
+// longest first: name.ns.svc.cluster.local, name.ns.svc, name.ns, and the bare name
+// when the client is in the service's namespace.
+func HostAliases(name, namespace, clientNamespace string) []string {
+	aliases := []string{
+		ServiceFQDN(name, namespace),
+		name + "." + namespace + ".svc",
+		name + "." + namespace,
+	}
+	if namespace == clientNamespace {
+		aliases = append(aliases, name)
+	}
+	return aliases
+}
+
+// OutboundCluster names the cluster of a service port: outbound|<port>||<fqdn>.
+func OutboundCluster(fqdn string, port uint32) string {
+	return fmt.Sprintf("outbound|%d||%s", port, fqdn)
+}
+
+// InboundCluster names the cluster that reaches the local app behind a service port.
+func InboundCluster(port uint32) string {
+	return fmt.Sprintf("inbound|%d||", port)
+}
+
+// InboundListener names the inbound listener of a workload port.
+func InboundListener(port uint32) string {
+	return "inbound|" + strconv.FormatUint(uint64(port), 10)
+}
+
+// OutboundListener is the name of a sidecar's outbound HTTP listener.
+const OutboundListener = "outbound"
+
+// OutboundRoute is the name of the route configuration of the outbound listener.
+const OutboundRoute = "outbound"
+
+// UpstreamListener names a listener bound for a workload's TCP upstream.
+func UpstreamListener(fqdn string, port uint32) string {
+	return fmt.Sprintf("upstream|%s|%d", fqdn, port)
+}
+
+// ParseOutboundCluster splits an outbound cluster name into its hostname and port.
+func ParseOutboundCluster(name string) (fqdn string, port uint32, err error) {
+	parts := strings.Split(name, "|")
+	if len(parts) != 4 || parts[0] != "outbound" {
+		return "", 0, fmt.Errorf("cluster name %q is not outbound|<port>|<subset>|<host>", name)
+	}
+	p, err := strconv.ParseUint(parts[1], 10, 32)
+	if err != nil {
+		return "", 0, fmt.Errorf("cluster name %q: port: %w", name, err)
+	}
+	return parts[3], uint32(p), nil
+}
