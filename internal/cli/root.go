@@ -24,5 +24,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.AddCommand(newUpCmd(), newDemoCmd(), newDemoAppCmd())
+	root.AddCommand(newControlCmd())
 	return root
 }

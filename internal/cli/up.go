@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"trellis.dev/trellis/internal/local"
+)
+
+func newUpCmd() *cobra.Command {
+	var cfg local.Config
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "up -f FILE [-f FILE...]",
+		Short: "Run a whole mesh on this machine: control plane, a sidecar per workload, and the apps",
+		Long: `up runs the mesh described by the files: the control plane, a sidecar for each
+Workload and each Workload's command. It re-applies the files when they change, and
+on SIGINT or SIGTERM stops the apps, then the sidecars, then the control plane.`,
+		Example: `  trellis up -f mesh.yaml --state state.json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := upLogger(os.Stderr, logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = logger
+			cfg.LogLevel = logLevel
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return local.Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&cfg.Files, "file", "f", nil, "mesh file (YAML, several documents); repeat for more files")
+	f.StringVar(&cfg.StatePath, "state", "", "write the chosen addresses and pids as JSON to this file once every sidecar is ready")
+	f.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:15010", "control plane xDS address; port 0 picks a free port")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the control plane's data and the sidecars' bootstraps (default: a temporary directory, removed on exit)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.BoolVar(&cfg.Delta, "delta-xds", false, "make the sidecars use the incremental (Delta) xDS protocol")
+	cmd.MarkFlagRequired("file")
+	return cmd
+}
+
+// upLogger logs up's own records as text lines prefixed with [up], beside its
+// children's prefixed output.
+func upLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(&upPrefix{w: w}, &slog.HandlerOptions{Level: l})), nil
+}
+
+// upPrefix prefixes each record (one Write per record) with [up].
+type upPrefix struct{ w io.Writer }
+
+func (p *upPrefix) Write(b []byte) (int, error) {
+	if _, err := p.w.Write(append([]byte("[up] "), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}

@@ -1,0 +1,33 @@
+// Package control is the control plane component that `trellis control` runs: it
+// watches the mesh files, keeps the typed configuration and the registered sidecars,
+// translates both into each proxy's xDS resources and serves them.
+//
+// Data flow (DESIGN.md §2):
+//
+//	file source ──> store ──┐
+//	                        ├─(debounce)─> model.Build ─> xdsgen.Generate per proxy ─> xdsserver.Push ─> ADS
+//	xDS streams ─> registry ┘
+//
+// A change to the store (a file edited) or to the registry (a sidecar connected or
+// gone) schedules one translation after DebounceAfter of quiet, and at most about a
+// second after the first change of a burst, so that a burst of edits or a mesh
+// starting up costs one translation. Translation rebuilds the whole model and every
+// proxy's resources (it is cheap at local-mode sizes); xdsserver then sets a new
+// snapshot only for the nodes whose resources changed, and Delta clients receive only
+// the resources that changed: the push is incremental even though the translation is
+// not.
+//
+// Problems (conflicting definitions across files, conflicting port declarations,
+// upstreams naming unknown services) are logged once each at Warn when they appear,
+// and listed under /debug/config while they last. Invalid files are logged by the
+// file source, and the last good version of each file stays in force.
+//
+// The monitoring server serves /metrics (the component's own Prometheus registry),
+// /ready (200 once the files are loaded and translated once), /debug/config (the
+// model, the proxies and the current problems as JSON) and /debug/xds (each proxy's
+// generated resources; ?node=ID for one).
+//
+// Concurrency: Run owns four goroutines (file source, xDS server, monitoring server,
+// translator) and returns when all have stopped after ctx ends. Only the translator
+// writes the published state; handlers read it through an atomic pointer.
+package control

@@ -1,0 +1,171 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"trellis.dev/trellis/internal/model"
+	"trellis.dev/trellis/internal/registry"
+	"trellis.dev/trellis/internal/source/file"
+	"trellis.dev/trellis/internal/store"
+	"trellis.dev/trellis/internal/xdsgen"
+	"trellis.dev/trellis/internal/xdsserver"
+)
+
+type translatorConfig struct {
+	store    *store.Store
+	source   *file.Source
+	registry *registry.Registry
+	xds      *xdsserver.Server
+	metrics  prometheus.Registerer
+	logger   *slog.Logger
+	debounce time.Duration
+	maxDelay time.Duration
+}
+
+// translator turns the store and the registry into every proxy's resources.
+type translator struct {
+	translatorConfig
+	duration prometheus.Histogram
+	// logged are the problems already logged, so each is logged once while it lasts.
+	logged map[string]bool
+	// state is the latest translation, for the monitoring handlers; nil before the
+	// first one.
+	state atomic.Pointer[state]
+}
+
+// state is one translation's result, immutable once published. Problems are those of
+// the translation; the invalid files are the file source's, read live (an invalid
+// edit changes nothing to translate).
+type state struct {
+	ConfigVersion uint64                       `json:"configVersion"`
+	Time          time.Time                    `json:"time"`
+	Mesh          *model.Mesh                  `json:"mesh"`
+	Proxies       map[string]*model.Proxy      `json:"proxies"`
+	Problems      []string                     `json:"problems"`
+	resources     map[string]*xdsgen.Resources // by node ID
+}
+
+func newTranslator(cfg translatorConfig) (*translator, error) {
+	t := &translator{
+		translatorConfig: cfg,
+		logged:           make(map[string]bool),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "trellis_translation_duration_seconds",
+			Help:    "Time to translate configuration and registrations into every proxy's resources and push them.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}),
+	}
+	if err := cfg.metrics.Register(t.duration); err != nil {
+		return nil, fmt.Errorf("registering translator metrics: %w", err)
+	}
+	return t, nil
+}
+
+// run translates once the file source has loaded every file, then after every
+// (debounced) change, until ctx ends.
+func (t *translator) run(ctx context.Context) error {
+	storeChanged, unsubStore := t.store.Subscribe()
+	defer unsubStore()
+	regChanged, unsubReg := t.registry.Subscribe()
+	defer unsubReg()
+
+	select {
+	case <-t.source.Synced():
+	case <-ctx.Done():
+		return nil
+	}
+	t.translate(ctx)
+
+	timer := time.NewTimer(0)
+	if !timer.Stop() {
+		<-timer.C
+	}
+	defer timer.Stop()
+	var first time.Time // first change of the pending burst; zero: none pending
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-storeChanged:
+		case <-regChanged:
+		case <-timer.C:
+			first = time.Time{}
+			t.translate(ctx)
+			continue
+		}
+		now := time.Now()
+		if first.IsZero() {
+			first = now
+		}
+		wait := min(t.debounce, first.Add(t.maxDelay).Sub(now))
+		timer.Reset(max(wait, 0))
+	}
+}
+
+// translate builds the model and every registered proxy's resources, pushes them,
+// logs new problems and publishes the result.
+func (t *translator) translate(ctx context.Context) {
+	start := time.Now()
+	snap := t.store.Snapshot()
+	instances := t.registry.Instances()
+	mesh := model.Build(snap.Config, instances)
+
+	problems := []string{}
+	for _, e := range snap.Errors {
+		problems = append(problems, e.Error())
+	}
+	problems = append(problems, mesh.Errors...)
+	proxies := make(map[string]*model.Proxy, len(instances))
+	resources := make(map[string]*xdsgen.Resources, len(instances))
+	for _, inst := range instances {
+		p := model.NewProxy(inst)
+		res, err := xdsgen.Generate(mesh, p)
+		if err != nil {
+			problems = append(problems, strings.Split(err.Error(), "\n")...)
+		}
+		proxies[inst.NodeID] = p
+		resources[inst.NodeID] = res
+	}
+	changed, err := t.xds.Push(ctx, resources)
+	if err != nil {
+		t.logger.Error("pushing xDS resources", "err", err)
+	}
+	t.duration.Observe(time.Since(start).Seconds())
+	t.logProblems(problems)
+	t.logger.Debug("translated", "configVersion", snap.Version, "proxies", len(instances), "pushed", changed,
+		"took", time.Since(start))
+
+	t.state.Store(&state{
+		ConfigVersion: snap.Version,
+		Time:          start,
+		Mesh:          mesh,
+		Proxies:       proxies,
+		Problems:      problems,
+		resources:     resources,
+	})
+}
+
+// logProblems logs each problem once, when it appears; a problem that goes away and
+// comes back is logged again.
+func (t *translator) logProblems(problems []string) {
+	current := make(map[string]bool, len(problems))
+	for _, p := range problems {
+		current[p] = true
+		if !t.logged[p] {
+			t.logger.Warn("configuration problem", "problem", p)
+		}
+	}
+	for p := range t.logged {
+		if !current[p] {
+			t.logger.Info("configuration problem resolved", "problem", p)
+		}
+	}
+	t.logged = current
+}

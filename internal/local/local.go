@@ -1,0 +1,363 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"trellis.dev/trellis/internal/config"
+)
+
+// Config configures `trellis up`.
+type Config struct {
+	// Files are the mesh files: Workloads, Services and every other kind the control
+	// plane reads. They are watched, and re-applied when they change.
+	Files []string
+	// StatePath, when set, is where the state JSON (see State) is written once every
+	// sidecar is ready, and rewritten when something changes. It is removed on exit.
+	StatePath string
+	// XDSAddr is the control plane's plaintext xDS address. Empty or port 0: a free
+	// port on 127.0.0.1 (or on the given host).
+	XDSAddr string
+	// Delta makes the sidecars use the incremental (Delta) xDS protocol.
+	Delta bool
+	// DataDir holds the control plane's data and the sidecars' bootstrap files.
+	// Empty: a temporary directory, removed on exit.
+	DataDir string
+	// Binary is the trellis executable to run as `trellis control` and `trellis proxy`.
+	// Empty: the running executable.
+	Binary string
+	// LogLevel is the control plane's log level. Default "info".
+	LogLevel string
+	// AppGrace is how long an app has to exit after SIGTERM. Default 5s.
+	AppGrace time.Duration
+	// DrainTimeout is how long a stopping sidecar drains its connections. Default 3s.
+	DrainTimeout time.Duration
+	// ReadyTimeout is how long to wait for the sidecars to be ready before warning
+	// about the ones that are not. Default 60s.
+	ReadyTimeout time.Duration
+	// OnState, if set, is called with the state each time it is (re)written.
+	OnState func(State)
+	// Logger receives up's own records. Default: discard.
+	Logger *slog.Logger
+	// Stdout and Stderr receive the children's output, each line prefixed with
+	// [<workload>], [<workload>/proxy] or [control]. Default: os.Stdout, os.Stderr.
+	Stdout, Stderr io.Writer
+}
+
+func (c *Config) setDefaults() error {
+	if len(c.Files) == 0 {
+		return errors.New("no mesh files: pass at least one -f FILE")
+	}
+	if c.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding the trellis executable: %w", err)
+		}
+		c.Binary = exe
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.AppGrace <= 0 {
+		c.AppGrace = 5 * time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 3 * time.Second
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = 60 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Stdout == nil {
+		c.Stdout = os.Stdout
+	}
+	if c.Stderr == nil {
+		c.Stderr = os.Stderr
+	}
+	return nil
+}
+
+// Run runs the mesh described by cfg.Files until ctx is done: the control plane, a
+// sidecar per Workload and each Workload's app. It then stops the apps, the sidecars
+// and the control plane, in that order, and returns. An invalid file at start is an
+// error naming the file and line; later invalid edits are logged and ignored.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.setDefaults(); err != nil {
+		return err
+	}
+	set, err := config.LoadFiles(cfg.Files)
+	if err != nil {
+		return fmt.Errorf("loading mesh files: %w", err)
+	}
+	if cfg.DataDir == "" {
+		dir, err := os.MkdirTemp("", "trellis-up-")
+		if err != nil {
+			return fmt.Errorf("creating data directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = dir
+	} else if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	if cfg.StatePath != "" {
+		if err := os.Remove(cfg.StatePath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing old state file: %w", err)
+		}
+		defer os.Remove(cfg.StatePath)
+	}
+
+	ports := newAllocator()
+	xds, err := resolveAddr(cfg.XDSAddr, ports)
+	if err != nil {
+		return fmt.Errorf("choosing the xDS address: %w", err)
+	}
+	monitoring, err := ports.reuseOrPick("")
+	if err != nil {
+		return fmt.Errorf("choosing the monitoring address: %w", err)
+	}
+	absFiles := make([]string, len(cfg.Files))
+	for i, f := range cfg.Files {
+		if absFiles[i], err = filepath.Abs(f); err != nil {
+			return fmt.Errorf("resolving %s: %w", f, err)
+		}
+	}
+	watcher, err := newFileWatcher(absFiles, cfg.Logger)
+	if err != nil {
+		return err
+	}
+
+	s := &supervisor{
+		cfg:      cfg,
+		absFiles: absFiles,
+		ports:    ports,
+		xds:      xds,
+		runs:     map[string]*workloadRun{},
+		changed:  make(chan struct{}, 1),
+		procOpts: procOptions{
+			Logger: cfg.Logger,
+			Stdout: &lockedWriter{w: cfg.Stdout},
+			Stderr: &lockedWriter{w: cfg.Stderr},
+		},
+	}
+	s.procOpts.OnChange = s.notify
+	s.monitoring = monitoring
+	s.control = startProc(s.controlSpec(monitoring), s.procOpts)
+	cfg.Logger.Info("started control plane", "xds", xds, "monitoring", monitoring)
+	s.apply(set)
+
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { s.stateLoop(bg) })
+	wg.Go(func() { watcher.run(bg, s.reload) })
+
+	<-ctx.Done()
+	cfg.Logger.Info("stopping the mesh")
+	stopBG()
+	wg.Wait()
+	s.shutdown()
+	return nil
+}
+
+// resolveAddr returns addr, or addr's host with a free port when addr is empty or
+// names port 0.
+func resolveAddr(addr string, ports *allocator) (string, error) {
+	if addr == "" {
+		return ports.reuseOrPick("")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if port != "0" {
+		if n, err := strconv.Atoi(port); err == nil {
+			ports.reserve(n)
+		}
+		return addr, nil
+	}
+	n, err := ports.pick()
+	if err != nil {
+		return "", err
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n)), nil
+}
+
+// supervisor owns the running mesh. Its mutex guards runs; apply, reload and
+// shutdown are called from one goroutine at a time (Run's, then the watcher's, then
+// Run's again), so they never race with each other.
+type supervisor struct {
+	cfg        Config
+	absFiles   []string // cfg.Files, absolute, for the control plane
+	ports      *allocator
+	xds        string
+	monitoring string
+	procOpts   procOptions
+	control    *proc
+	changed    chan struct{} // buffered 1: the state may have changed
+
+	mu   sync.Mutex
+	runs map[string]*workloadRun // by namespace/name
+}
+
+// notify tells the state loop that something changed. It never blocks.
+func (s *supervisor) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (s *supervisor) controlSpec(monitoring string) procSpec {
+	argv := []string{s.cfg.Binary, "control"}
+	for _, f := range s.absFiles {
+		argv = append(argv, "-f", f)
+	}
+	argv = append(argv,
+		"--xds-addr", s.xds,
+		"--monitoring-addr", monitoring,
+		"--data-dir", filepath.Join(s.cfg.DataDir, "control"),
+		"--log-level", s.cfg.LogLevel,
+	)
+	return procSpec{Name: "control", Argv: argv, Grace: 5 * time.Second}
+}
+
+// reload re-reads the files and applies them; an invalid edit is logged, one record
+// per problem, and the running mesh stays as it is.
+func (s *supervisor) reload() {
+	set, err := config.LoadFiles(s.cfg.Files)
+	if err != nil {
+		var list config.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				s.cfg.Logger.Warn("invalid mesh file; keeping the running mesh", "error", e.Error())
+			}
+			return
+		}
+		s.cfg.Logger.Warn("invalid mesh file; keeping the running mesh", "error", err)
+		return
+	}
+	s.cfg.Logger.Info("mesh files changed; applying")
+	s.apply(set)
+}
+
+// apply makes the running workloads match set: it stops removed workloads, restarts
+// changed ones and starts new ones.
+func (s *supervisor) apply(set *config.Set) {
+	want := map[string]config.Workload{}
+	for _, w := range set.Workloads {
+		want[workloadKey(w.Workload)] = w
+	}
+	s.mu.Lock()
+	var stop []*workloadRun
+	for key, r := range s.runs {
+		if w, ok := want[key]; !ok || digest(w.Workload) != r.plan.Digest {
+			stop = append(stop, r)
+			delete(s.runs, key)
+		}
+	}
+	s.mu.Unlock()
+
+	prev := map[string]*addrs{}
+	for _, r := range stop {
+		prev[r.plan.Key] = r.plan.Addrs
+	}
+	stopRuns(stop)
+	for _, r := range stop {
+		if _, ok := want[r.plan.Key]; !ok {
+			s.cfg.Logger.Info("workload removed", "workload", r.plan.Key)
+			os.Remove(r.plan.BootstrapPath)
+		}
+	}
+
+	for _, w := range set.Workloads {
+		key := workloadKey(w.Workload)
+		s.mu.Lock()
+		_, running := s.runs[key]
+		s.mu.Unlock()
+		if running {
+			continue
+		}
+		if err := s.start(w, prev[key]); err != nil {
+			s.cfg.Logger.Error("cannot start workload", "workload", key, "error", err)
+		}
+	}
+	s.notify()
+}
+
+// start runs one workload: its sidecar, then its app.
+func (s *supervisor) start(w config.Workload, prev *addrs) error {
+	pl, err := newPlan(w, planInput{
+		XDS:     s.xds,
+		Delta:   s.cfg.Delta,
+		DataDir: s.cfg.DataDir,
+		Binary:  s.cfg.Binary,
+		BaseEnv: os.Environ(),
+		Ports:   s.ports,
+		Prev:    prev,
+	})
+	if err != nil {
+		return err
+	}
+	if err := pl.writeBootstrap(); err != nil {
+		return err
+	}
+	r := startWorkload(pl, s.workloadOptions())
+	s.mu.Lock()
+	s.runs[pl.Key] = r
+	s.mu.Unlock()
+	if prev != nil {
+		s.cfg.Logger.Info("workload restarted", "workload", pl.Key)
+	} else {
+		s.cfg.Logger.Info("workload started", "workload", pl.Key, "outbound", pl.Addrs.Outbound, "admin", pl.Addrs.Admin)
+	}
+	return nil
+}
+
+func (s *supervisor) workloadOptions() workloadOptions {
+	return workloadOptions{
+		Binary:       s.cfg.Binary,
+		AppGrace:     s.cfg.AppGrace,
+		DrainTimeout: s.cfg.DrainTimeout,
+		Proc:         s.procOpts,
+		OnChange:     s.notify,
+	}
+}
+
+// shutdown stops every app, then every sidecar, then the control plane.
+func (s *supervisor) shutdown() {
+	s.mu.Lock()
+	runs := make([]*workloadRun, 0, len(s.runs))
+	for _, r := range s.runs {
+		runs = append(runs, r)
+	}
+	s.runs = map[string]*workloadRun{}
+	s.mu.Unlock()
+	stopRuns(runs)
+	s.control.Stop()
+}
+
+// stopRuns stops the apps of runs, then their sidecars, each phase in parallel.
+func stopRuns(runs []*workloadRun) {
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		wg.Go(r.stopApp)
+	}
+	wg.Wait()
+	for _, r := range runs {
+		wg.Go(r.stopProxy)
+	}
+	wg.Wait()
+}

@@ -1,0 +1,235 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"trellis.dev/trellis/internal/api/v1alpha1"
+	"trellis.dev/trellis/internal/bootstrap"
+	"trellis.dev/trellis/internal/config"
+	"trellis.dev/trellis/internal/names"
+	"trellis.dev/trellis/internal/registry"
+)
+
+// Build derives the mesh from configuration and the registered instances. cfg may be
+// nil (no configuration yet). The result shares nothing with its inputs.
+func Build(cfg *config.Set, instances []registry.Instance) *Mesh {
+	if cfg == nil {
+		cfg = &config.Set{}
+	}
+	b := &builder{mesh: &Mesh{}, byKey: make(map[string]*Service)}
+	for _, s := range cfg.Services {
+		b.addService(s)
+	}
+	for _, w := range cfg.Workloads {
+		b.addWorkload(w)
+	}
+	for _, inst := range instances {
+		b.addDeclaredByInstance(inst)
+	}
+	for _, inst := range instances {
+		b.addEndpoints(inst)
+	}
+	b.mesh.finish()
+	return b.mesh
+}
+
+type builder struct {
+	mesh  *Mesh
+	byKey map[string]*Service // namespace/name
+
+	// selectors of v1/Services, by namespace/name.
+	selectors map[string]selectorService
+}
+
+type selectorService struct {
+	selector labels.Selector
+	ports    []corev1.ServicePort
+}
+
+func key(namespace, name string) string { return namespace + "/" + name }
+
+func namespaceOr(ns string) string {
+	if ns == "" {
+		return names.DefaultNamespace
+	}
+	return ns
+}
+
+// protocolOf normalises a protocol written in metadata: upper case, default HTTP.
+func protocolOf(p string) v1alpha1.Protocol {
+	if p == "" {
+		return v1alpha1.ProtocolHTTP
+	}
+	return v1alpha1.Protocol(strings.ToUpper(p))
+}
+
+func (b *builder) errorf(format string, args ...any) {
+	b.mesh.Errors = append(b.mesh.Errors, fmt.Sprintf(format, args...))
+}
+
+func (b *builder) newService(name, namespace string, origin Origin, source string) *Service {
+	s := &Service{
+		Name:      name,
+		Namespace: namespace,
+		FQDN:      names.ServiceFQDN(name, namespace),
+		Origin:    origin,
+		Source:    source,
+	}
+	b.byKey[key(namespace, name)] = s
+	b.mesh.Services = append(b.mesh.Services, s)
+	return s
+}
+
+func (b *builder) addService(cs config.Service) {
+	ns := namespaceOr(cs.Namespace)
+	s := b.newService(cs.Name, ns, OriginService, cs.Pos.String())
+	sel := labels.Nothing()
+	if len(cs.Spec.Selector) > 0 {
+		sel = labels.SelectorFromSet(cs.Spec.Selector)
+	}
+	if b.selectors == nil {
+		b.selectors = make(map[string]selectorService)
+	}
+	b.selectors[key(ns, cs.Name)] = selectorService{selector: sel, ports: cs.Spec.Ports}
+	for _, p := range cs.Spec.Ports {
+		if p.Port <= 0 {
+			continue
+		}
+		s.Ports = append(s.Ports, &Port{
+			Name:     p.Name,
+			Number:   uint32(p.Port),
+			Protocol: config.ServicePortProtocol(p),
+		})
+	}
+}
+
+func (b *builder) addWorkload(w config.Workload) {
+	if w.Spec.Service == "" {
+		return
+	}
+	ports := make([]declaredPort, 0, len(w.Spec.Ports))
+	for _, p := range w.Spec.Ports {
+		ports = append(ports, declaredPort{name: p.Name, number: uint32(p.Port), protocol: protocolOf(string(p.Protocol))})
+	}
+	b.declare(w.Spec.Service, namespaceOr(w.Namespace), ports, fmt.Sprintf("Workload %s/%s (%s)", namespaceOr(w.Namespace), w.Name, w.Pos), w.Pos.String())
+}
+
+func (b *builder) addDeclaredByInstance(inst registry.Instance) {
+	md := inst.Metadata
+	if md.Service == "" {
+		return
+	}
+	ports := make([]declaredPort, 0, len(md.Ports))
+	for _, p := range md.Ports {
+		ports = append(ports, declaredPort{name: p.Name, number: p.Port, protocol: protocolOf(p.Protocol)})
+	}
+	b.declare(md.Service, namespaceOr(md.Namespace), ports, "sidecar "+inst.NodeID, "")
+}
+
+type declaredPort struct {
+	name     string
+	number   uint32
+	protocol v1alpha1.Protocol
+}
+
+// declare adds ports to the implicit service name/ns, creating it if needed. A
+// v1/Service of the same name takes precedence and is left alone.
+func (b *builder) declare(name, ns string, ports []declaredPort, who, source string) {
+	s := b.byKey[key(ns, name)]
+	if s == nil {
+		s = b.newService(name, ns, OriginWorkload, source)
+	}
+	if s.Origin != OriginWorkload {
+		return
+	}
+	for _, dp := range ports {
+		if dp.number == 0 {
+			continue
+		}
+		if p := s.Port(dp.number); p != nil {
+			if p.Protocol != dp.protocol || p.Name != dp.name {
+				b.errorf("service %s/%s port %d: %s declares it as %s %q, but it is already %s %q; keeping %s %q",
+					ns, name, dp.number, who, dp.protocol, dp.name, p.Protocol, p.Name, p.Protocol, p.Name)
+			}
+			continue
+		}
+		s.Ports = append(s.Ports, &Port{Name: dp.name, Number: dp.number, Protocol: dp.protocol})
+	}
+}
+
+// addEndpoints makes an instance an endpoint of every service that selects it.
+func (b *builder) addEndpoints(inst registry.Instance) {
+	md := inst.Metadata
+	ns := namespaceOr(md.Namespace)
+	for _, s := range b.mesh.Services {
+		if s.Namespace != ns {
+			continue
+		}
+		switch s.Origin {
+		case OriginWorkload:
+			if md.Service != s.Name {
+				continue
+			}
+			for _, p := range s.Ports {
+				if mp := findPort(md.Ports, "", p.Number); mp != nil {
+					addEndpoint(p, mp, inst.NodeID)
+				}
+			}
+		case OriginService:
+			sel := b.selectors[key(s.Namespace, s.Name)]
+			if !sel.selector.Matches(labels.Set(md.Labels)) {
+				continue
+			}
+			for _, sp := range sel.ports {
+				p := s.Port(uint32(sp.Port))
+				if p == nil {
+					continue
+				}
+				if mp := targetPort(md.Ports, sp); mp != nil {
+					addEndpoint(p, mp, inst.NodeID)
+				}
+			}
+		}
+	}
+}
+
+func addEndpoint(p *Port, mp *bootstrap.Port, nodeID string) {
+	if mp.Inbound == "" {
+		return
+	}
+	p.Endpoints = append(p.Endpoints, Endpoint{Address: mp.Inbound, NodeID: nodeID})
+}
+
+// targetPort picks the workload port a Service port reaches: the targetPort if it
+// names or numbers one, else the port with the same name, else the same number.
+func targetPort(ports []bootstrap.Port, sp corev1.ServicePort) *bootstrap.Port {
+	if tp := sp.TargetPort; tp.StrVal != "" || tp.IntVal != 0 {
+		if mp := findPort(ports, tp.StrVal, uint32(max(tp.IntVal, 0))); mp != nil {
+			return mp
+		}
+	}
+	if sp.Name != "" {
+		if mp := findPort(ports, sp.Name, 0); mp != nil {
+			return mp
+		}
+	}
+	return findPort(ports, "", uint32(sp.Port))
+}
+
+// findPort returns the port with the given name (if name is set) or number.
+func findPort(ports []bootstrap.Port, name string, number uint32) *bootstrap.Port {
+	for i := range ports {
+		p := &ports[i]
+		if name != "" && p.Name == name {
+			return p
+		}
+		if name == "" && number != 0 && p.Port == number {
+			return p
+		}
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package model
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"trellis.dev/trellis/internal/api/v1alpha1"
+	"trellis.dev/trellis/internal/names"
+)
+
+// Origin says which document defined a service.
+type Origin string
+
+// The origins of a service.
+const (
+	// OriginService is a v1/Service document.
+	OriginService Origin = "Service"
+	// OriginWorkload is the spec.service of one or more Workloads (or the service a
+	// registered sidecar declares in its metadata).
+	OriginWorkload Origin = "Workload"
+)
+
+// Mesh is the IR of the whole mesh: every service with its ports and endpoints.
+type Mesh struct {
+	// Services are sorted by namespace, then name.
+	Services []*Service `json:"services"`
+	// Errors are problems found while building; the parts concerned were skipped or
+	// resolved as each error says.
+	Errors []string `json:"errors,omitempty"`
+
+	byFQDN map[string]*Service
+}
+
+// Service is one service of the mesh.
+type Service struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// FQDN is <name>.<namespace>.svc.cluster.local.
+	FQDN   string `json:"fqdn"`
+	Origin Origin `json:"origin"`
+	// Source is where the defining document is (file:line), if known.
+	Source string `json:"source,omitempty"`
+	// Ports are sorted by number.
+	Ports []*Port `json:"ports"`
+	// DefaultPort is the port a host name without a port reaches: 80 if the service
+	// has it (as an HTTP-family port), else its only HTTP-family port; 0 if none.
+	DefaultPort uint32 `json:"defaultPort,omitempty"`
+}
+
+// Port is one port of a service with the endpoints that serve it.
+type Port struct {
+	Name     string            `json:"name,omitempty"`
+	Number   uint32            `json:"number"`
+	Protocol v1alpha1.Protocol `json:"protocol"`
+	// Endpoints are sorted by address.
+	Endpoints []Endpoint `json:"endpoints"`
+}
+
+// Endpoint is a registered sidecar's inbound address for a service port.
+type Endpoint struct {
+	// Address is host:port, the sidecar's inbound listener for the port.
+	Address string `json:"address"`
+	// NodeID is the xDS node ID of the sidecar.
+	NodeID string `json:"nodeID"`
+}
+
+// IsHTTP reports whether a protocol is of the HTTP family (HTTP, HTTP2, GRPC): its
+// traffic is routed by request rather than forwarded as bytes.
+func IsHTTP(p v1alpha1.Protocol) bool {
+	switch p {
+	case v1alpha1.ProtocolHTTP, v1alpha1.ProtocolHTTP2, v1alpha1.ProtocolGRPC:
+		return true
+	}
+	return false
+}
+
+// Service returns the service with the given FQDN, or nil.
+func (m *Mesh) Service(fqdn string) *Service {
+	return m.byFQDN[strings.ToLower(fqdn)]
+}
+
+// Resolve finds a service by a name as a client in namespace from would write it:
+// name, name.namespace, name.namespace.svc or the FQDN. It returns nil if there is
+// no such service.
+func (m *Mesh) Resolve(name, from string) *Service {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	parts := strings.Split(name, ".")
+	switch {
+	case len(parts) == 1:
+		return m.Service(names.ServiceFQDN(parts[0], from))
+	case len(parts) == 2:
+		return m.Service(names.ServiceFQDN(parts[0], parts[1]))
+	case len(parts) == 3 && parts[2] == "svc":
+		return m.Service(names.ServiceFQDN(parts[0], parts[1]))
+	}
+	return m.Service(name)
+}
+
+// Port returns the service's port with the given number, or nil.
+func (s *Service) Port(number uint32) *Port {
+	for _, p := range s.Ports {
+		if p.Number == number {
+			return p
+		}
+	}
+	return nil
+}
+
+// finish sorts everything and indexes the services.
+func (m *Mesh) finish() {
+	slices.SortFunc(m.Services, func(a, b *Service) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	m.byFQDN = make(map[string]*Service, len(m.Services))
+	for _, s := range m.Services {
+		slices.SortFunc(s.Ports, func(a, b *Port) int { return cmp.Compare(a.Number, b.Number) })
+		for _, p := range s.Ports {
+			slices.SortFunc(p.Endpoints, func(a, b Endpoint) int {
+				return cmp.Or(cmp.Compare(a.Address, b.Address), cmp.Compare(a.NodeID, b.NodeID))
+			})
+			p.Endpoints = slices.CompactFunc(p.Endpoints, func(a, b Endpoint) bool { return a.Address == b.Address })
+			if p.Endpoints == nil {
+				p.Endpoints = []Endpoint{}
+			}
+		}
+		s.DefaultPort = defaultPort(s.Ports)
+		m.byFQDN[s.FQDN] = s
+	}
+}
+
+// defaultPort is 80 if it is an HTTP-family port, else the only HTTP-family port,
+// else 0. A TCP port is never a default: a host name routes HTTP requests only.
+func defaultPort(ports []*Port) uint32 {
+	var only uint32
+	n := 0
+	for _, p := range ports {
+		if !IsHTTP(p.Protocol) {
+			continue
+		}
+		if p.Number == 80 {
+			return 80
+		}
+		only = p.Number
+		n++
+	}
+	if n == 1 {
+		return only
+	}
+	return 0
+}

@@ -1,0 +1,54 @@
+package model
+
+import (
+	"trellis.dev/trellis/internal/api/v1alpha1"
+	"trellis.dev/trellis/internal/bootstrap"
+	"trellis.dev/trellis/internal/registry"
+)
+
+// Proxy is what the generator needs to know about one sidecar: where its listeners go
+// and which namespace it resolves names from.
+type Proxy struct {
+	// ID is the xDS node ID.
+	ID        string `json:"id"`
+	Workload  string `json:"workload"`
+	Namespace string `json:"namespace"`
+	// Inbound are the workload's ports, as the sidecar serves them.
+	Inbound []InboundPort `json:"inbound,omitempty"`
+	// Outbound is the address of the outbound listener; empty: none.
+	Outbound string `json:"outbound,omitempty"`
+	// Upstreams are local TCP binds forwarding to a service port.
+	Upstreams []bootstrap.Upstream `json:"upstreams,omitempty"`
+}
+
+// InboundPort is one workload port: the sidecar listens on Inbound and forwards to
+// the app on Target.
+type InboundPort struct {
+	Name     string            `json:"name,omitempty"`
+	Port     uint32            `json:"port"`
+	Protocol v1alpha1.Protocol `json:"protocol"`
+	Target   string            `json:"target"`
+	Inbound  string            `json:"inbound"`
+}
+
+// NewProxy builds the proxy view of a registered instance.
+func NewProxy(inst registry.Instance) *Proxy {
+	md := inst.Metadata
+	p := &Proxy{
+		ID:        inst.NodeID,
+		Workload:  md.Workload,
+		Namespace: namespaceOr(md.Namespace),
+		Outbound:  md.Outbound,
+		Upstreams: append([]bootstrap.Upstream(nil), md.Upstreams...),
+	}
+	for _, mp := range md.Ports {
+		p.Inbound = append(p.Inbound, InboundPort{
+			Name:     mp.Name,
+			Port:     mp.Port,
+			Protocol: protocolOf(mp.Protocol),
+			Target:   mp.Target,
+			Inbound:  mp.Inbound,
+		})
+	}
+	return p
+}

@@ -1,0 +1,119 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// State is what the admin endpoints show of the sidecar.
+type State interface {
+	// Ready reports whether the first complete configuration is applied (and the
+	// sidecar is not draining).
+	Ready() bool
+	// WriteConfigDump writes the accepted resources as JSON.
+	WriteConfigDump(w io.Writer) error
+	// WriteStats writes the counters as text.
+	WriteStats(w io.Writer) error
+}
+
+// Config configures the admin server.
+type Config struct {
+	// Address is where to listen; its host must be a loopback IP or "localhost".
+	Address string
+	State   State
+	Logger  *slog.Logger
+}
+
+// Server is the admin HTTP server.
+type Server struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// New binds the admin address. It refuses any address that is not loopback.
+func New(cfg Config) (*Server, error) {
+	if err := checkLoopback(cfg.Address); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("binding admin address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !cfg.State.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n")
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.HandleFunc("GET /config_dump", func(w http.ResponseWriter, _ *http.Request) {
+		write(w, "application/json", cfg.State.WriteConfigDump)
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		write(w, "text/plain; charset=utf-8", cfg.State.WriteStats)
+	})
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	return &Server{ln: ln, srv: srv}, nil
+}
+
+// write renders into a buffer first, so that a failure is a clean 500.
+func write(w http.ResponseWriter, contentType string, render func(io.Writer) error) {
+	var buf bytes.Buffer
+	if err := render(&buf); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Write(buf.Bytes())
+}
+
+// Addr returns the bound address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve serves until ctx ends, then closes the server.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving admin: %w", err)
+	case <-ctx.Done():
+		s.srv.Close()
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving admin: %w", err)
+		}
+		return nil
+	}
+}
+
+// Close releases the bound address of a server that never served.
+func (s *Server) Close() error { return s.ln.Close() }
+
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("admin address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("admin address %q is not a loopback address; the admin endpoints must not be reachable from other hosts", addr)
+	}
+	return nil
+}

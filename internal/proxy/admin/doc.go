@@ -1,0 +1,9 @@
+// Package admin serves the sidecar's admin endpoints on a loopback address only:
+//
+//	/ready        200 "ready" once the first complete configuration is applied, else 503
+//	/config_dump  the accepted xDS resources per type, as JSON (protojson), with versions
+//	/stats        plain-text counters, one "name value" line each
+//
+// The admin server reads the sidecar through the small State interface; it holds no
+// state and no lock of its own. Serve runs one http.Server until its context ends.
+package admin

@@ -1,0 +1,28 @@
+// Package proxy is the Trellis sidecar: `trellis proxy --bootstrap FILE`.
+//
+// Data flow (docs/proxy.md has the user's view):
+//
+//	xdsclient ──Update──> Proxy.Apply ──> runtime.Validate ──> listener.Prepare (bind)
+//	    ^  ACK/NACK           │
+//	    └──── error ──────────┘ accepted resources ──> runtime.Build ──> Table
+//	                                                      │ every reference resolved
+//	                          forward.Upstreams.Attach <──┘
+//	                          table.Store (atomic swap) ──> listener.Activate
+//	request path: listener socket ──> forward.HTTP / forward.TCP ──> table.Load()
+//
+// Concurrency and ownership:
+//   - The xDS client's Run goroutine is the only writer of configuration: it calls
+//     Apply and Wants one at a time. Apply builds a new immutable runtime.Table and
+//     publishes it with an atomic.Pointer; the request path loads the pointer once per
+//     request (HTTP) or connection (TCP) and never sees a table change under it.
+//   - Proxy.mu guards only the map of accepted resources, which the admin endpoints
+//     read concurrently (config dump, Wants).
+//   - listener.Manager owns the sockets and their goroutines (its own mutex);
+//     forward.Upstreams owns the connection pools (its own mutex, configuration path
+//     only); counters are atomics in stats.
+//   - Run owns every goroutine: on ctx's end it stops the xDS client, drains the
+//     listeners for up to the drain timeout, and stops the admin server last.
+//
+// The sidecar imports no control-plane package: only the Envoy protos and the leaf
+// packages names and bootstrap.
+package proxy

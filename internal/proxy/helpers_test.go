@@ -1,0 +1,161 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"trellis.dev/trellis/internal/bootstrap"
+)
+
+// testLogger logs to stderr when TRELLIS_TEST_LOG is set, else nowhere.
+func testLogger() *slog.Logger {
+	if os.Getenv("TRELLIS_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startProxy runs a sidecar for node until the test ends.
+func startProxy(t *testing.T, node, xds string, delta bool) *Proxy {
+	t.Helper()
+	p, err := New(Config{
+		Bootstrap: &bootstrap.Bootstrap{
+			Node:  bootstrap.Node{ID: node, Cluster: strings.Split(node, ".")[0], Metadata: bootstrap.Metadata{Workload: node, Namespace: "default"}},
+			XDS:   xds,
+			Delta: delta,
+			Admin: "127.0.0.1:0",
+		},
+		DrainTimeout: 2 * time.Second,
+		Logger:       testLogger().With("node", node),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("sidecar %s did not stop", node)
+		}
+	})
+	return p
+}
+
+// eventually calls f until it succeeds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for a condition
+	}
+}
+
+// appServer is an HTTP app that says who it is and what it received.
+func appServer(t *testing.T, name string, h2c bool) *httptest.Server {
+	t.Helper()
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "app=%s host=%s uri=%s proto=%s", name, r.Host, r.RequestURI, r.Proto)
+	}))
+	if h2c {
+		s.Config.Protocols = new(http.Protocols)
+		s.Config.Protocols.SetUnencryptedHTTP2(true)
+		s.Config.Protocols.SetHTTP1(true)
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// tcpEcho is a TCP server that echoes each connection and half-closes after the
+// client does.
+func tcpEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// get sends a GET through client and returns status and body.
+func get(client *http.Client, url, host string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(body)), err
+}
+
+// expect returns an error unless a GET answers code and a body containing want.
+func expect(client *http.Client, url, host string, code int, want string) error {
+	got, body, err := get(client, url, host)
+	if err != nil {
+		return err
+	}
+	if got != code || !strings.Contains(body, want) {
+		return fmt.Errorf("GET %s (Host %q) = %d %q, want %d containing %q", url, host, got, body, code, want)
+	}
+	return nil
+}
+
+var errNotYet = errors.New("not yet")

@@ -1,0 +1,182 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// socket is one bound address. Once serving, its accept loop hands each connection to
+// the HTTP server or the TCP proxy according to the listener at its address in the
+// current table, so a listener can change kind or name without a rebind.
+type socket struct {
+	addr    string
+	ln      net.Listener
+	serving bool
+
+	http   *http.Server
+	queue  *connQueue
+	ctx    context.Context // cancelled to end TCP connections
+	cancel context.CancelFunc
+	done   sync.WaitGroup // the accept loop, the HTTP server, TCP connections
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // open TCP proxy connections
+}
+
+// serve starts the socket's accept loop and HTTP server. m.mu is held.
+func (m *Manager) serve(s *socket) {
+	s.serving = true
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.queue = newConnQueue(s.ln.Addr())
+	s.conns = map[net.Conn]struct{}{}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge on the same port
+	s.http = &http.Server{
+		Handler:           m.cfg.HTTP.Handler(s.addr),
+		Protocols:         protocols,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	s.done.Go(func() { _ = s.http.Serve(s.queue) })
+	s.done.Go(func() { m.accept(s) })
+}
+
+func (m *Manager) accept(s *socket) {
+	var delay time.Duration
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			m.cfg.Logger.Warn("accepting connection", "address", s.addr, "error", err)
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		l := m.cfg.Tables.Current().ListenerAt(s.addr)
+		switch {
+		case l == nil:
+			conn.Close()
+		case l.Routes != nil:
+			if !s.queue.push(conn) {
+				conn.Close()
+			}
+		case l.Cluster != nil:
+			if !s.track(conn) {
+				conn.Close()
+				continue
+			}
+			s.done.Go(func() {
+				defer s.untrack(conn)
+				m.cfg.TCP.Serve(s.ctx, conn, l)
+			})
+		}
+	}
+}
+
+func (s *socket) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *socket) untrack(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+}
+
+// drain stops accepting, lets HTTP requests and TCP connections finish until ctx
+// ends, then closes the rest and waits for the socket's goroutines.
+func (s *socket) drain(ctx context.Context) {
+	s.ln.Close()
+	s.queue.Close()
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.http.Close()
+	}
+	// TCP connections: wait for them to end, or close them at the deadline.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for s.openConns() > 0 {
+		select {
+		case <-ctx.Done():
+			s.closeConns()
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	s.cancel()
+	s.done.Wait()
+}
+
+func (s *socket) openConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *socket) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
+}
+
+// connQueue is a net.Listener fed by the socket's accept loop: the HTTP server
+// accepts from it.
+type connQueue struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (q *connQueue) push(c net.Conn) bool {
+	select {
+	case q.conns <- c:
+		return true
+	case <-q.closed:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.conns:
+		return c, nil
+	case <-q.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.closed) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }

@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"trellis.dev/trellis/internal/bootstrap"
+	"trellis.dev/trellis/internal/proxy/admin"
+	"trellis.dev/trellis/internal/proxy/forward"
+	"trellis.dev/trellis/internal/proxy/listener"
+	"trellis.dev/trellis/internal/proxy/runtime"
+	"trellis.dev/trellis/internal/proxy/stats"
+	"trellis.dev/trellis/internal/proxy/xdsclient"
+)
+
+// DefaultDrainTimeout is how long requests in flight may take to finish at shutdown
+// when Config.DrainTimeout is zero.
+const DefaultDrainTimeout = 5 * time.Second
+
+// Config configures a sidecar.
+type Config struct {
+	// Bootstrap is the sidecar's start-up configuration: its node, the control plane's
+	// xDS address, the protocol (SotW or Delta) and the admin address (loopback only).
+	Bootstrap *bootstrap.Bootstrap
+	// DrainTimeout bounds how long, at shutdown, requests and connections in flight may
+	// take to finish before they are closed. Zero means DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	// Logger receives the sidecar's log.
+	Logger *slog.Logger
+}
+
+// Proxy is one sidecar. It is the xDS client's Handler: it validates each update,
+// keeps the accepted resources, and swaps in a new runtime table when they are complete.
+type Proxy struct {
+	cfg       Config
+	client    *xdsclient.Client
+	admin     *admin.Server
+	listeners *listener.Manager
+	http      *forward.HTTP
+	stats     *stats.Stats
+
+	table    atomic.Pointer[runtime.Table]
+	ready    atomic.Bool
+	draining atomic.Bool
+
+	mu       sync.Mutex // guards accepted
+	accepted map[string]xdsclient.Update
+}
+
+var (
+	_ xdsclient.Handler = (*Proxy)(nil)
+	_ admin.State       = (*Proxy)(nil)
+	_ forward.Tables    = (*Proxy)(nil)
+	_ listener.Tables   = (*Proxy)(nil)
+)
+
+// Run runs a sidecar until ctx ends, then drains it.
+func Run(ctx context.Context, cfg Config) error {
+	p, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx)
+}
+
+// New checks the configuration and binds the admin address.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Bootstrap == nil {
+		return nil, errors.New("proxy: no bootstrap")
+	}
+	if cfg.Logger == nil {
+		return nil, errors.New("proxy: no logger")
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
+	b := cfg.Bootstrap
+	if b.XDS == "" {
+		return nil, fmt.Errorf("bootstrap of %s: no xds address", b.Node.ID)
+	}
+	node, err := b.Node.ToProto()
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap of %s: %w", b.Node.ID, err)
+	}
+	p := &Proxy{cfg: cfg, stats: &stats.Stats{}, accepted: map[string]xdsclient.Update{}}
+	p.http = forward.NewHTTP(forward.HTTPConfig{Tables: p, Stats: p.stats, Logger: cfg.Logger})
+	p.listeners = listener.New(listener.Config{
+		Tables:       p,
+		HTTP:         p.http,
+		TCP:          &forward.TCP{Stats: p.stats, Logger: cfg.Logger},
+		Logger:       cfg.Logger,
+		DrainTimeout: cfg.DrainTimeout,
+	})
+	p.client, err = xdsclient.New(xdsclient.Config{
+		Server:  b.XDS,
+		Node:    node,
+		Delta:   b.Delta,
+		Handler: p,
+		Logger:  cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.admin, err = admin.New(admin.Config{Address: b.Admin, State: p, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
+	}
+	return p, nil
+}
+
+// AdminAddr returns the admin listener's address.
+func (p *Proxy) AdminAddr() string { return p.admin.Addr() }
+
+// Current returns the runtime table in effect, or nil before the first one.
+func (p *Proxy) Current() *runtime.Table { return p.table.Load() }
+
+// Ready reports whether the first complete configuration is applied and the sidecar is
+// not draining.
+func (p *Proxy) Ready() bool { return p.ready.Load() && !p.draining.Load() }
+
+// Run connects to the control plane and serves until ctx ends; then it stops taking
+// configuration, stops accepting, lets requests in flight finish for up to the drain
+// timeout, and closes everything.
+func (p *Proxy) Run(ctx context.Context) error {
+	log := p.cfg.Logger.With("node", p.cfg.Bootstrap.Node.ID)
+	log.Info("sidecar starting", "xds", p.cfg.Bootstrap.XDS, "delta", p.cfg.Bootstrap.Delta, "admin", p.AdminAddr())
+
+	adminCtx, stopAdmin := context.WithCancel(context.Background())
+	defer stopAdmin()
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- p.admin.Serve(adminCtx) }()
+
+	xdsDone := make(chan error, 1)
+	go func() { xdsDone <- p.client.Run(ctx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-adminDone:
+		adminDone <- nil
+	}
+	p.draining.Store(true)
+	log.Info("sidecar draining", "timeout", p.cfg.DrainTimeout)
+	if err := <-xdsDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
+	defer cancel()
+	p.listeners.Shutdown(drainCtx)
+	p.http.Upstreams().Close()
+	stopAdmin()
+	if err := <-adminDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	log.Info("sidecar stopped")
+	return runErr
+}

@@ -1,0 +1,139 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"trellis.dev/trellis/internal/lb"
+)
+
+// ErrUnresolved is wrapped by Build's error when a reference does not resolve yet:
+// a listener's route configuration, a route's cluster, or an EDS cluster's endpoints
+// have not been received. It is the normal state while a configuration arrives.
+var ErrUnresolved = errors.New("configuration incomplete")
+
+// Build compiles the resources into a Table. Every resource must have passed Validate.
+// It fails, wrapping ErrUnresolved, unless every reference resolves: each RDS
+// listener's route configuration, each route's and TCP proxy's cluster, and each EDS
+// cluster's load assignment (an empty assignment is fine).
+func Build(res Resources) (*Table, error) {
+	t := &Table{
+		Listeners: make(map[string]*Listener, len(res.Listeners)),
+		Clusters:  make(map[string]*Cluster, len(res.Clusters)),
+		byAddr:    make(map[string]*Listener, len(res.Listeners)),
+	}
+	var missing []string
+	for _, name := range sortedKeys(res.Clusters) {
+		spec, err := parseCluster(res.Clusters[name])
+		if err != nil {
+			return nil, asError(ClusterType, name, err)
+		}
+		addrs := spec.static
+		if spec.eds {
+			cla, ok := res.Endpoints[spec.edsName]
+			if !ok {
+				missing = append(missing, fmt.Sprintf("cluster %q: endpoints %q not received", name, spec.edsName))
+				continue
+			}
+			if addrs, err = parseLoadAssignment(cla); err != nil {
+				return nil, asError(EndpointType, spec.edsName, err)
+			}
+		}
+		t.Clusters[name] = &Cluster{
+			Name:           name,
+			ConnectTimeout: spec.timeout,
+			HTTP2:          spec.http2,
+			Endpoints:      addrs,
+			Picker:         lb.NewRoundRobin(addrs),
+		}
+	}
+	routes := map[string]*RouteTable{}
+	for _, name := range sortedKeys(res.Listeners) {
+		spec, err := parseListener(res.Listeners[name])
+		if err != nil {
+			return nil, asError(ListenerType, name, err)
+		}
+		l := &Listener{Name: name, Address: spec.addr}
+		switch {
+		case spec.tcp != nil:
+			l.StatPrefix = spec.tcp.statPrefix
+			if l.Cluster = t.Clusters[spec.tcp.cluster]; l.Cluster == nil {
+				missing = append(missing, fmt.Sprintf("listener %q: cluster %q not received", name, spec.tcp.cluster))
+			}
+		case spec.http.inline != nil:
+			l.StatPrefix = spec.http.statPrefix
+			l.Routes, missing = link(spec.http.inline, t.Clusters, missing)
+		default:
+			l.StatPrefix = spec.http.statPrefix
+			rt, ok := routes[spec.http.rds]
+			if !ok {
+				rc, received := res.Routes[spec.http.rds]
+				if !received {
+					missing = append(missing, fmt.Sprintf("listener %q: route configuration %q not received", name, spec.http.rds))
+					continue
+				}
+				rs, err := parseRouteConfig(rc)
+				if err != nil {
+					return nil, asError(RouteType, spec.http.rds, err)
+				}
+				rt, missing = link(rs, t.Clusters, missing)
+				routes[spec.http.rds] = rt
+			}
+			l.Routes = rt
+		}
+		t.Listeners[name] = l
+		t.byAddr[l.Address] = l
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrUnresolved, joinLimited(missing, 5))
+	}
+	return t, nil
+}
+
+// link resolves a route configuration's clusters, appending what is missing.
+func link(spec *routeSpec, clusters map[string]*Cluster, missing []string) (*RouteTable, []string) {
+	rt := &RouteTable{Name: spec.name, byDomain: map[string]*VirtualHost{}}
+	for _, vs := range spec.vhosts {
+		vh := &VirtualHost{Name: vs.name, Domains: vs.domains}
+		for _, rs := range vs.routes {
+			c := clusters[rs.cluster]
+			if c == nil {
+				missing = append(missing, fmt.Sprintf("route configuration %q: virtual host %q: cluster %q not received", spec.name, vs.name, rs.cluster))
+			}
+			vh.Routes = append(vh.Routes, &Route{Prefix: rs.prefix, Cluster: c})
+		}
+		for _, d := range vs.domains {
+			if d == "*" {
+				rt.wildcard = vh
+				continue
+			}
+			rt.byDomain[d] = vh
+		}
+		rt.VirtualHosts = append(rt.VirtualHosts, vh)
+	}
+	return rt, missing
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func joinLimited(items []string, n int) string {
+	s := ""
+	for i, it := range items {
+		if i == n {
+			return s + fmt.Sprintf("; and %d more", len(items)-n)
+		}
+		if i > 0 {
+			s += "; "
+		}
+		s += it
+	}
+	return s
+}

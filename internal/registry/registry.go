@@ -1,0 +1,175 @@
+package registry
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+
+	"trellis.dev/trellis/internal/bootstrap"
+)
+
+// Protocol is the xDS protocol variant of a stream. The State of the World and Delta
+// servers number their streams independently, so a stream is identified by both.
+type Protocol string
+
+// The two xDS protocol variants.
+const (
+	SotW  Protocol = "sotw"
+	Delta Protocol = "delta"
+)
+
+// Stream identifies one xDS stream of the server.
+type Stream struct {
+	Protocol Protocol
+	ID       int64
+}
+
+// Instance is one registered workload instance: a connected sidecar and what it said
+// about its workload.
+type Instance struct {
+	// NodeID is the sidecar's xDS node ID (<workload>.<namespace>).
+	NodeID string
+	// Metadata is the node metadata of the registering request.
+	Metadata bootstrap.Metadata
+}
+
+type entry struct {
+	inst Instance
+	seq  uint64 // registration order; the newest stream of a node wins
+}
+
+// Registry holds the instances of the open xDS streams. The zero value is not usable;
+// call New.
+type Registry struct {
+	mu      sync.Mutex
+	streams map[Stream]entry
+	seq     uint64
+	subs    map[chan struct{}]struct{}
+}
+
+// New returns an empty Registry.
+func New() *Registry {
+	return &Registry{
+		streams: make(map[Stream]entry),
+		subs:    make(map[chan struct{}]struct{}),
+	}
+}
+
+// Register records that stream carries the instance inst. It reports whether the
+// stream was new; registering a known stream again updates its instance.
+func (r *Registry) Register(stream Stream, inst Instance) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	before := r.viewLocked(inst.NodeID)
+	old, known := r.streams[stream]
+	seq := old.seq
+	if !known {
+		r.seq++
+		seq = r.seq
+	}
+	r.streams[stream] = entry{inst: inst, seq: seq}
+	if after := r.viewLocked(inst.NodeID); !reflect.DeepEqual(before, after) {
+		r.notifyLocked()
+	}
+	return !known
+}
+
+// Deregister forgets a stream. The stream's node stays registered while another of
+// its streams is open.
+func (r *Registry) Deregister(stream Stream) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.streams[stream]
+	if !ok {
+		return
+	}
+	before := r.viewLocked(e.inst.NodeID)
+	delete(r.streams, stream)
+	if after := r.viewLocked(e.inst.NodeID); !reflect.DeepEqual(before, after) {
+		r.notifyLocked()
+	}
+}
+
+// Lookup returns the instance registered for a node, if any stream of it is open.
+func (r *Registry) Lookup(nodeID string) (Instance, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := r.viewLocked(nodeID)
+	if v == nil {
+		return Instance{}, false
+	}
+	return *v, true
+}
+
+// Instances returns one instance per registered node, from its newest open stream,
+// sorted by node ID. The caller owns the returned slice.
+func (r *Registry) Instances() []Instance {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	newest := make(map[string]entry)
+	for _, e := range r.streams {
+		if cur, ok := newest[e.inst.NodeID]; !ok || e.seq > cur.seq {
+			newest[e.inst.NodeID] = e
+		}
+	}
+	out := make([]Instance, 0, len(newest))
+	for _, e := range newest {
+		out = append(out, e.inst)
+	}
+	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+// Len returns the number of registered nodes.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	nodes := make(map[string]struct{})
+	for _, e := range r.streams {
+		nodes[e.inst.NodeID] = struct{}{}
+	}
+	return len(nodes)
+}
+
+// Subscribe returns a channel that receives a value after the set of instances
+// changes; changes that arrive before the value is read coalesce into one. The
+// returned func unsubscribes.
+func (r *Registry) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	r.mu.Lock()
+	r.subs[ch] = struct{}{}
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		delete(r.subs, ch)
+		r.mu.Unlock()
+	}
+}
+
+// viewLocked returns the instance of a node as Instances would report it, or nil.
+func (r *Registry) viewLocked(nodeID string) *Instance {
+	var best *entry
+	for _, e := range r.streams {
+		if e.inst.NodeID != nodeID {
+			continue
+		}
+		if best == nil || e.seq > best.seq {
+			e := e
+			best = &e
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return &best.inst
+}
+
+func (r *Registry) notifyLocked() {
+	for ch := range r.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}

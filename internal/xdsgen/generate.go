@@ -1,0 +1,223 @@
+package xdsgen
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"trellis.dev/trellis/internal/model"
+	"trellis.dev/trellis/internal/names"
+)
+
+// ConnectTimeout is the connect timeout of every cluster.
+const ConnectTimeout = 10 * time.Second
+
+// Resources are the xDS resources of one proxy, each slice sorted by name.
+type Resources struct {
+	Listeners []*listenerv3.Listener
+	Routes    []*routev3.RouteConfiguration
+	Clusters  []*clusterv3.Cluster
+	Endpoints []*endpointv3.ClusterLoadAssignment
+}
+
+// Generate returns the resources of proxy in mesh. When some part cannot be generated
+// it is left out and the returned error says what and why; Resources is never nil.
+func Generate(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
+	g := &generator{mesh: mesh, proxy: proxy, res: &Resources{},
+		clusters: make(map[string]bool), upstreamBinds: make(map[string]string)}
+	g.outbound()
+	g.inbound()
+	g.upstreams()
+	g.sort()
+	return g.res, errors.Join(g.errs...)
+}
+
+type generator struct {
+	mesh     *model.Mesh
+	proxy    *model.Proxy
+	res      *Resources
+	clusters map[string]bool // outbound clusters already emitted
+	// upstreamBinds maps upstream listener names to their bind address.
+	upstreamBinds map[string]string
+	errs          []error
+}
+
+func (g *generator) errorf(format string, args ...any) {
+	g.errs = append(g.errs, fmt.Errorf("proxy %s: "+format, append([]any{g.proxy.ID}, args...)...))
+}
+
+// outbound emits the outbound listener, its route configuration and the clusters
+// the route reaches.
+func (g *generator) outbound() {
+	if g.proxy.Outbound == "" {
+		return
+	}
+	addr, err := socketAddress(g.proxy.Outbound)
+	if err != nil {
+		g.errorf("outbound listener: %v", err)
+		return
+	}
+	hcm := rdsHTTPFilter(names.OutboundListener, names.OutboundRoute)
+	g.res.Listeners = append(g.res.Listeners, listener(names.OutboundListener, addr, corev3.TrafficDirection_OUTBOUND, hcm))
+
+	rc := &routev3.RouteConfiguration{Name: names.OutboundRoute}
+	for _, svc := range g.mesh.Services {
+		for _, port := range svc.Ports {
+			if !model.IsHTTP(port.Protocol) {
+				continue
+			}
+			cluster := names.OutboundCluster(svc.FQDN, port.Number)
+			rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
+				Name:    svc.FQDN + ":" + strconv.FormatUint(uint64(port.Number), 10),
+				Domains: domains(svc, port.Number, g.proxy.Namespace),
+				Routes:  []*routev3.Route{prefixRoute(cluster)},
+			})
+			g.outboundCluster(svc, port)
+		}
+	}
+	g.res.Routes = append(g.res.Routes, rc)
+}
+
+// domains lists the host names of a service port as a client in namespace from
+// writes them: every alias with :port, and without it for the default port.
+func domains(svc *model.Service, port uint32, from string) []string {
+	var out []string
+	for _, alias := range names.HostAliases(svc.Name, svc.Namespace, from) {
+		out = append(out, alias+":"+strconv.FormatUint(uint64(port), 10))
+		if port == svc.DefaultPort {
+			out = append(out, alias)
+		}
+	}
+	return out
+}
+
+// inbound emits, per workload port, the inbound listener and the static cluster that
+// reaches the app.
+func (g *generator) inbound() {
+	for _, p := range g.proxy.Inbound {
+		if p.Inbound == "" {
+			continue
+		}
+		addr, err := socketAddress(p.Inbound)
+		if err != nil {
+			g.errorf("inbound port %d: %v", p.Port, err)
+			continue
+		}
+		target, err := socketAddress(p.Target)
+		if err != nil {
+			g.errorf("inbound port %d: target: %v", p.Port, err)
+			continue
+		}
+		name := names.InboundListener(p.Port)
+		cluster := names.InboundCluster(p.Port)
+		var filter *listenerv3.Filter
+		if model.IsHTTP(p.Protocol) {
+			filter = inlineHTTPFilter(name, &routev3.RouteConfiguration{
+				Name: name,
+				VirtualHosts: []*routev3.VirtualHost{{
+					Name:    name,
+					Domains: []string{"*"},
+					Routes:  []*routev3.Route{prefixRoute(cluster)},
+				}},
+			})
+		} else {
+			filter = tcpProxy(name, cluster)
+		}
+		g.res.Listeners = append(g.res.Listeners, listener(name, addr, corev3.TrafficDirection_INBOUND, filter))
+		g.res.Clusters = append(g.res.Clusters, staticCluster(cluster, p.Protocol, target))
+	}
+}
+
+// upstreams emits a TCP proxy listener per upstream bind, and the cluster it reaches.
+func (g *generator) upstreams() {
+	for _, u := range g.proxy.Upstreams {
+		svc := g.mesh.Resolve(u.Service, g.proxy.Namespace)
+		if svc == nil {
+			g.errorf("upstream %s:%d (bind %s): no service %q seen from namespace %q; skipped", u.Service, u.Port, u.Bind, u.Service, g.proxy.Namespace)
+			continue
+		}
+		port := svc.Port(u.Port)
+		if port == nil {
+			g.errorf("upstream %s:%d (bind %s): service %s has no port %d; skipped", u.Service, u.Port, u.Bind, svc.FQDN, u.Port)
+			continue
+		}
+		addr, err := socketAddress(u.Bind)
+		if err != nil {
+			g.errorf("upstream %s:%d: bind: %v; skipped", u.Service, u.Port, err)
+			continue
+		}
+		name := names.UpstreamListener(svc.FQDN, port.Number)
+		if g.upstreamBinds[name] != "" {
+			g.errorf("upstream %s:%d (bind %s): %s:%d already has the upstream bind %s; skipped",
+				u.Service, u.Port, u.Bind, svc.FQDN, port.Number, g.upstreamBinds[name])
+			continue
+		}
+		g.upstreamBinds[name] = u.Bind
+		g.res.Listeners = append(g.res.Listeners, listener(name, addr, corev3.TrafficDirection_OUTBOUND,
+			tcpProxy(name, names.OutboundCluster(svc.FQDN, port.Number))))
+		g.outboundCluster(svc, port)
+	}
+}
+
+// outboundCluster emits the EDS cluster of a service port and its assignment, once.
+func (g *generator) outboundCluster(svc *model.Service, port *model.Port) {
+	name := names.OutboundCluster(svc.FQDN, port.Number)
+	if g.clusters[name] {
+		return
+	}
+	g.clusters[name] = true
+	g.res.Clusters = append(g.res.Clusters, edsCluster(name, port.Protocol))
+	var lbs []*endpointv3.LbEndpoint
+	for _, ep := range port.Endpoints {
+		addr, err := socketAddress(ep.Address)
+		if err != nil {
+			g.errorf("endpoint %s of %s (node %s): %v; skipped", ep.Address, name, ep.NodeID, err)
+			continue
+		}
+		lbs = append(lbs, &endpointv3.LbEndpoint{
+			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}},
+		})
+	}
+	g.res.Endpoints = append(g.res.Endpoints, &endpointv3.ClusterLoadAssignment{
+		ClusterName: name,
+		Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}},
+	})
+}
+
+func (g *generator) sort() {
+	slices.SortFunc(g.res.Listeners, func(a, b *listenerv3.Listener) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(g.res.Routes, func(a, b *routev3.RouteConfiguration) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(g.res.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(g.res.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
+		return cmp.Compare(a.ClusterName, b.ClusterName)
+	})
+}
+
+// socketAddress parses host:port into an Envoy address.
+func socketAddress(hostport string) (*corev3.Address, error) {
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: %w", hostport, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return nil, fmt.Errorf("address %q: port must be 1..65535", hostport)
+	}
+	if host == "" {
+		return nil, fmt.Errorf("address %q: host is empty", hostport)
+	}
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       host,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(port)},
+	}}}, nil
+}

@@ -1,0 +1,109 @@
+package xdsgen
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
+
+	"trellis.dev/trellis/internal/bootstrap"
+	"trellis.dev/trellis/internal/config"
+	"trellis.dev/trellis/internal/model"
+	"trellis.dev/trellis/internal/registry"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// TestGolden translates testdata/<case>/mesh.yaml, with the sidecars of
+// testdata/<case>/proxies.yaml registered, and compares the model with mesh.json and
+// each proxy's resources (and generation errors) with <node-id>.json.
+func TestGolden(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/*/mesh.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) == 0 {
+		t.Fatal("no golden cases under testdata/")
+	}
+	for _, meshFile := range dirs {
+		dir := filepath.Dir(meshFile)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			set, err := config.ParseFile(meshFile)
+			if err != nil {
+				t.Fatalf("parsing mesh: %v", err)
+			}
+			instances := loadProxies(t, filepath.Join(dir, "proxies.yaml"))
+			mesh := model.Build(set, instances)
+			compareGolden(t, filepath.Join(dir, "mesh.json"), mesh)
+
+			for _, inst := range instances {
+				res, err := Generate(mesh, model.NewProxy(inst))
+				got := goldenProxy{Resources: res}
+				if err != nil {
+					got.Errors = strings.Split(err.Error(), "\n")
+				}
+				compareGolden(t, filepath.Join(dir, inst.NodeID+".json"), got)
+
+				again, _ := Generate(mesh, model.NewProxy(inst))
+				if a, b := mustJSON(t, res), mustJSON(t, again); !bytes.Equal(a, b) {
+					t.Errorf("%s: generating twice gave different resources", inst.NodeID)
+				}
+			}
+		})
+	}
+}
+
+type goldenProxy struct {
+	Errors    []string   `json:"errors,omitempty"`
+	Resources *Resources `json:"resources"`
+}
+
+func loadProxies(t *testing.T, path string) []registry.Instance {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []bootstrap.Node
+	if err := yaml.UnmarshalStrict(data, &nodes); err != nil {
+		t.Fatalf("decoding %s: %v", path, err)
+	}
+	var out []registry.Instance
+	for _, n := range nodes {
+		out = append(out, registry.Instance{NodeID: n.ID, Metadata: n.Metadata})
+	}
+	return out
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+func compareGolden(t *testing.T, path string, v any) {
+	t.Helper()
+	got := mustJSON(t, v)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", path, diff)
+	}
+}

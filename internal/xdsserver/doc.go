@@ -1,0 +1,27 @@
+// Package xdsserver serves xDS to the proxies: ADS (State of the World and Delta) and
+// the individual LDS, RDS, CDS and EDS services, on a grpc.Server, with
+// go-control-plane's server over a SnapshotCache in ADS mode.
+//
+// Data flow:
+//   - in: a sidecar's first request on a stream registers its instance (node ID and
+//     bootstrap.Metadata) in the registry; the stream closing deregisters it. The
+//     control component, subscribed to the registry, regenerates resources.
+//   - out: Push takes the generated resources of every registered proxy, and sets a
+//     new snapshot only for the nodes whose resources changed. Each resource type has
+//     its own version, a hash of its content, so a State of the World client is sent
+//     only the types that changed, and a Delta client only the changed resources.
+//     Nodes no longer registered lose their snapshot.
+//
+// A request carrying error_detail is a NACK: it is logged at Warn with the node, the
+// type, the resource names and the message, and counted in trellis_xds_nacks_total.
+// Metrics (registered on the prometheus.Registerer given in Config):
+// trellis_xds_nacks_total{type}, trellis_xds_pushes_total{type} (responses sent),
+// trellis_xds_connected_proxies, trellis_xds_push_duration_seconds.
+//
+// Concurrency: go-control-plane calls the callbacks from each stream's goroutine.
+// Server.mu guards the stream table and the per-node versions, and is held across
+// registration and across "is this node still registered? then clear its snapshot",
+// so a proxy that reconnects while its old snapshot is being cleared is not left
+// without a response. Serve owns the gRPC server's goroutines and stops them when its
+// context ends.
+package xdsserver

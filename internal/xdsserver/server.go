@@ -1,0 +1,262 @@
+package xdsserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"trellis.dev/trellis/internal/registry"
+	"trellis.dev/trellis/internal/xdsgen"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Registry receives the instances of connecting sidecars. Required.
+	Registry *registry.Registry
+	// Metrics is where the server's metrics are registered. Required; use a
+	// registry of your own, not the global one.
+	Metrics prometheus.Registerer
+	// Logger receives NACKs, registrations and errors. Default: slog.Default().
+	Logger *slog.Logger
+	// StopTimeout bounds the graceful stop when Serve's context ends; open streams
+	// are then cut. Default 5s.
+	StopTimeout time.Duration
+}
+
+// Server is the xDS server. Create it with New, serve it with Serve, and feed it
+// with Push.
+type Server struct {
+	cache    cachev3.SnapshotCache
+	xds      serverv3.Server
+	registry *registry.Registry
+	log      *slog.Logger
+	metrics  *metrics
+	stop     time.Duration
+	// endStreams ends every open stream.
+	endStreams context.CancelFunc
+
+	pushMu sync.Mutex // serialises Push
+
+	mu       sync.Mutex
+	streams  map[registry.Stream]string // open streams that registered -> node ID
+	versions map[string]versions        // node ID -> versions of its current snapshot
+}
+
+// versions holds a snapshot's version per resource type.
+type versions [types.UnknownType]string
+
+// The resource types Push sets, with their index in a snapshot.
+var resourceTypes = []types.ResponseType{types.Listener, types.Route, types.Cluster, types.Endpoint}
+
+// New returns a Server; it serves nothing until Serve is called.
+func New(cfg Config) (*Server, error) {
+	if cfg.Registry == nil {
+		return nil, errors.New("xdsserver: Config.Registry is required")
+	}
+	if cfg.Metrics == nil {
+		return nil, errors.New("xdsserver: Config.Metrics is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 5 * time.Second
+	}
+	s := &Server{
+		registry: cfg.Registry,
+		log:      cfg.Logger,
+		stop:     cfg.StopTimeout,
+		streams:  make(map[registry.Stream]string),
+		versions: make(map[string]versions),
+	}
+	m, err := newMetrics(cfg.Metrics, func() float64 { return float64(cfg.Registry.Len()) })
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	cl := cacheLogger{l: cfg.Logger.With("component", "xds-cache")}
+	s.cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cl)
+	// Ending streamsCtx ends every open stream: Serve does it when stopping, so that
+	// the graceful stop does not wait for long-lived streams.
+	var streamsCtx context.Context
+	streamsCtx, s.endStreams = context.WithCancel(context.Background())
+	s.xds = serverv3.NewServer(streamsCtx, s.cache, (*callbacks)(s), sotw.WithOrderedADS())
+	return s, nil
+}
+
+// Register adds the xDS services to a gRPC server. Serve does this for the server it
+// creates; Register is for callers that own their gRPC server.
+func (s *Server) Register(g *grpc.Server) {
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
+	listenerservice.RegisterListenerDiscoveryServiceServer(g, s.xds)
+	routeservice.RegisterRouteDiscoveryServiceServer(g, s.xds)
+	clusterservice.RegisterClusterDiscoveryServiceServer(g, s.xds)
+	endpointservice.RegisterEndpointDiscoveryServiceServer(g, s.xds)
+}
+
+// Serve serves plaintext xDS on lis until ctx ends, then ends the open streams and
+// stops gracefully (within Config.StopTimeout). It returns nil after a stop caused by
+// ctx. A Server serves once.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	g := grpc.NewServer()
+	s.Register(g)
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(lis) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("serving xDS on %s: %w", lis.Addr(), err)
+	case <-ctx.Done():
+	}
+	s.endStreams()
+	stopped := make(chan struct{})
+	go func() {
+		g.GracefulStop()
+		close(stopped)
+	}()
+	timer := time.NewTimer(s.stop)
+	defer timer.Stop()
+	select {
+	case <-stopped:
+	case <-timer.C:
+		g.Stop()
+		<-stopped
+	}
+	<-done
+	return nil
+}
+
+// Push sets the resources of every registered proxy: proxies maps node IDs to their
+// resources. A node whose resources did not change keeps its snapshot (its clients
+// are sent nothing); a node that is absent from proxies and no longer registered
+// loses its snapshot. It returns the IDs of the nodes that got a new snapshot,
+// sorted. Calls of Push are serialised.
+func (s *Server) Push(ctx context.Context, proxies map[string]*xdsgen.Resources) ([]string, error) {
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
+	start := time.Now()
+	defer func() { s.metrics.pushDuration.Observe(time.Since(start).Seconds()) }()
+
+	var changed []string
+	var errs []error
+	for node, res := range proxies {
+		snap, v, err := snapshot(res)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("building snapshot of %s: %w", node, err))
+			continue
+		}
+		s.mu.Lock()
+		same := s.versions[node] == v
+		s.mu.Unlock()
+		if same {
+			continue
+		}
+		if err := s.cache.SetSnapshot(ctx, node, snap); err != nil {
+			errs = append(errs, fmt.Errorf("setting snapshot of %s: %w", node, err))
+			continue
+		}
+		s.mu.Lock()
+		s.versions[node] = v
+		s.mu.Unlock()
+		changed = append(changed, node)
+	}
+	s.forgetGone(proxies)
+	slices.Sort(changed)
+	return changed, errors.Join(errs...)
+}
+
+// forgetGone clears the snapshot of every node that is neither in proxies nor
+// registered.
+func (s *Server) forgetGone(proxies map[string]*xdsgen.Resources) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for node := range s.versions {
+		if _, ok := proxies[node]; ok {
+			continue
+		}
+		if _, ok := s.registry.Lookup(node); ok {
+			continue
+		}
+		delete(s.versions, node)
+		s.cache.ClearSnapshot(node)
+	}
+}
+
+// Nodes returns the IDs of the nodes that have a snapshot, sorted.
+func (s *Server) Nodes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.versions))
+	for n := range s.versions {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// snapshot turns resources into a consistent snapshot whose version per type is a
+// hash of that type's resources.
+func snapshot(res *xdsgen.Resources) (*cachev3.Snapshot, versions, error) {
+	byType := map[types.ResponseType][]types.Resource{
+		types.Listener: asResources(res.Listeners),
+		types.Route:    asResources(res.Routes),
+		types.Cluster:  asResources(res.Clusters),
+		types.Endpoint: asResources(res.Endpoints),
+	}
+	snap := &cachev3.Snapshot{}
+	var v versions
+	for _, t := range resourceTypes {
+		version, err := hash(byType[t])
+		if err != nil {
+			return nil, v, err
+		}
+		v[t] = version
+		snap.Resources[t] = cachev3.NewResources(version, byType[t])
+	}
+	if err := snap.Consistent(); err != nil {
+		return nil, v, fmt.Errorf("inconsistent resources: %w", err)
+	}
+	return snap, v, nil
+}
+
+func asResources[M types.Resource](msgs []M) []types.Resource {
+	out := make([]types.Resource, len(msgs))
+	for i, m := range msgs {
+		out[i] = m
+	}
+	return out
+}
+
+// hash is a short digest of resources, in order, deterministically marshalled.
+func hash(resources []types.Resource) (string, error) {
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	for _, r := range resources {
+		b, err := opts.Marshal(r)
+		if err != nil {
+			return "", fmt.Errorf("hashing %s: %w", cachev3.GetResourceName(r), err)
+		}
+		fmt.Fprintf(h, "%d:", len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8]), nil
+}
