@@ -26,5 +26,6 @@ func newRoot() *cobra.Command {
 	}
 	root.AddCommand(newUpCmd(), newDemoCmd(), newDemoAppCmd())
 	root.AddCommand(newControlCmd())
+	root.AddCommand(newProxyCmd())
 	return root
 }

@@ -18,9 +18,19 @@ import (
 	"trellis.dev/trellis/internal/xdsserver"
 )
 
+// fileSource is what the translator needs of the file source.
+type fileSource interface {
+	// Synced is closed once every file has been loaded once.
+	Synced() <-chan struct{}
+	// Errors are the current problems of the files.
+	Errors() []error
+}
+
+var _ fileSource = (*file.Source)(nil)
+
 type translatorConfig struct {
 	store    *store.Store
-	source   *file.Source
+	source   fileSource
 	registry *registry.Registry
 	xds      *xdsserver.Server
 	metrics  prometheus.Registerer
@@ -83,10 +93,10 @@ func (t *translator) run(ctx context.Context) error {
 	}
 	t.translate(ctx)
 
-	timer := time.NewTimer(0)
-	if !timer.Stop() {
-		<-timer.C
-	}
+	// Stopped until a change arrives; since Go 1.23 a stopped or reset timer never
+	// delivers a stale tick.
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	defer timer.Stop()
 	var first time.Time // first change of the pending burst; zero: none pending
 	for {
@@ -134,7 +144,7 @@ func (t *translator) translate(ctx context.Context) {
 		resources[inst.NodeID] = res
 	}
 	changed, err := t.xds.Push(ctx, resources)
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		t.logger.Error("pushing xDS resources", "err", err)
 	}
 	t.duration.Observe(time.Since(start).Seconds())

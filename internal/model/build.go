@@ -20,7 +20,7 @@ func Build(cfg *config.Set, instances []registry.Instance) *Mesh {
 	if cfg == nil {
 		cfg = &config.Set{}
 	}
-	b := &builder{mesh: &Mesh{}, byKey: make(map[string]*Service)}
+	b := &builder{mesh: &Mesh{}, byKey: make(map[string]*Service), selectors: make(map[string]selectorService)}
 	for _, s := range cfg.Services {
 		b.addService(s)
 	}
@@ -90,9 +90,6 @@ func (b *builder) addService(cs config.Service) {
 	sel := labels.Nothing()
 	if len(cs.Spec.Selector) > 0 {
 		sel = labels.SelectorFromSet(cs.Spec.Selector)
-	}
-	if b.selectors == nil {
-		b.selectors = make(map[string]selectorService)
 	}
 	b.selectors[key(ns, cs.Name)] = selectorService{selector: sel, ports: cs.Spec.Ports}
 	for _, p := range cs.Spec.Ports {

@@ -106,6 +106,7 @@ func domains(svc *model.Service, port uint32, from string) []string {
 func (g *generator) inbound() {
 	for _, p := range g.proxy.Inbound {
 		if p.Inbound == "" {
+			g.errorf("inbound port %d: the metadata gives no inbound address; no listener", p.Port)
 			continue
 		}
 		addr, err := socketAddress(p.Inbound)

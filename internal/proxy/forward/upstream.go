@@ -104,13 +104,16 @@ func (u *Upstreams) newUpstream(key upstreamKey) *upstream {
 	rp := &httputil.ReverseProxy{
 		Rewrite:       rewrite,
 		Transport:     tr,
-		FlushInterval: -1, // flush every write: streaming and gRPC
+		// Zero: ReverseProxy flushes every write of a response of unknown length
+		// (streams, gRPC, server-sent events) and buffers those of known length.
+		FlushInterval: 0,
 		ErrorHandler:  u.errorf,
 		ErrorLog:      slog.NewLogLogger(u.logger.Handler(), slog.LevelDebug),
 		ModifyResponse: func(resp *http.Response) error {
 			if info := infoFrom(resp.Request.Context()); info != nil {
 				info.status = resp.StatusCode
 			}
+			grpcTrailersOnly(resp)
 			return nil
 		},
 	}
@@ -131,6 +134,29 @@ func rewrite(pr *httputil.ProxyRequest) {
 	for _, h := range forwardedHeaders {
 		if v, ok := pr.In.Header[h]; ok {
 			pr.Out.Header[h] = v
+		}
+	}
+}
+
+// grpcStatusHeaders are the fields of a gRPC status.
+var grpcStatusHeaders = []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"}
+
+// grpcTrailersOnly turns a gRPC "Trailers-Only" response (one HTTP/2 HEADERS frame
+// that ends the stream and carries the status) into headers plus trailers. Forwarded
+// as it is, the headers could be flushed before the handler returns, and the client
+// would see a stream that ends without a status.
+func grpcTrailersOnly(resp *http.Response) {
+	if resp.ProtoMajor != 2 || resp.ContentLength != 0 || len(resp.Trailer) > 0 {
+		return
+	}
+	if _, ok := resp.Header["Grpc-Status"]; !ok {
+		return
+	}
+	resp.Trailer = http.Header{}
+	for _, h := range grpcStatusHeaders {
+		if v, ok := resp.Header[h]; ok {
+			resp.Trailer[h] = v
+			delete(resp.Header, h)
 		}
 	}
 }

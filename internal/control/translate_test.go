@@ -1,0 +1,87 @@
+package control
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"trellis.dev/trellis/internal/bootstrap"
+	"trellis.dev/trellis/internal/registry"
+	"trellis.dev/trellis/internal/store"
+	"trellis.dev/trellis/internal/xdsserver"
+)
+
+// syncedSource is a file source that has loaded everything without problems.
+type syncedSource struct{ synced chan struct{} }
+
+func (s syncedSource) Synced() <-chan struct{} { return s.synced }
+func (s syncedSource) Errors() []error         { return nil }
+
+func TestTranslatorDebounces(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := registry.New()
+	metrics := prometheus.NewRegistry()
+	xds, err := xdsserver.New(xdsserver.Config{Registry: reg, Metrics: metrics, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := syncedSource{synced: make(chan struct{})}
+	close(src.synced)
+	tr, err := newTranslator(translatorConfig{
+		store: store.New(), source: src, registry: reg, xds: xds, metrics: metrics, logger: log,
+		debounce: 50 * time.Millisecond, maxDelay: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tr.run(runCtx)
+	}()
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	poll(t, "the first translation", func() bool { return tr.state.Load() != nil })
+
+	// A burst of registrations, closer together than the debounce, costs one
+	// translation (two if the timer fires between two of them on a slow machine).
+	const n = 10
+	for i := range n {
+		reg.Register(registry.Stream{Protocol: registry.SotW, ID: int64(i)}, registry.Instance{
+			NodeID: "w" + string(rune('a'+i)) + ".default", Metadata: bootstrap.Metadata{Namespace: "default"},
+		})
+		time.Sleep(5 * time.Millisecond) // spacing the burst, not waiting for a condition
+	}
+	poll(t, "every proxy translated", func() bool { return len(tr.state.Load().Proxies) == n })
+	if got := translations(t, metrics); got < 2 || got > 3 {
+		t.Errorf("%d translations for a start and a burst of %d changes, want 2 or 3", got, n)
+	}
+	if got := len(xds.Nodes()); got != n {
+		t.Errorf("%d nodes have a snapshot, want %d", got, n)
+	}
+}
+
+func translations(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "trellis_translation_duration_seconds" {
+			return f.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
