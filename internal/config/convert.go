@@ -47,6 +47,9 @@ func (c *converter) convert(n *yaml.Node, t reflect.Type, path fieldPath) any {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if isProtoMessage(t) { // before UnmarshalJSON: Istio's messages have a lenient one
+		return c.protoRoot(n, t, path)
+	}
 	if reflect.PointerTo(t).Implements(jsonUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
 		return c.opaque(n, t, path)
 	}
@@ -60,7 +63,7 @@ func (c *converter) convert(n *yaml.Node, t reflect.Type, path fieldPath) any {
 		for _, kv := range c.pairs(n, path) {
 			ft, known := fields[kv.name]
 			if !known {
-				c.errorf(kv.key, path.key(kv.name), "unknown field%s", suggest(kv.name, fields))
+				c.errorf(kv.key, path.key(kv.name), "unknown field%s", suggest(kv.name, slices.Collect(maps.Keys(fields))))
 				continue
 			}
 			out[kv.name] = c.convert(kv.value, ft, path.key(kv.name))
@@ -167,12 +170,21 @@ func (c *converter) integer(n *yaml.Node, t reflect.Type, path fieldPath) any {
 
 func isUint(t reflect.Type) bool { return t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uintptr }
 
+// rangeOf names an integer type and its range: "a 32-bit integer (-2147483648 to 2147483647)".
 func rangeOf(t reflect.Type) string {
 	bits := t.Bits()
 	if isUint(t) {
-		return fmt.Sprintf("an unsigned %d-bit integer (0 to %d)", bits, uint64(math.MaxUint64)>>(64-bits))
+		return fmt.Sprintf("%s (0 to %d)", intName(t), uint64(math.MaxUint64)>>(64-bits))
 	}
-	return fmt.Sprintf("a %d-bit integer (%d to %d)", bits, -(int64(1) << (bits - 1)), int64(math.MaxInt64)>>(64-bits))
+	return fmt.Sprintf("%s (%d to %d)", intName(t), -(int64(1) << (bits - 1)), int64(math.MaxInt64)>>(64-bits))
+}
+
+// intName names an integer type: "a 32-bit integer", "an unsigned 16-bit integer".
+func intName(t reflect.Type) string {
+	if isUint(t) {
+		return fmt.Sprintf("an unsigned %d-bit integer", t.Bits())
+	}
+	return fmt.Sprintf("a %d-bit integer", t.Bits())
 }
 
 // opaque converts a value whose Go type decodes itself (intstr.IntOrString,
@@ -398,15 +410,17 @@ func collectFields(t reflect.Type, out map[string]reflect.Type) {
 	}
 }
 
-// suggest is a " (did you mean ...?)" hint naming the known field closest to name.
-func suggest(name string, fields map[string]reflect.Type) string {
-	best, bestDist := "", 3 // at most two edits, fewer for short names
-	for _, known := range slices.Sorted(maps.Keys(fields)) {
-		d := editDistance(strings.ToLower(name), strings.ToLower(known))
+// suggest is a " (did you mean ...?)" hint naming the known name closest to name.
+func suggest(name string, known []string) string {
+	// Distances are in half edits, so that a name the user cut short (a prefix of a
+	// known one) wins over a typo of one edit.
+	best, bestDist := "", 2*3 // at most two edits, fewer for short names
+	for _, known := range slices.Sorted(slices.Values(known)) {
+		d := 2 * editDistance(strings.ToLower(name), strings.ToLower(known))
 		if strings.HasPrefix(strings.ToLower(known), strings.ToLower(name)) && len(name) >= 3 {
 			d = min(d, 1)
 		}
-		if d < bestDist && d < max(2, len(name)/2) {
+		if d < bestDist && d < 2*max(2, len(name)/2) {
 			best, bestDist = known, d
 		}
 	}
@@ -416,23 +430,28 @@ func suggest(name string, fields map[string]reflect.Type) string {
 	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
-// editDistance is the Levenshtein distance between a and b.
+// editDistance is the edit distance between a and b, counting an insertion, a
+// deletion, a substitution or a swap of two adjacent letters as one edit.
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }

@@ -15,23 +15,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"trellis.dev/trellis/internal/api/v1alpha1"
 	"trellis.dev/trellis/internal/names"
 )
-
-// typeKey is an apiVersion and kind, as a document names them.
-type typeKey struct{ apiVersion, kind string }
-
-// decodeFunc decodes one document of its kind (d.decode), applies defaults, validates
-// it (d.errorf) and adds the object to d.set.
-type decodeFunc func(d *document)
-
-// kinds is every kind Parse accepts. Adding a kind: a field in Set (set.go), a
-// decodeFunc here, and the kind in Set's helpers (set.go).
-var kinds = map[typeKey]decodeFunc{
-	{v1alpha1.GroupVersion, v1alpha1.KindWorkload}: decodeWorkload,
-	{"v1", "Service"}: decodeService,
-}
 
 // ParseFile reads and parses one file; positions name it as path.
 func ParseFile(path string) (*Set, error) {
@@ -196,7 +181,7 @@ func (d *document) parse(data []byte) {
 	default:
 		decode, ok := kinds[typeKey{apiVersion, kind}]
 		if !ok {
-			d.errorf(field("kind"), "unknown kind %q in apiVersion %q (supported: %s)", kind, apiVersion, supportedKinds())
+			d.errorf(field("kind"), "unknown kind %q in apiVersion %q (%s)", kind, apiVersion, supportedKinds(apiVersion, kind))
 			return
 		}
 		decode(d)
@@ -227,15 +212,6 @@ func (d *document) load(data []byte) bool {
 		}
 	}
 	return true
-}
-
-func supportedKinds() string {
-	var list []string
-	for k := range kinds {
-		list = append(list, k.apiVersion+" "+k.kind)
-	}
-	slices.Sort(list)
-	return strings.Join(list, ", ")
 }
 
 // scalarAt is the string value at p, or "" when p is absent or not a scalar.

@@ -76,12 +76,12 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown kind",
 			src:  lines("apiVersion: v1", "kind: Pod", "metadata: {name: x, namespace: prod}"),
-			want: []string{`mesh.yaml:2: Pod prod/x: kind: unknown kind "Pod" in apiVersion "v1" (supported: trellis.dev/v1alpha1 Workload, v1 Service)`},
+			want: []string{`mesh.yaml:2: Pod prod/x: kind: unknown kind "Pod" in apiVersion "v1" (supported: v1 Service)`},
 		},
 		{
 			name: "unknown apiVersion",
 			src:  lines("apiVersion: trellis.dev/v1", "kind: Workload", "metadata: {name: x}"),
-			want: []string{`mesh.yaml:2: Workload default/x: kind: unknown kind "Workload" in apiVersion "trellis.dev/v1" (supported: trellis.dev/v1alpha1 Workload, v1 Service)`},
+			want: []string{`mesh.yaml:2: Workload default/x: kind: unknown kind "Workload" in apiVersion "trellis.dev/v1" (supported: trellis.dev/v1alpha1 Workload)`},
 		},
 		{
 			name: "document not a mapping",
@@ -248,7 +248,7 @@ func TestParseErrors(t *testing.T) {
 			),
 			want: []string{
 				`mesh.yaml:8: Workload default/echo-v1: spec.ports[0].port: wrong type: expected an integer, got string "abc"`,
-				`mesh.yaml:11: Nope: kind: unknown kind "Nope" in apiVersion "v1" (supported: trellis.dev/v1alpha1 Workload, v1 Service)`,
+				`mesh.yaml:11: Nope: kind: unknown kind "Nope" in apiVersion "v1" (supported: v1 Service)`,
 			},
 		},
 	}

@@ -22,13 +22,49 @@ type Service struct {
 	*corev1.Service
 }
 
-// Set is the typed content of one or more files. Slices are sorted by namespace/name.
+// Set is the typed content of one or more files: one slice per kind, each sorted by
+// namespace/name.
 //
 // The objects are shared, not copied, by Merge and Combine and by whoever reads a Set:
 // treat a Set you did not build yourself as read-only.
 type Set struct {
 	Workloads []Workload
 	Services  []Service
+
+	// Istio traffic management (networking.istio.io).
+	VirtualServices  []VirtualService
+	DestinationRules []DestinationRule
+	ServiceEntries   []ServiceEntry
+	WorkloadEntries  []WorkloadEntry
+	Sidecars         []Sidecar
+
+	// Istio security (security.istio.io).
+	PeerAuthentications    []PeerAuthentication
+	AuthorizationPolicies  []AuthorizationPolicy
+	RequestAuthentications []RequestAuthentication
+
+	// Gateway API routes (gateway.networking.k8s.io), in mesh mode: parentRefs name Services.
+	HTTPRoutes []HTTPRoute
+	GRPCRoutes []GRPCRoute
+}
+
+// lists is every slice of s, kind by kind, in the order of Set's fields. Adding a
+// kind to Set means adding it here; Objects, Merge, Combine and sorting follow.
+func (s *Set) lists() []objectList {
+	return []objectList{
+		kindList[Workload]{&s.Workloads},
+		kindList[Service]{&s.Services},
+		kindList[VirtualService]{&s.VirtualServices},
+		kindList[DestinationRule]{&s.DestinationRules},
+		kindList[ServiceEntry]{&s.ServiceEntries},
+		kindList[WorkloadEntry]{&s.WorkloadEntries},
+		kindList[Sidecar]{&s.Sidecars},
+		kindList[PeerAuthentication]{&s.PeerAuthentications},
+		kindList[AuthorizationPolicy]{&s.AuthorizationPolicies},
+		kindList[RequestAuthentication]{&s.RequestAuthentications},
+		kindList[HTTPRoute]{&s.HTTPRoutes},
+		kindList[GRPCRoute]{&s.GRPCRoutes},
+	}
 }
 
 // ObjectRef names one object of a Set and where it is defined.
@@ -49,9 +85,45 @@ func (s Service) ref() ObjectRef {
 }
 
 // object is an element of one of Set's slices.
-type object interface {
-	Workload | Service
-	ref() ObjectRef
+type object interface{ ref() ObjectRef }
+
+// objectList is one of a Set's slices, whatever its kind.
+type objectList interface {
+	// appendFrom appends the objects of other, a list of the same kind, that keep
+	// accepts (all of them if keep is nil).
+	appendFrom(other objectList, keep func(ObjectRef) bool)
+	appendRefs(out []ObjectRef) []ObjectRef
+	sort()
+}
+
+// kindList is a pointer to a Set's slice of one kind.
+type kindList[T object] struct{ p *[]T }
+
+func (l kindList[T]) appendFrom(other objectList, keep func(ObjectRef) bool) {
+	for _, o := range *other.(kindList[T]).p {
+		if keep == nil || keep(o.ref()) {
+			*l.p = append(*l.p, o)
+		}
+	}
+}
+
+func (l kindList[T]) appendRefs(out []ObjectRef) []ObjectRef {
+	for _, o := range *l.p {
+		out = append(out, o.ref())
+	}
+	return out
+}
+
+func (l kindList[T]) sort() {
+	slices.SortStableFunc(*l.p, func(a, b T) int {
+		ra, rb := a.ref(), b.ref()
+		return cmp.Or(
+			cmp.Compare(ra.Namespace, rb.Namespace),
+			cmp.Compare(ra.Name, rb.Name),
+			cmp.Compare(ra.Pos.File, rb.Pos.File),
+			cmp.Compare(ra.Pos.Line, rb.Pos.Line),
+		)
+	})
 }
 
 // Objects lists every object of s in s's order, kind by kind.
@@ -60,14 +132,8 @@ func (s *Set) Objects() []ObjectRef {
 		return nil
 	}
 	var out []ObjectRef
-	out = appendRefs(out, s.Workloads)
-	out = appendRefs(out, s.Services)
-	return out
-}
-
-func appendRefs[T object](out []ObjectRef, objs []T) []ObjectRef {
-	for _, o := range objs {
-		out = append(out, o.ref())
+	for _, l := range s.lists() {
+		out = l.appendRefs(out)
 	}
 	return out
 }
@@ -78,8 +144,7 @@ func (s *Set) Merge(other *Set) *Set {
 	out := &Set{}
 	for _, in := range []*Set{s, other} {
 		if in != nil {
-			out.Workloads = append(out.Workloads, in.Workloads...)
-			out.Services = append(out.Services, in.Services...)
+			appendSet(out, in, nil)
 		}
 	}
 	out.sort()
@@ -107,8 +172,7 @@ func Combine(sets ...*Set) (*Set, ErrorList) {
 	}
 	for _, s := range sets {
 		if s != nil {
-			out.Workloads = appendKept(out.Workloads, s.Workloads, keep)
-			out.Services = appendKept(out.Services, s.Services, keep)
+			appendSet(out, s, keep)
 		}
 	}
 	out.sort()
@@ -116,28 +180,16 @@ func Combine(sets ...*Set) (*Set, ErrorList) {
 	return out, errs
 }
 
-func appendKept[T object](out, in []T, keep func(ObjectRef) bool) []T {
-	for _, o := range in {
-		if keep(o.ref()) {
-			out = append(out, o)
-		}
+// appendSet appends to out the objects of in that keep accepts (all if keep is nil).
+func appendSet(out, in *Set, keep func(ObjectRef) bool) {
+	from := in.lists()
+	for i, l := range out.lists() {
+		l.appendFrom(from[i], keep)
 	}
-	return out
 }
 
 func (s *Set) sort() {
-	sortObjects(s.Workloads)
-	sortObjects(s.Services)
-}
-
-func sortObjects[T object](objs []T) {
-	slices.SortStableFunc(objs, func(a, b T) int {
-		ra, rb := a.ref(), b.ref()
-		return cmp.Or(
-			cmp.Compare(ra.Namespace, rb.Namespace),
-			cmp.Compare(ra.Name, rb.Name),
-			cmp.Compare(ra.Pos.File, rb.Pos.File),
-			cmp.Compare(ra.Pos.Line, rb.Pos.Line),
-		)
-	})
+	for _, l := range s.lists() {
+		l.sort()
+	}
 }

@@ -96,64 +96,34 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}
-	set, err := config.LoadFiles(cfg.Files)
-	if err != nil {
-		return fmt.Errorf("loading mesh files: %w", err)
-	}
-	if cfg.DataDir == "" {
-		dir, err := os.MkdirTemp("", "trellis-up-")
-		if err != nil {
-			return fmt.Errorf("creating data directory: %w", err)
-		}
-		defer os.RemoveAll(dir)
-		cfg.DataDir = dir
-	} else if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
-	}
-	if cfg.StatePath != "" {
-		if err := os.Remove(cfg.StatePath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("removing old state file: %w", err)
-		}
-		defer os.Remove(cfg.StatePath)
-	}
-
-	ports := newAllocator()
-	xds, err := resolveAddr(cfg.XDSAddr, ports)
-	if err != nil {
-		return fmt.Errorf("choosing the xDS address: %w", err)
-	}
-	monitoring, err := ports.reuseOrPick("")
-	if err != nil {
-		return fmt.Errorf("choosing the monitoring address: %w", err)
-	}
 	absFiles := make([]string, len(cfg.Files))
 	for i, f := range cfg.Files {
+		var err error
 		if absFiles[i], err = filepath.Abs(f); err != nil {
 			return fmt.Errorf("resolving %s: %w", f, err)
 		}
 	}
+	// Watch before loading, so that no edit falls between the two.
 	watcher, err := newFileWatcher(absFiles, cfg.Logger)
 	if err != nil {
 		return err
 	}
-
-	s := &supervisor{
-		cfg:      cfg,
-		absFiles: absFiles,
-		ports:    ports,
-		xds:      xds,
-		runs:     map[string]*workloadRun{},
-		changed:  make(chan struct{}, 1),
-		procOpts: procOptions{
-			Logger: cfg.Logger,
-			Stdout: &lockedWriter{w: cfg.Stdout},
-			Stderr: &lockedWriter{w: cfg.Stderr},
-		},
+	defer watcher.close()
+	set, err := config.LoadFiles(cfg.Files)
+	if err != nil {
+		return fmt.Errorf("loading mesh files: %w", err)
 	}
-	s.procOpts.OnChange = s.notify
-	s.monitoring = monitoring
-	s.control = startProc(s.controlSpec(monitoring), s.procOpts)
-	cfg.Logger.Info("started control plane", "xds", xds, "monitoring", monitoring)
+	cleanup, err := prepareFiles(&cfg)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	s, err := newSupervisor(cfg, absFiles)
+	if err != nil {
+		return err
+	}
+	s.control = startProc(s.controlSpec(), s.procOpts)
+	cfg.Logger.Info("starting control plane", "xds", s.xds, "monitoring", s.monitoring)
 	s.apply(set)
 
 	bg, stopBG := context.WithCancel(context.Background())
@@ -167,6 +137,63 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Wait()
 	s.shutdown()
 	return nil
+}
+
+// prepareFiles creates the data directory (a temporary one when cfg.DataDir is
+// empty) and removes an old state file. The returned func removes what Run owns: the
+// temporary directory and the state file.
+func prepareFiles(cfg *Config) (cleanup func(), err error) {
+	var owned []string
+	if cfg.DataDir == "" {
+		dir, err := os.MkdirTemp("", "trellis-up-")
+		if err != nil {
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+		cfg.DataDir = dir
+		owned = append(owned, dir)
+	} else if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	if cfg.StatePath != "" {
+		if err := os.Remove(cfg.StatePath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("removing old state file: %w", err)
+		}
+		owned = append(owned, cfg.StatePath)
+	}
+	return func() {
+		for _, p := range owned {
+			os.RemoveAll(p)
+		}
+	}, nil
+}
+
+// newSupervisor chooses the control plane's addresses and prepares the supervisor.
+func newSupervisor(cfg Config, absFiles []string) (*supervisor, error) {
+	ports := newAllocator()
+	xds, err := resolveAddr(cfg.XDSAddr, ports)
+	if err != nil {
+		return nil, fmt.Errorf("choosing the xDS address: %w", err)
+	}
+	monitoring, err := ports.reuseOrPick("")
+	if err != nil {
+		return nil, fmt.Errorf("choosing the monitoring address: %w", err)
+	}
+	s := &supervisor{
+		cfg:        cfg,
+		absFiles:   absFiles,
+		ports:      ports,
+		xds:        xds,
+		monitoring: monitoring,
+		runs:       map[string]*workloadRun{},
+		changed:    make(chan struct{}, 1),
+		procOpts: procOptions{
+			Logger: cfg.Logger,
+			Stdout: &lockedWriter{w: cfg.Stdout},
+			Stderr: &lockedWriter{w: cfg.Stderr},
+		},
+	}
+	s.procOpts.OnChange = s.notify
+	return s, nil
 }
 
 // resolveAddr returns addr, or addr's host with a free port when addr is empty or
@@ -220,14 +247,14 @@ func (s *supervisor) notify() {
 	}
 }
 
-func (s *supervisor) controlSpec(monitoring string) procSpec {
+func (s *supervisor) controlSpec() procSpec {
 	argv := []string{s.cfg.Binary, "control"}
 	for _, f := range s.absFiles {
 		argv = append(argv, "-f", f)
 	}
 	argv = append(argv,
 		"--xds-addr", s.xds,
-		"--monitoring-addr", monitoring,
+		"--monitoring-addr", s.monitoring,
 		"--data-dir", filepath.Join(s.cfg.DataDir, "control"),
 		"--log-level", s.cfg.LogLevel,
 	)

@@ -47,10 +47,14 @@ func newFileWatcher(files []string, logger *slog.Logger) (*fileWatcher, error) {
 	return fw, nil
 }
 
+// close stops watching; it may be called more than once.
+func (fw *fileWatcher) close() {
+	fw.w.Close()
+}
+
 // run calls changed, from its own goroutine, once a burst of changes to the files has
-// settled, until ctx is done. It closes the watcher when it returns.
+// settled, until ctx is done.
 func (fw *fileWatcher) run(ctx context.Context, changed func()) {
-	defer fw.w.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()

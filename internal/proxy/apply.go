@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 
@@ -40,6 +41,13 @@ func (p *Proxy) Apply(u xdsclient.Update) error {
 	table, buildErr := runtime.Build(res)
 	if buildErr != nil && !errors.Is(buildErr, runtime.ErrUnresolved) {
 		return buildErr
+	}
+	// As Envoy does at start, wait for the first listeners and clusters, even when
+	// there are none.
+	for _, tu := range []string{runtime.ListenerType, runtime.ClusterType} {
+		if _, received := next[tu]; !received && buildErr == nil {
+			buildErr = fmt.Errorf("%w: no %s accepted yet", runtime.ErrUnresolved, tu)
+		}
 	}
 	p.mu.Lock()
 	p.accepted = next
@@ -98,4 +106,3 @@ func typed[T proto.Message](u xdsclient.Update) map[string]T {
 func sortedNames(u xdsclient.Update) []string {
 	return slices.Sorted(maps.Keys(u.Resources))
 }
-

@@ -32,6 +32,7 @@ type mesh struct {
 	in80, in8080, in50051, in9000    string // server sidecar listeners
 	app, h2app, rr1, rr2, rr3, grpcA string // apps
 	tcpEcho, dead                    string
+	health                           *health.Server
 }
 
 const (
@@ -112,7 +113,7 @@ func newMesh(t *testing.T, delta bool) *mesh {
 	m.rr2 = hostOf(appServer(t, "rr2", false).URL)
 	m.rr3 = hostOf(appServer(t, "rr3", false).URL)
 	m.tcpEcho = tcpEcho(t)
-	m.grpcA = grpcHealthServer(t)
+	m.grpcA, m.health = grpcHealthServer(t)
 
 	m.xds = xdstest.Start(t, "127.0.0.1:0", nil)
 	m.xds.Set(t, serverNode, "1", m.serverResources()...)
@@ -135,7 +136,7 @@ func hostOf(rawURL string) string {
 	return u.Host
 }
 
-func grpcHealthServer(t *testing.T) string {
+func grpcHealthServer(t *testing.T) (string, *health.Server) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -149,7 +150,7 @@ func grpcHealthServer(t *testing.T) string {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(ln) }()
 	t.Cleanup(func() { s.Stop(); <-done })
-	return ln.Addr().String()
+	return ln.Addr().String(), hs
 }
 
 func TestSidecar(t *testing.T) {
@@ -237,7 +238,14 @@ func testSidecar(t *testing.T, delta bool) {
 		}
 		msg, err := stream.Recv()
 		if err != nil || msg.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			t.Errorf("Watch first message = %v, %v; want SERVING", msg, err)
+			t.Fatalf("Watch first message = %v, %v; want SERVING", msg, err)
+		}
+		// A later message is flushed through both sidecars as soon as it is sent.
+		m.health.SetServingStatus("echo", healthpb.HealthCheckResponse_NOT_SERVING)
+		defer m.health.SetServingStatus("echo", healthpb.HealthCheckResponse_SERVING)
+		msg, err = stream.Recv()
+		if err != nil || msg.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("Watch second message = %v, %v; want NOT_SERVING", msg, err)
 		}
 	})
 

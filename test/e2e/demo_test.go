@@ -13,7 +13,7 @@ import (
 )
 
 func TestDemo(t *testing.T) {
-	const duration = 40 * time.Second
+	const duration = 25 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	statePath := filepath.Join(t.TempDir(), "state.json")

@@ -192,3 +192,55 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("state file left behind: %v", err)
 	}
 }
+
+func TestSupervision(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	outbound := freeAddr(t)
+	up, _ := startUp(t, render(t, echoV1, echoData(t, outbound, "v1")))
+	st := up.waitState(ctx, t, 2)
+	c := proxyClient(outbound)
+	serving := func() error {
+		got, err := versions(ctx, c, "http://echo:8080/", 1)
+		if err == nil && got["v1"] != 1 {
+			err = fmt.Errorf("versions %v", got)
+		}
+		return err
+	}
+	eventually(ctx, t, "echo v1", serving)
+
+	// waitRestart waits for the state to show a new pid for the process pid picks.
+	waitRestart := func(what string, pick func(state) int) {
+		t.Helper()
+		old := pick(st)
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatalf("killing the %s (%d): %v", what, old, err)
+		}
+		eventually(ctx, t, "the "+what+" restarted", func() error {
+			next, err := up.readState()
+			if err != nil {
+				return err
+			}
+			if pid := pick(next); pid == 0 || pid == old {
+				return fmt.Errorf("%s pid %d", what, pid)
+			}
+			st = next
+			return nil
+		})
+	}
+
+	// Without a control plane the sidecars keep serving their last configuration.
+	waitRestart("control plane", func(s state) int { return s.ControlPlane.PID })
+	if err := serving(); err != nil {
+		t.Errorf("while the control plane restarts: %v", err)
+	}
+	// A restarted sidecar registers with the restarted control plane.
+	waitRestart("echo-v1 sidecar", func(s state) int { return s.workload(t, "echo-v1").ProxyPID })
+	eventually(ctx, t, "echo v1 through the restarted sidecar", serving)
+	// An app that dies is started again.
+	waitRestart("echo-v1 app", func(s state) int { return s.workload(t, "echo-v1").PID })
+	eventually(ctx, t, "echo v1 from the restarted app", serving)
+	if !strings.Contains(up.stderr.String(), "process exited; restarting") {
+		t.Errorf("restarts were not logged")
+	}
+}

@@ -20,6 +20,9 @@ var (
 	fortioBin string
 )
 
+// binaryEnv, when set, names a trellis binary to test instead of building one.
+const binaryEnv = "TRELLIS_E2E_BINARY"
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -31,13 +34,15 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	trellisBin = filepath.Join(dir, "trellis")
-	build := exec.Command("go", "build", "-o", trellisBin, "./cmd/trellis")
-	build.Dir = filepath.Join("..", "..")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: building trellis:", err)
-		return 1
+	if trellisBin = os.Getenv(binaryEnv); trellisBin == "" {
+		trellisBin = filepath.Join(dir, "trellis")
+		build := exec.Command("go", "build", "-o", trellisBin, "./cmd/trellis")
+		build.Dir = filepath.Join("..", "..")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: building trellis:", err)
+			return 1
+		}
 	}
 	if fortioBin, err = findFortio(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

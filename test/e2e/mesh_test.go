@@ -195,10 +195,15 @@ func (p *upProcess) waitState(ctx context.Context, t *testing.T, n int) state {
 	return st
 }
 
-// eventually calls f until it succeeds or ctx is done, then fails the test with the
-// last error.
+// waitLimit bounds each wait for the mesh to converge.
+const waitLimit = 45 * time.Second
+
+// eventually calls f until it succeeds, or ctx is done or waitLimit has passed, then
+// fails the test with the last error.
 func eventually(ctx context.Context, t *testing.T, what string, f func() error) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, waitLimit)
+	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -278,8 +283,8 @@ func fortioServer(http, grpc, extra string) string {
 		}
 		return "127.0.0.1:" + v
 	}
-	cmd := fmt.Sprintf(`["{{.Fortio}}", "server", "-loglevel", "Warning", "-http-port", %q, "-grpc-port", %q, "-redirect-port", "disabled", "-tcp-port", "disabled", "-udp-port", "disabled"`,
-		arg(http), arg(grpc))
+	cmd := fmt.Sprintf(`[%q, "server", "-loglevel", "Warning", "-http-port", %q, "-grpc-port", %q, "-redirect-port", "disabled", "-tcp-port", "disabled", "-udp-port", "disabled"`,
+		fortioBin, arg(http), arg(grpc))
 	if extra != "" {
 		cmd += ", " + extra
 	}

@@ -71,6 +71,19 @@ spec:
 `
 
 func TestTraffic(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra []string // more `trellis up` flags
+	}{
+		{name: "state of the world xDS"},
+		{name: "delta xDS", extra: []string{"--delta-xds"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testTraffic(t, tt.extra) })
+	}
+}
+
+func testTraffic(t *testing.T, extra []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	outbound, tcpBind := freeAddr(t), freeAddr(t)
@@ -82,7 +95,7 @@ func TestTraffic(t *testing.T) {
 		"Outbound": outbound,
 		"TCPBind":  tcpBind,
 	})
-	up, _ := startUp(t, mesh)
+	up, _ := startUp(t, mesh, extra...)
 	st := up.waitState(ctx, t, 6)
 	if got := st.workload(t, "client").Outbound; got != outbound {
 		t.Fatalf("client outbound = %s, want the fixed %s", got, outbound)
@@ -207,6 +220,20 @@ func TestTraffic(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("sidecar admin", func(t *testing.T) {
+		c := &http.Client{Timeout: 5 * time.Second}
+		admin := st.workload(t, "client").Admin
+		for _, path := range []string{"/ready", "/config_dump", "/stats"} {
+			resp, body, err := get(ctx, c, "http://"+admin+path, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK || body == "" {
+				t.Errorf("%s: status %s, %d bytes", path, resp.Status, len(body))
+			}
+		}
 	})
 
 	t.Run("tcp through an upstream", func(t *testing.T) {

@@ -102,12 +102,13 @@ func (u *Upstreams) newUpstream(key upstreamKey) *upstream {
 		}
 	}
 	rp := &httputil.ReverseProxy{
-		Rewrite:       rewrite,
-		Transport:     tr,
+		Rewrite:   rewrite,
+		Transport: tr,
 		// Zero: ReverseProxy flushes every write of a response of unknown length
 		// (streams, gRPC, server-sent events) and buffers those of known length.
 		FlushInterval: 0,
 		ErrorHandler:  u.errorf,
+		BufferPool:    copyBuffers,
 		ErrorLog:      slog.NewLogLogger(u.logger.Handler(), slog.LevelDebug),
 		ModifyResponse: func(resp *http.Response) error {
 			if info := infoFrom(resp.Request.Context()); info != nil {
@@ -158,5 +159,22 @@ func grpcTrailersOnly(resp *http.Response) {
 			resp.Trailer[h] = v
 			delete(resp.Header, h)
 		}
+	}
+}
+
+// bufferPool recycles the reverse proxy's body copy buffers, which it would otherwise
+// allocate (32 KiB) per request.
+type bufferPool struct{ p sync.Pool }
+
+var copyBuffers httputil.BufferPool = &bufferPool{p: sync.Pool{New: func() any {
+	b := make([]byte, 32*1024)
+	return &b
+}}}
+
+func (b *bufferPool) Get() []byte { return *(b.p.Get().(*[]byte)) }
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == 32*1024 {
+		b.p.Put(&buf)
 	}
 }

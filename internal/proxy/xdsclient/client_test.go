@@ -127,7 +127,6 @@ func resources(v int) []proto.Message {
 		xdstest.RouteConfig("outbound", xdstest.VirtualHost("a", []string{"a"}, "ca")),
 		xdstest.EDSCluster("ca", false),
 		xdstest.Assignment("ca", "127.0.0.1:1"),
-		xdstest.RouteConfig("unused", xdstest.VirtualHost("u", []string{"u"}, "ca")),
 	}
 	if v >= 2 {
 		rs = append(rs, xdstest.EDSCluster("cb", true), xdstest.Assignment("cb", "127.0.0.1:2"))
@@ -147,7 +146,7 @@ func TestClient(t *testing.T) {
 
 			want := map[string][]string{
 				runtime.ListenerType: {"outbound"},
-				runtime.RouteType:    {"outbound"}, // not "unused": only what listeners name
+				runtime.RouteType:    {"outbound"},
 				runtime.ClusterType:  {"ca"},
 				runtime.EndpointType: {"ca"},
 			}

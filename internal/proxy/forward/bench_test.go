@@ -1,0 +1,55 @@
+package forward
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+var payload = make([]byte, 1024)
+
+func benchUpstream(b *testing.B) *httptest.Server {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(payload)
+	}))
+	b.Cleanup(app.Close)
+	return app
+}
+
+func benchGet(b *testing.B, client *http.Client, url, host string) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Host = host
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}
+
+// BenchmarkDirect is the baseline: client to app, 1 KiB responses, keep-alive.
+func BenchmarkDirect(b *testing.B) {
+	app := benchUpstream(b)
+	benchGet(b, &http.Client{Transport: &http.Transport{}}, app.URL+"/", "app")
+}
+
+// BenchmarkHTTPForward is the hot path: client to the sidecar's HTTP path (routing,
+// balancing, reverse proxy, pooled upstream connection) to app. Allocations include
+// the client's, the sidecar's and the app's, all in this process.
+func BenchmarkHTTPForward(b *testing.B) {
+	app := benchUpstream(b)
+	srv, _ := newForwarder(b, hostOf(app.URL))
+	benchGet(b, &http.Client{Transport: &http.Transport{}}, srv.URL+"/", "app")
+}
