@@ -6,7 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"math/big"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,9 +17,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	pb "istio.io/api/security/v1alpha1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	pb "istio.io/api/security/v1alpha1"
 
 	"trellis.dev/trellis/internal/ca"
 	"trellis.dev/trellis/internal/certclient"
@@ -96,43 +99,36 @@ func (l *liar) CreateCertificate(_ context.Context, req *pb.IstioCertificateRequ
 
 func TestFetchChecksTheAnswer(t *testing.T) {
 	id := identity.New("default", "reviews")
-	authority, err := ca.New(ca.Config{DataDir: t.TempDir(), Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ca.New(ca.Config{DataDir: t.TempDir(), Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := func(t *testing.T, csrDER []byte, as identity.ID) string {
-		chain, err := authority.Sign(csrDER, as, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(chain)
-	}
+	issuer, other := newIssuer(t), newIssuer(t)
 	tests := []struct {
 		name    string
 		answer  func(t *testing.T, csr *x509.CertificateRequest) []string
 		wantErr string
 	}{
 		{name: "honest", answer: func(t *testing.T, csr *x509.CertificateRequest) []string {
-			return []string{sign(t, csr.Raw, id), string(authority.TrustBundlePEM())}
+			return []string{issuer.leaf(t, csr.PublicKey, id.String()), issuer.rootPEM()}
+		}},
+		{name: "honest without roots", answer: func(t *testing.T, csr *x509.CertificateRequest) []string {
+			return []string{issuer.leaf(t, csr.PublicKey, id.String())}
 		}},
 		{name: "empty", wantErr: "holds no certificate", answer: func(t *testing.T, csr *x509.CertificateRequest) []string {
 			return nil
 		}},
 		{name: "another identity", wantErr: "is for spiffe://cluster.local/ns/default/sa/admin",
 			answer: func(t *testing.T, csr *x509.CertificateRequest) []string {
-				return []string{sign(t, stripSANs(t, csr), identity.New("default", "admin"))}
+				return []string{issuer.leaf(t, csr.PublicKey, "spiffe://cluster.local/ns/default/sa/admin")}
+			}},
+		{name: "two identities", wantErr: "exactly one URI SAN",
+			answer: func(t *testing.T, csr *x509.CertificateRequest) []string {
+				return []string{issuer.leaf(t, csr.PublicKey, id.String(), "spiffe://cluster.local/ns/default/sa/admin")}
 			}},
 		{name: "another key", wantErr: "not for the key",
 			answer: func(t *testing.T, csr *x509.CertificateRequest) []string {
-				return []string{sign(t, stripSANs(t, nil), id)}
+				return []string{issuer.leaf(t, newKey(t).Public(), id.String())}
 			}},
 		{name: "root of another CA", wantErr: "does not chain",
 			answer: func(t *testing.T, csr *x509.CertificateRequest) []string {
-				return []string{sign(t, csr.Raw, id), string(other.TrustBundlePEM())}
+				return []string{issuer.leaf(t, csr.PublicKey, id.String()), other.rootPEM()}
 			}},
 	}
 	for _, tt := range tests {
@@ -156,25 +152,62 @@ func TestFetchChecksTheAnswer(t *testing.T) {
 	}
 }
 
-// stripSANs is a CSR for the key of csr (or a new key if csr is nil) with no SAN, so
-// that the CA signs it for whatever identity the liar chooses.
-func stripSANs(t *testing.T, csr *x509.CertificateRequest) []byte {
+// issuer is a CA made in the test, which signs whatever it is asked to.
+type issuer struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newKey(t *testing.T) *ecdsa.PrivateKey {
 	t.Helper()
-	if csr != nil {
-		// The liar cannot re-sign with the proxy's key; it reuses the request as is and
-		// lets the CA's identity check be skipped by signing for the requested key via a
-		// fresh CSR with the same public key is impossible, so sign for a new key instead.
-		_ = csr
-	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	return key
+}
+
+func newIssuer(t *testing.T) *issuer {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return der
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &issuer{cert: cert, key: key}
+}
+
+func (i *issuer) rootPEM() string { return string(ca.EncodeCertificates(i.cert)) }
+
+// leaf is a PEM certificate for pub carrying uris.
+func (i *issuer) leaf(t *testing.T, pub any, uris ...string) string {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		NotBefore:    time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+	}
+	for _, u := range uris {
+		parsed, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.URIs = append(tmpl.URIs, parsed)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, i.cert, pub, i.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
 func TestReadToken(t *testing.T) {

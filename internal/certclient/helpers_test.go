@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	pb "istio.io/api/security/v1alpha1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	pb "istio.io/api/security/v1alpha1"
 
 	"trellis.dev/trellis/internal/ca"
 	"trellis.dev/trellis/internal/ca/casvc"

@@ -117,7 +117,7 @@ func (r *Rotator) Run(ctx context.Context) error {
 		}
 		next := r.renewIn(cert)
 		r.log.Debug("obtained workload certificate", "identity", cert.Identity.String(),
-			"serial", cert.TLS.Leaf.SerialNumber.Text(16), "expires", cert.NotAfter, "renew_in", next.Round(time.Millisecond))
+			"expires", cert.NotAfter, "renew_in", next.Round(time.Millisecond))
 		timer.Reset(next)
 	}
 }

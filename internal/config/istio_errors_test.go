@@ -35,9 +35,19 @@ func TestIstioErrors(t *testing.T) {
 			want: []string{`mesh.yaml:10: VirtualService default/reviews: spec.http[0].route[0].destination.hostt: unknown field (did you mean "host"?)`},
 		},
 		{
-			name: "unknown field suggests the JSON name",
-			src:  vs + lines("    perTryTimeot: 1s"),
-			want: []string{`mesh.yaml:10: VirtualService default/reviews: spec.http[0].perTryTimeot: unknown field`},
+			name: "unknown field: swapped letters",
+			src:  vs + lines("    retires: {attempts: 3}"),
+			want: []string{`mesh.yaml:10: VirtualService default/reviews: spec.http[0].retires: unknown field (did you mean "retries"?)`},
+		},
+		{
+			name: "unknown field: proto name misspelt",
+			src:  vs + lines("    retries: {per_try_timout: 1s}"),
+			want: []string{`mesh.yaml:10: VirtualService default/reviews: spec.http[0].retries.per_try_timout: unknown field (did you mean "per_try_timeout"?)`},
+		},
+		{
+			name: "unknown field far from any known one",
+			src:  vs + lines("    zzzzzz: 1"),
+			want: []string{`mesh.yaml:10: VirtualService default/reviews: spec.http[0].zzzzzz: unknown field`},
 		},
 		{
 			name: "wrong type: weight abc",

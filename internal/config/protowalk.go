@@ -78,7 +78,7 @@ func (c *converter) message(n *yaml.Node, md protoreflect.MessageDescriptor, pat
 		}
 		p := path.key(kv.name)
 		if fd == nil {
-			c.errorf(kv.key, p, "unknown field%s", suggest(kv.name, jsonNames(fields)))
+			c.errorf(kv.key, p, "unknown field%s", suggest(kv.name, fieldNames(fields)))
 			continue
 		}
 		if first, dup := seen[fd.Number()]; dup {
@@ -389,6 +389,18 @@ func jsonNames(fields protoreflect.FieldDescriptors) []string {
 	out := make([]string, fields.Len())
 	for i := range out {
 		out[i] = fields.Get(i).JSONName()
+	}
+	return out
+}
+
+// fieldNames lists the names a message's fields may be written with, for
+// suggestions: their JSON names and their proto names.
+func fieldNames(fields protoreflect.FieldDescriptors) []string {
+	out := jsonNames(fields)
+	for i := range fields.Len() {
+		if name := string(fields.Get(i).Name()); name != fields.Get(i).JSONName() {
+			out = append(out, name)
+		}
 	}
 	return out
 }

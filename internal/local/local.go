@@ -286,6 +286,7 @@ func (s *supervisor) apply(set *config.Set) {
 	want := map[string]config.Workload{}
 	for _, w := range set.Workloads {
 		want[workloadKey(w.Workload)] = w
+		reserveFixed(s.ports, w.Workload)
 	}
 	s.mu.Lock()
 	var stop []*workloadRun

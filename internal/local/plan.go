@@ -168,12 +168,32 @@ func allocate(w *v1alpha1.Workload, ports *allocator, prev *addrs) (*addrs, erro
 		}
 		if p.TargetPort != 0 {
 			a.Target[k] = net.JoinHostPort("127.0.0.1", strconv.Itoa(int(p.TargetPort)))
-			ports.reserve(int(p.TargetPort))
 		} else if a.Target[k], err = ports.reuseOrPick(prev.Target[k]); err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
+}
+
+// reserveFixed keeps the ports a workload fixes (target ports, outbound, upstream
+// binds) from being chosen for anything else, whichever workload is planned first.
+func reserveFixed(ports *allocator, w *v1alpha1.Workload) {
+	for _, p := range w.Spec.Ports {
+		if p.TargetPort != 0 {
+			ports.reserve(int(p.TargetPort))
+		}
+	}
+	addrs := []string{w.Spec.Outbound}
+	for _, u := range w.Spec.Upstreams {
+		addrs = append(addrs, u.Bind)
+	}
+	for _, a := range addrs {
+		if _, port, err := net.SplitHostPort(a); err == nil {
+			if n, err := strconv.Atoi(port); err == nil && n != 0 {
+				ports.reserve(n)
+			}
+		}
+	}
 }
 
 // appEnv is the app's environment: the parent's, then the workload's env (whose

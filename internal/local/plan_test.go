@@ -155,3 +155,16 @@ func TestPrefixWriter(t *testing.T) {
 		})
 	}
 }
+
+func TestReserveFixed(t *testing.T) {
+	ports := newAllocator()
+	reserveFixed(ports, testWorkload().Workload)
+	for _, port := range []int{18082, 15101, 19000} {
+		if !ports.used[port] {
+			t.Errorf("fixed port %d is not reserved", port)
+		}
+	}
+	if len(ports.used) != 3 {
+		t.Errorf("reserved %v, want only the three fixed ports", ports.used)
+	}
+}

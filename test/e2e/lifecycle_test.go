@@ -45,7 +45,7 @@ spec:
   ports: [{name: http, port: 8080}]
 `
 
-func echoData(t *testing.T, outbound, canary string) map[string]string {
+func echoData(outbound, canary string) map[string]string {
 	return map[string]string{
 		"EchoV1":   fortioServer("$(PORT)", "", `"-echo-server-default-params", "header=X-Version:v1"`),
 		"EchoV2":   fortioServer("$(PORT)", "", `"-echo-server-default-params", "header=X-Version:v2"`),
@@ -75,7 +75,7 @@ func TestLiveReload(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	outbound := freeAddr(t)
-	up, meshPath := startUp(t, render(t, echoV1, echoData(t, outbound, "v2")))
+	up, meshPath := startUp(t, render(t, echoV1, echoData(outbound, "v2")))
 	up.waitState(ctx, t, 2)
 	c := proxyClient(outbound)
 	eventually(ctx, t, "echo v1", func() error {
@@ -99,7 +99,7 @@ func TestLiveReload(t *testing.T) {
 	}
 
 	// Adding a workload and a Service: both take effect without a restart.
-	withV2 := render(t, echoV1+echoV2AndCanary, echoData(t, outbound, "v2"))
+	withV2 := render(t, echoV1+echoV2AndCanary, echoData(outbound, "v2"))
 	write(withV2)
 	eventually(ctx, t, "the new workload in the state", func() error {
 		st, err := up.readState()
@@ -124,7 +124,7 @@ func TestLiveReload(t *testing.T) {
 	})
 
 	// Changing the Service's selector moves it to v1.
-	write(render(t, echoV1+echoV2AndCanary, echoData(t, outbound, "v1")))
+	write(render(t, echoV1+echoV2AndCanary, echoData(outbound, "v1")))
 	eventually(ctx, t, "only v1 behind echo-canary", func() error {
 		got, err := versions(ctx, c, "http://echo-canary:8080/", 10)
 		if err == nil && got["v1"] != 10 {
@@ -138,7 +138,7 @@ func TestLiveReload(t *testing.T) {
 	}
 
 	// An invalid edit is reported with file and line; the mesh keeps serving.
-	valid := render(t, echoV1+echoV2AndCanary, echoData(t, outbound, "v1"))
+	valid := render(t, echoV1+echoV2AndCanary, echoData(outbound, "v1"))
 	invalid := valid + "---\napiVersion: trellis.dev/v1alpha1\nkind: Workload\nmetadata: {name: broken}\nspec:\n  servce: x\n"
 	badLine := strings.Count(valid, "\n") + 6
 	write(invalid)
@@ -165,7 +165,7 @@ func TestLiveReload(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	up, _ := startUp(t, render(t, echoV1, echoData(t, freeAddr(t), "v1")))
+	up, _ := startUp(t, render(t, echoV1, echoData(freeAddr(t), "v1")))
 	st := up.waitState(ctx, t, 2)
 	pids := st.pids()
 	if len(pids) != 4 {
@@ -197,7 +197,7 @@ func TestSupervision(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	outbound := freeAddr(t)
-	up, _ := startUp(t, render(t, echoV1, echoData(t, outbound, "v1")))
+	up, _ := startUp(t, render(t, echoV1, echoData(outbound, "v1")))
 	st := up.waitState(ctx, t, 2)
 	c := proxyClient(outbound)
 	serving := func() error {
