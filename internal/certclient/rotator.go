@@ -152,15 +152,17 @@ func (r *Rotator) Current() *Certificate { return r.current.Load() }
 
 // GetCertificate is for tls.Config.GetCertificate (the server side).
 func (r *Rotator) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return r.tlsCertificate()
+	return r.TLSCertificate()
 }
 
 // GetClientCertificate is for tls.Config.GetClientCertificate (the client side).
 func (r *Rotator) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	return r.tlsCertificate()
+	return r.TLSCertificate()
 }
 
-func (r *Rotator) tlsCertificate() (*tls.Certificate, error) {
+// TLSCertificate is the certificate in use, for peertls.Config.Certificate; an error
+// before the first.
+func (r *Rotator) TLSCertificate() (*tls.Certificate, error) {
 	cur := r.current.Load()
 	if cur == nil {
 		return nil, errors.New("no workload certificate yet")

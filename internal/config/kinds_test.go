@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,7 +16,7 @@ import (
 // minimalSpecs is a small valid spec of each Istio and Gateway API kind.
 var minimalSpecs = map[string]string{
 	"VirtualService":        "{hosts: [a], http: [{route: [{destination: {host: a}}]}]}",
-	"DestinationRule":       "{host: a}",
+	"DestinationRule":       "{host: a, subsets: [{name: v1, labels: {c: x, a: y, b: z}}]}",
 	"ServiceEntry":          "{hosts: [a.example]}",
 	"WorkloadEntry":         "{address: 127.0.0.1}",
 	"Sidecar":               "{}",
@@ -82,13 +83,7 @@ func everyKind(namespace string) string {
 		"apiVersion: v1", "kind: Service", "metadata: {name: a, namespace: "+namespace+"}",
 		"spec: {selector: {app: a}, ports: [{port: 80}]}",
 	)}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range minimalSpecs {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(minimalSpecs)) {
 		group := map[string]string{
 			"PeerAuthentication": "security.istio.io/v1", "AuthorizationPolicy": "security.istio.io/v1",
 			"RequestAuthentication": "security.istio.io/v1", "HTTPRoute": "gateway.networking.k8s.io/v1",
