@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -50,15 +51,18 @@ func (c *CA) loadOrCreateRoot() error {
 	if err != nil {
 		return err
 	}
-	roots, err := c.loadBundle()
+	loaded, err := c.loadBundle()
 	if err != nil {
 		return err
 	}
-	roots = withSigningRootLast(roots, s.cert)
+	roots := withSigningRootLast(loaded, s.cert)
 	c.signer, c.roots = s, roots
 	c.log.Info("loaded CA root", "dir", filepath.Join(c.cfg.DataDir, dirName),
 		"root", Fingerprint(s.cert), "expires", s.cert.NotAfter, "bundle", len(roots))
-	return c.writeBundle(roots)
+	if bytes.Equal(EncodeCertificates(loaded...), EncodeCertificates(roots...)) {
+		return nil
+	}
+	return c.writeBundle(roots) // it lacked the signing root, or held expired ones
 }
 
 // parseRoot reads a persisted root and its key and checks that they belong together.
@@ -236,12 +240,12 @@ func (c *CA) RetireOldRoots() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.roots) == 1 {
+		return nil
+	}
 	until := c.signer.cert.NotBefore.Add(clockSkew + c.cfg.CertTTL)
 	if now := c.cfg.Now(); now.Before(until) {
 		return fmt.Errorf("retiring CA roots: certificates signed by the old root may be valid until %s", until.Format(time.RFC3339))
-	}
-	if len(c.roots) == 1 {
-		return nil
 	}
 	roots := []*x509.Certificate{c.signer.cert}
 	if err := c.writeBundle(roots); err != nil {

@@ -98,7 +98,7 @@ func (c *Client) Fetch(ctx context.Context) (*Certificate, error) {
 		identity.MetadataServiceAccount, id.ServiceAccount)
 	resp, err := c.client.CreateCertificate(ctx, &pb.IstioCertificateRequest{
 		Csr:              string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})),
-		ValidityDuration: int64(c.cfg.TTL / time.Second),
+		ValidityDuration: int64((c.cfg.TTL + time.Second - 1) / time.Second), // whole seconds, rounded up
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fetching certificate for %s: %w", id, err)

@@ -70,16 +70,9 @@ func TestFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bad.Fetch(testContext(t)); status.Code(errorsCause(err)) != codes.Unauthenticated {
+	if _, err := bad.Fetch(testContext(t)); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("Fetch with a wrong token = %v, want Unauthenticated", err)
 	}
-}
-
-func errorsCause(err error) error {
-	if s, ok := status.FromError(err); ok {
-		return s.Err()
-	}
-	return err
 }
 
 // liar is a CA that answers with what a test says.

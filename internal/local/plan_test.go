@@ -168,3 +168,31 @@ func TestReserveFixed(t *testing.T) {
 		t.Errorf("reserved %v, want only the three fixed ports", ports.used)
 	}
 }
+
+func TestResolveAddr(t *testing.T) {
+	tests := []struct {
+		name       string
+		addr       string
+		wantPrefix string
+		wantExact  bool
+	}{
+		{name: "fixed", addr: "127.0.0.1:15010", wantPrefix: "127.0.0.1:15010", wantExact: true},
+		{name: "empty picks on loopback", addr: "", wantPrefix: "127.0.0.1:"},
+		{name: "port 0 picks on that host", addr: "127.0.0.1:0", wantPrefix: "127.0.0.1:"},
+		{name: "port 0 without host picks on loopback", addr: ":0", wantPrefix: "127.0.0.1:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := resolveAddr(tt.addr, newAllocator())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantExact && got != tt.wantPrefix || !strings.HasPrefix(got, tt.wantPrefix) || strings.HasSuffix(got, ":0") {
+				t.Errorf("resolveAddr(%q) = %q, want %q", tt.addr, got, tt.wantPrefix)
+			}
+		})
+	}
+	if _, err := resolveAddr("nonsense", newAllocator()); err == nil {
+		t.Error("resolveAddr(nonsense) succeeded")
+	}
+}

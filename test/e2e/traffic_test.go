@@ -133,6 +133,10 @@ func testTraffic(t *testing.T, extra []string) {
 		if counts["v1"] == 0 || counts["v2"] == 0 || counts["v1"]+counts["v2"] != 100 {
 			t.Errorf("100 requests reached versions %v, want both and nothing else", counts)
 		}
+		// Round robin over two endpoints: about half each.
+		if counts["v1"] < 25 || counts["v2"] < 25 {
+			t.Errorf("100 requests reached versions %v, want them balanced round robin", counts)
+		}
 	})
 
 	t.Run("host header form", func(t *testing.T) {
