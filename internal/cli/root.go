@@ -27,5 +27,8 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newUpCmd(), newDemoCmd(), newDemoAppCmd())
 	root.AddCommand(newControlCmd())
 	root.AddCommand(newProxyCmd())
+	root.AddCommand(newRateLimitCmd())
+	root.AddCommand(newAnalyzeCmd())
+	root.AddCommand(newInstallCmd(), newUninstallCmd(), newInjectCmd())
 	return root
 }

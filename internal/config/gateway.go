@@ -156,6 +156,7 @@ func validateHTTPRoute(d *document, r *gatewayv1.HTTPRoute) {
 			validateGatewayDuration(d, p.key("retry").key("backoff"), rule.Retry.Backoff)
 		}
 	}
+	checkHTTPRouteRegexes(d, r) // routecheck.go
 }
 
 func validateGRPCRoute(d *document, r *gatewayv1.GRPCRoute) {
@@ -183,6 +184,7 @@ func validateGRPCRoute(d *document, r *gatewayv1.GRPCRoute) {
 			validateBackendRef(d, p.key("backendRefs").index(j), b.BackendRef)
 		}
 	}
+	checkGRPCRouteRegexes(d, r) // routecheck.go
 }
 
 func validateParentRefs(d *document, refs []gatewayv1.ParentReference) {

@@ -155,6 +155,7 @@ func validateVirtualService(d *document, vs *networkingv1.VirtualService) {
 			validateDestination(d, p.key("route").index(j), r.GetDestination(), r.GetWeight())
 		}
 	}
+	checkVirtualServiceRoutes(d, vs) // routecheck.go
 }
 
 func validateDestination(d *document, p fieldPath, dest *networkingapi.Destination, weight int32) {

@@ -200,7 +200,7 @@ func TestIstioErrors(t *testing.T) {
 		{
 			name: "unknown apiVersion and kind",
 			src:  lines("apiVersion: example.com/v1", "kind: Widget", "metadata: {name: r}"),
-			want: []string{`mesh.yaml:2: Widget default/r: kind: unknown kind "Widget" in apiVersion "example.com/v1" (supported kinds: AuthorizationPolicy, DestinationRule, GRPCRoute, HTTPRoute, PeerAuthentication, RequestAuthentication, Service, ServiceEntry, Sidecar, VirtualService, Workload, WorkloadEntry)`},
+			want: []string{`mesh.yaml:2: Widget default/r: kind: unknown kind "Widget" in apiVersion "example.com/v1" (supported kinds: AuthorizationPolicy, DestinationRule, GRPCRoute, HTTPRoute, PeerAuthentication, RateLimitPolicy, RequestAuthentication, Service, ServiceEntry, Sidecar, VirtualService, Workload, WorkloadEntry)`},
 		},
 		{
 			name: "the same object under two apiVersions",

@@ -28,6 +28,7 @@ var kinds = kindTable(
 	},
 	istioKinds(),
 	gatewayKinds(),
+	trellisKinds(),
 )
 
 func kindTable(parts ...map[typeKey]decodeFunc) map[typeKey]decodeFunc {

@@ -25,6 +25,7 @@ var minimalSpecs = map[string]string{
 	"RequestAuthentication": "{}",
 	"HTTPRoute":             "{parentRefs: [{name: a}]}",
 	"GRPCRoute":             "{parentRefs: [{name: a}]}",
+	"RateLimitPolicy":       "{targetRefs: [{group: '', kind: Service, name: a}], rules: [{limit: {requests: 1, per: 1s}}]}",
 }
 
 func TestAPIVersionSpellings(t *testing.T) {
@@ -40,7 +41,8 @@ func TestAPIVersionSpellings(t *testing.T) {
 		}
 	}
 	want = append(want, "gateway.networking.k8s.io/v1 GRPCRoute", "gateway.networking.k8s.io/v1 HTTPRoute",
-		"gateway.networking.k8s.io/v1beta1 HTTPRoute", "trellis.dev/v1alpha1 Workload", "v1 Service")
+		"gateway.networking.k8s.io/v1beta1 HTTPRoute", "trellis.dev/v1alpha1 RateLimitPolicy",
+		"trellis.dev/v1alpha1 Workload", "v1 Service")
 	var got []string
 	for k := range kinds {
 		got = append(got, k.apiVersion+" "+k.kind)
@@ -87,7 +89,7 @@ func everyKind(namespace string) string {
 		group := map[string]string{
 			"PeerAuthentication": "security.istio.io/v1", "AuthorizationPolicy": "security.istio.io/v1",
 			"RequestAuthentication": "security.istio.io/v1", "HTTPRoute": "gateway.networking.k8s.io/v1",
-			"GRPCRoute": "gateway.networking.k8s.io/v1",
+			"GRPCRoute": "gateway.networking.k8s.io/v1", "RateLimitPolicy": "trellis.dev/v1alpha1",
 		}[k]
 		if group == "" {
 			group = "networking.istio.io/v1"

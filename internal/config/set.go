@@ -46,6 +46,9 @@ type Set struct {
 	// Gateway API routes (gateway.networking.k8s.io), in mesh mode: parentRefs name Services.
 	HTTPRoutes []HTTPRoute
 	GRPCRoutes []GRPCRoute
+
+	// Trellis policies (trellis.dev).
+	RateLimitPolicies []RateLimitPolicy
 }
 
 // lists is every slice of s, kind by kind, in the order of Set's fields. Adding a
@@ -64,6 +67,7 @@ func (s *Set) lists() []objectList {
 		kindList[RequestAuthentication]{&s.RequestAuthentications},
 		kindList[HTTPRoute]{&s.HTTPRoutes},
 		kindList[GRPCRoute]{&s.GRPCRoutes},
+		kindList[RateLimitPolicy]{&s.RateLimitPolicies},
 	}
 }
 

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"trellis.dev/trellis/internal/analyze"
 	"trellis.dev/trellis/internal/model"
 	"trellis.dev/trellis/internal/registry"
 	"trellis.dev/trellis/internal/source/file"
@@ -45,6 +47,8 @@ type translator struct {
 	duration prometheus.Histogram
 	// logged are the problems already logged, so each is logged once while it lasts.
 	logged map[string]bool
+	// locator points traffic problems at their fields' lines in the files.
+	locator *analyze.Locator
 	// state is the latest translation, for the monitoring handlers; nil before the
 	// first one.
 	state atomic.Pointer[state]
@@ -66,6 +70,7 @@ func newTranslator(cfg translatorConfig) (*translator, error) {
 	t := &translator{
 		translatorConfig: cfg,
 		logged:           make(map[string]bool),
+		locator:          &analyze.Locator{ReadFile: os.ReadFile},
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "trellis_translation_duration_seconds",
 			Help:    "Time to translate configuration and registrations into every proxy's resources and push them.",
@@ -132,6 +137,12 @@ func (t *translator) translate(ctx context.Context) {
 		problems = append(problems, e.Error())
 	}
 	problems = append(problems, mesh.Errors...)
+	for _, e := range t.locator.Locate(mesh.ConfigErrors) {
+		problems = append(problems, e.Error())
+	}
+	for _, e := range t.locator.Locate(mesh.Unsupported) {
+		problems = append(problems, "unsupported: "+e.Error())
+	}
 	proxies := make(map[string]*model.Proxy, len(instances))
 	resources := make(map[string]*xdsgen.Resources, len(instances))
 	for _, inst := range instances {

@@ -1,16 +1,23 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"trellis.dev/trellis/internal/bootstrap"
+	"trellis.dev/trellis/internal/config"
 	"trellis.dev/trellis/internal/registry"
 	"trellis.dev/trellis/internal/store"
 	"trellis.dev/trellis/internal/xdsserver"
@@ -84,4 +91,93 @@ func translations(t *testing.T, reg *prometheus.Registry) uint64 {
 		}
 	}
 	return 0
+}
+
+// TestTranslatorReportsTrafficProblems checks that traffic rules that cannot be
+// applied and unsupported fields are problems at their fields' lines, logged once.
+func TestTranslatorReportsTrafficProblems(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "mesh.yaml")
+	mesh := `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r}
+spec:
+  hosts: [nowhere]
+  tls:
+  - route: [{destination: {host: nowhere}}]
+`
+	if err := os.WriteFile(path, []byte(mesh), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := config.ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New()
+	st.Replace(path, set)
+
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	reg := registry.New()
+	metrics := prometheus.NewRegistry()
+	xds, err := xdsserver.New(xdsserver.Config{Registry: reg, Metrics: metrics, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := syncedSource{synced: make(chan struct{})}
+	close(src.synced)
+	tr, err := newTranslator(translatorConfig{
+		store: st, source: src, registry: reg, xds: xds, metrics: metrics, logger: log,
+		debounce: 10 * time.Millisecond, maxDelay: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tr.run(runCtx)
+	}()
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	poll(t, "the first translation", func() bool { return tr.state.Load() != nil })
+	// A second translation must not log the same problems again.
+	reg.Register(registry.Stream{Protocol: registry.SotW, ID: 1}, registry.Instance{NodeID: "a.default"})
+	poll(t, "the second translation", func() bool { return len(tr.state.Load().Proxies) == 1 })
+
+	want := []string{
+		path + `:5: VirtualService default/r: spec.hosts[0]: no service "nowhere" seen from namespace "default"; the host is skipped`,
+		"unsupported: " + path + ":6: VirtualService default/r: spec.tls: not supported: TLS routes need routing by SNI, which the sidecar does not do; ignored",
+	}
+	if diff := cmp.Diff(want, tr.state.Load().Problems); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+	for _, p := range want {
+		if n := strings.Count(logs.String(), strconv.Quote(p)); n != 1 {
+			t.Errorf("problem %q logged %d times, want once; logs:\n%s", p, n, logs.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

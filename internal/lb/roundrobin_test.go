@@ -10,27 +10,19 @@ import (
 func TestRoundRobin(t *testing.T) {
 	tests := []struct {
 		name  string
-		addrs []string
+		n     int
 		picks int
 		want  map[string]int
 	}{
-		{name: "empty", addrs: nil, picks: 3, want: map[string]int{}},
-		{name: "one", addrs: []string{"a:1"}, picks: 3, want: map[string]int{"a:1": 3}},
-		{name: "two even", addrs: []string{"a:1", "b:2"}, picks: 10, want: map[string]int{"a:1": 5, "b:2": 5}},
-		{name: "three", addrs: []string{"a:1", "b:2", "c:3"}, picks: 9, want: map[string]int{"a:1": 3, "b:2": 3, "c:3": 3}},
+		{name: "empty", n: 0, picks: 3, want: map[string]int{"": 3}},
+		{name: "one", n: 1, picks: 3, want: map[string]int{"e0:1": 3}},
+		{name: "two even", n: 2, picks: 10, want: map[string]int{"e0:1": 5, "e1:1": 5}},
+		{name: "three", n: 3, picks: 9, want: map[string]int{"e0:1": 3, "e1:1": 3, "e2:1": 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rr := NewRoundRobin(tt.addrs)
-			got := map[string]int{}
-			for range tt.picks {
-				addr, ok := rr.Pick()
-				if !ok {
-					continue
-				}
-				got[addr]++
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			rr := NewRoundRobin(NewSet(endpoints(tt.n), 50, nil))
+			if diff := cmp.Diff(tt.want, count(rr, Request{}, tt.picks)); diff != "" {
 				t.Errorf("picks (-want +got):\n%s", diff)
 			}
 		})
@@ -38,28 +30,24 @@ func TestRoundRobin(t *testing.T) {
 }
 
 func TestRoundRobinTakesTurns(t *testing.T) {
-	rr := NewRoundRobin([]string{"a:1", "b:2"})
-	first, _ := rr.Pick()
+	rr := NewRoundRobin(NewSet(endpoints(2), 50, nil))
+	first := rr.Pick(Request{})
 	for i := range 6 {
-		got, _ := rr.Pick()
+		got := rr.Pick(Request{})
 		if (got == first) != (i%2 == 1) {
-			t.Fatalf("pick %d = %s after first %s: not alternating", i+1, got, first)
+			t.Fatalf("pick %d = %s after first %s: not alternating", i+1, got.Addr, first.Addr)
 		}
 	}
 }
 
 func TestRoundRobinConcurrent(t *testing.T) {
-	rr := NewRoundRobin([]string{"a:1", "b:2", "c:3", "d:4"})
+	rr := NewRoundRobin(NewSet(endpoints(4), 50, nil))
 	var mu sync.Mutex
 	got := map[string]int{}
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			local := map[string]int{}
-			for range 1000 {
-				addr, _ := rr.Pick()
-				local[addr]++
-			}
+			local := count(rr, Request{}, 1000)
 			mu.Lock()
 			defer mu.Unlock()
 			for k, v := range local {
@@ -68,18 +56,8 @@ func TestRoundRobinConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	want := map[string]int{"a:1": 1000, "b:2": 1000, "c:3": 1000, "d:4": 1000}
+	want := map[string]int{"e0:1": 1000, "e1:1": 1000, "e2:1": 1000, "e3:1": 1000}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("picks (-want +got):\n%s", diff)
 	}
-}
-
-func BenchmarkRoundRobinPick(b *testing.B) {
-	rr := NewRoundRobin([]string{"a:1", "b:2", "c:3"})
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			rr.Pick()
-		}
-	})
 }

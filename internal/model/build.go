@@ -20,7 +20,8 @@ func Build(cfg *config.Set, instances []registry.Instance) *Mesh {
 	if cfg == nil {
 		cfg = &config.Set{}
 	}
-	b := &builder{mesh: &Mesh{}, byKey: make(map[string]*Service), selectors: make(map[string]selectorService)}
+	b := &builder{mesh: &Mesh{}, byKey: make(map[string]*Service), selectors: make(map[string]selectorService),
+		ruleOf: make(map[string]string), reported: make(map[string]bool)}
 	for _, s := range cfg.Services {
 		b.addService(s)
 	}
@@ -33,7 +34,23 @@ func Build(cfg *config.Set, instances []registry.Instance) *Mesh {
 	for _, inst := range instances {
 		b.addEndpoints(inst)
 	}
+	for _, se := range cfg.ServiceEntries {
+		b.addServiceEntry(se)
+	}
 	b.mesh.finish()
+
+	// Traffic rules refer to services by name, so they come once every service is
+	// indexed.
+	for _, dr := range cfg.DestinationRules {
+		b.addDestinationRule(dr)
+	}
+	for _, vs := range cfg.VirtualServices {
+		b.addVirtualService(vs)
+	}
+	b.addGatewayRoutes(cfg.HTTPRoutes, cfg.GRPCRoutes)
+	b.mesh.Unsupported = append(Unsupported(cfg), b.mesh.Unsupported...)
+	sortErrors(b.mesh.ConfigErrors)
+	sortErrors(b.mesh.Unsupported)
 	return b.mesh
 }
 
@@ -43,6 +60,11 @@ type builder struct {
 
 	// selectors of v1/Services, by namespace/name.
 	selectors map[string]selectorService
+	// ruleOf names the DestinationRule in force for a service, by FQDN.
+	ruleOf map[string]string
+	// reported are the traffic problems already recorded, so that a rule applied to
+	// several ports reports a problem once.
+	reported map[string]bool
 }
 
 type selectorService struct {
@@ -173,7 +195,7 @@ func (b *builder) addEndpoints(inst registry.Instance) {
 			}
 			for _, p := range s.Ports {
 				if mp := findPort(md.Ports, "", p.Number); mp != nil {
-					addEndpoint(p, mp, inst.NodeID)
+					addEndpoint(p, mp, inst)
 				}
 			}
 		case OriginService:
@@ -187,18 +209,18 @@ func (b *builder) addEndpoints(inst registry.Instance) {
 					continue
 				}
 				if mp := targetPort(md.Ports, sp); mp != nil {
-					addEndpoint(p, mp, inst.NodeID)
+					addEndpoint(p, mp, inst)
 				}
 			}
 		}
 	}
 }
 
-func addEndpoint(p *Port, mp *bootstrap.Port, nodeID string) {
+func addEndpoint(p *Port, mp *bootstrap.Port, inst registry.Instance) {
 	if mp.Inbound == "" {
 		return
 	}
-	p.Endpoints = append(p.Endpoints, Endpoint{Address: mp.Inbound, NodeID: nodeID})
+	p.Endpoints = append(p.Endpoints, Endpoint{Address: mp.Inbound, NodeID: inst.NodeID, Labels: inst.Metadata.Labels})
 }
 
 // targetPort picks the workload port a Service port reaches: the targetPort if it

@@ -1,6 +1,7 @@
 // Package model is the control plane's intermediate representation (IR): the mesh's
-// services, their ports and endpoints, and the view of one proxy, built from typed
-// configuration and the registered workload instances.
+// services, their ports and endpoints, the traffic rules of each port, and the view
+// of one proxy, built from typed configuration and the registered workload
+// instances.
 //
 // Data flow: config.Set (from the store) + []registry.Instance (from the xDS server)
 // -> Build -> *Mesh -> xdsgen. A Mesh is derived, immutable once built, and shared by
@@ -16,10 +17,32 @@
 //   - Workloads' spec.service (and registered instances' metadata.service): an
 //     implicit service whose ports are the union of the declaring workloads' ports;
 //     endpoints are the registered instances that declare it, on the same port number.
+//   - ServiceEntries (serviceentry.go): one service per host, named by the host, with
+//     the entry's STATIC endpoints or, for DNS resolution, host names the sidecar
+//     resolves.
 //
 // When both define the same namespace/name, the v1/Service wins. A service's default
 // port, the one a host name without a port reaches, is 80 if it has one, else its only
 // HTTP-family port.
+//
+// Traffic rules come once every service is indexed, in this order:
+//   - DestinationRules (destinationrule.go) give each port a TrafficPolicy and
+//     Subsets, merged from host, port and subset level as Istio documents;
+//   - VirtualServices (virtualservice.go) give the ports of their hosts ordered
+//     Routes (one per match) and TCPRoutes;
+//   - HTTPRoutes and GRPCRoutes with a Service parent (gamma.go) give Routes ordered by
+//     the Gateway API's precedence, consumer routes first.
+//
+// Routes refer to clusters by ClusterRef (service, port, subset); Mesh.Cluster
+// resolves one to its policy and endpoints. What depends on the client — sourceLabels,
+// sourceNamespace, consumer routes — stays in the IR and is applied per proxy by
+// Port.RoutesFor and Port.TCPRouteFor.
+//
+// Nothing a document sets is silently ignored: Unsupported (unsupported.go) walks every
+// traffic document against the table of implemented fields of its kind (fields.go)
+// and reports the rest in Mesh.Unsupported; rules that cannot be applied as written
+// (unknown hosts, subsets, ports; conflicts) are in Mesh.ConfigErrors, each naming its
+// resource and field. docs/traffic.md lists the same fields (TestDocsListEveryField).
 //
 // Build is pure and deterministic: the same input gives the same Mesh, with every
 // slice sorted. Problems that do not stop the build (conflicting port declarations)

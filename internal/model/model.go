@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"trellis.dev/trellis/internal/api/v1alpha1"
+	"trellis.dev/trellis/internal/config"
 	"trellis.dev/trellis/internal/names"
 )
 
@@ -19,6 +20,21 @@ const (
 	// OriginWorkload is the spec.service of one or more Workloads (or the service a
 	// registered sidecar declares in its metadata).
 	OriginWorkload Origin = "Workload"
+	// OriginServiceEntry is one host of an Istio ServiceEntry.
+	OriginServiceEntry Origin = "ServiceEntry"
+)
+
+// Resolution says how the endpoints of a service are found.
+type Resolution string
+
+// The resolutions.
+const (
+	// ResolutionEndpoints: the endpoints are addresses the control plane knows (the
+	// registered sidecars, or a STATIC ServiceEntry's endpoints), sent over EDS.
+	ResolutionEndpoints Resolution = ""
+	// ResolutionDNS: the endpoints are host names the sidecar resolves (a DNS
+	// ServiceEntry).
+	ResolutionDNS Resolution = "DNS"
 )
 
 // Mesh is the IR of the whole mesh: every service with its ports and endpoints.
@@ -28,6 +44,14 @@ type Mesh struct {
 	// Errors are problems found while building; the parts concerned were skipped or
 	// resolved as each error says.
 	Errors []string `json:"errors,omitempty"`
+	// ConfigErrors are traffic rules (VirtualService, DestinationRule, ServiceEntry,
+	// HTTPRoute, GRPCRoute) that could not be applied, each naming its resource and
+	// field; the part concerned was skipped.
+	ConfigErrors []*config.Error `json:"configErrors,omitempty"`
+	// Unsupported are the fields of traffic resources that Trellis does not
+	// implement, each naming its resource and field. They are ignored, and reported
+	// so that nobody believes they are in force.
+	Unsupported []*config.Error `json:"unsupported,omitempty"`
 
 	byFQDN map[string]*Service
 }
@@ -46,6 +70,11 @@ type Service struct {
 	// DefaultPort is the port a host name without a port reaches: 80 if the service
 	// has it (as an HTTP-family port), else its only HTTP-family port; 0 if none.
 	DefaultPort uint32 `json:"defaultPort,omitempty"`
+	// Resolution says how the endpoints are found (ServiceEntry DNS resolution).
+	Resolution Resolution `json:"resolution,omitempty"`
+	// External is true for a ServiceEntry with location MESH_EXTERNAL: the endpoints
+	// have no sidecar.
+	External bool `json:"external,omitempty"`
 }
 
 // Port is one port of a service with the endpoints that serve it.
@@ -55,14 +84,31 @@ type Port struct {
 	Protocol v1alpha1.Protocol `json:"protocol"`
 	// Endpoints are sorted by address.
 	Endpoints []Endpoint `json:"endpoints"`
+
+	// Policy is the DestinationRule's traffic policy for the port (host level merged
+	// with the port-level settings); nil: none.
+	Policy *TrafficPolicy `json:"policy,omitempty"`
+	// Subsets are the DestinationRule's subsets, sorted by name.
+	Subsets []*Subset `json:"subsets,omitempty"`
+	// Routes are the HTTP routes of the port in the order they are tried; empty: all
+	// requests go to the port's cluster. See RoutesFor.
+	Routes []*Route `json:"routes,omitempty"`
+	// TCPRoutes are the TCP routes of a TCP port; the first that applies to a proxy
+	// is used.
+	TCPRoutes []*TCPRoute `json:"tcpRoutes,omitempty"`
+
+	// routedBy names the document that gave the port its routes, for conflicts.
+	routedBy string
 }
 
 // Endpoint is a registered sidecar's inbound address for a service port.
 type Endpoint struct {
 	// Address is host:port, the sidecar's inbound listener for the port.
 	Address string `json:"address"`
-	// NodeID is the xDS node ID of the sidecar.
-	NodeID string `json:"nodeID"`
+	// NodeID is the xDS node ID of the sidecar; empty for a ServiceEntry endpoint.
+	NodeID string `json:"nodeID,omitempty"`
+	// Labels are the endpoint's labels, which DestinationRule subsets select.
+	Labels map[string]string `json:"-"`
 }
 
 // IsHTTP reports whether a protocol is of the HTTP family (HTTP, HTTP2, GRPC): its
@@ -75,9 +121,19 @@ func IsHTTP(p v1alpha1.Protocol) bool {
 	return false
 }
 
-// Service returns the service with the given FQDN, or nil.
+// Service returns the service with the given FQDN (or ServiceEntry host), or nil.
 func (m *Mesh) Service(fqdn string) *Service {
 	return m.byFQDN[strings.ToLower(fqdn)]
+}
+
+// Aliases are the host names by which a client in namespace from reaches s: for a
+// Kubernetes-style service its names as Kubernetes resolves them, for a
+// ServiceEntry host the host itself.
+func (s *Service) Aliases(from string) []string {
+	if s.Origin == OriginServiceEntry {
+		return []string{s.FQDN}
+	}
+	return names.HostAliases(s.Name, s.Namespace, from)
 }
 
 // Resolve finds a service by a name as a client in namespace from would write it:
@@ -85,6 +141,9 @@ func (m *Mesh) Service(fqdn string) *Service {
 // no such service.
 func (m *Mesh) Resolve(name, from string) *Service {
 	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	if s := m.byFQDN[name]; s != nil && s.Origin == OriginServiceEntry {
+		return s
+	}
 	parts := strings.Split(name, ".")
 	switch {
 	case len(parts) == 1:

@@ -13,6 +13,8 @@ type Proxy struct {
 	ID        string `json:"id"`
 	Workload  string `json:"workload"`
 	Namespace string `json:"namespace"`
+	// Labels are the workload's labels, which sourceLabels of routes select.
+	Labels map[string]string `json:"labels,omitempty"`
 	// Inbound are the workload's ports, as the sidecar serves them.
 	Inbound []InboundPort `json:"inbound,omitempty"`
 	// Outbound is the address of the outbound listener; empty: none.
@@ -38,6 +40,7 @@ func NewProxy(inst registry.Instance) *Proxy {
 		ID:        inst.NodeID,
 		Workload:  md.Workload,
 		Namespace: namespaceOr(md.Namespace),
+		Labels:    md.Labels,
 		Outbound:  md.Outbound,
 		Upstreams: append([]bootstrap.Upstream(nil), md.Upstreams...),
 	}

@@ -11,6 +11,7 @@ import (
 
 	"trellis.dev/trellis/internal/bootstrap"
 	"trellis.dev/trellis/internal/proxy/admin"
+	"trellis.dev/trellis/internal/proxy/cluster"
 	"trellis.dev/trellis/internal/proxy/forward"
 	"trellis.dev/trellis/internal/proxy/listener"
 	"trellis.dev/trellis/internal/proxy/runtime"
@@ -42,6 +43,7 @@ type Proxy struct {
 	admin     *admin.Server
 	listeners *listener.Manager
 	http      *forward.HTTP
+	clusters  *cluster.Manager
 	stats     *stats.Stats
 
 	table    atomic.Pointer[runtime.Table]
@@ -88,7 +90,8 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, fmt.Errorf("bootstrap of %s: %w", b.Node.ID, err)
 	}
 	p := &Proxy{cfg: cfg, stats: &stats.Stats{}, accepted: map[string]xdsclient.Update{}}
-	p.http = forward.NewHTTP(forward.HTTPConfig{Tables: p, Stats: p.stats, Logger: cfg.Logger})
+	p.clusters = cluster.NewManager(cluster.Config{Logger: cfg.Logger})
+	p.http = forward.NewHTTP(forward.HTTPConfig{Tables: p, Clusters: p.clusters, Stats: p.stats, Logger: cfg.Logger})
 	p.listeners = listener.New(listener.Config{
 		Tables:       p,
 		HTTP:         p.http,
@@ -152,7 +155,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 	drainCtx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 	defer cancel()
 	p.listeners.Shutdown(drainCtx)
+	p.http.Close()
 	p.http.Upstreams().Close()
+	p.clusters.Close()
 	stopAdmin()
 	if err := <-adminDone; err != nil && runErr == nil {
 		runErr = err

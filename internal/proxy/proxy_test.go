@@ -309,7 +309,7 @@ func testSidecar(t *testing.T, delta bool) {
 					rc.VirtualHosts[0].Routes[0].GetRoute().ClusterSpecifier = nil
 					res[2] = rc
 				},
-				want: `route configuration "outbound": virtual_hosts[0].routes[0].route.cluster: is required`,
+				want: `route configuration "outbound": virtual_hosts[0].routes[0].route.cluster: one of cluster or weighted_clusters is required`,
 			},
 		}
 		for i, tt := range tests {

@@ -6,14 +6,24 @@
 // (a go-control-plane snapshot per node).
 //
 // For a proxy, Generate emits:
-//   - the `outbound` listener (an HTTP connection manager using RDS `outbound`), the
-//     `outbound` route configuration with one virtual host per HTTP-family service
-//     port of the mesh, and their EDS clusters and assignments;
+//   - the `outbound` listener (an HTTP connection manager using RDS `outbound`) and
+//     the `outbound` route configuration: one virtual host per HTTP-family service
+//     port of the mesh (ServiceEntry hosts included), whose routes are the port's
+//     model routes that apply to the proxy (routes.go), or one route to the port's
+//     cluster;
 //   - one `inbound|<port>` listener per workload port, with an inline route to (HTTP,
 //     HTTP2, GRPC) or a TCP proxy to (TCP) the STATIC cluster `inbound|<port>||` that
 //     reaches the app;
-//   - one `upstream|<fqdn>|<port>` TCP proxy listener per upstream bind, and its
-//     outbound cluster and assignment.
+//   - one `upstream|<fqdn>|<port>` TCP proxy listener per upstream bind, to the port's
+//     cluster or the weighted clusters of its TCP route;
+//   - every outbound cluster a route, a mirror or a TCP proxy references (clusters.go):
+//     `outbound|<port>|<subset>|<host>`, EDS with its ClusterLoadAssignment, or
+//     STRICT_DNS with inline host names for DNS ServiceEntries, carrying the
+//     DestinationRule's policy (load balancer, circuit breakers with the retry
+//     budget, upstream HTTP options, outlier detection).
+//
+// Every HTTP connection manager has the filters fault, CORS and router; fault and
+// CORS are configured per route (typed_per_filter_config).
 //
 // Every resource that is referenced is emitted and nothing else. Generation is pure
 // and deterministic: every slice is sorted by resource name, so the same input gives

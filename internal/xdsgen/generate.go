@@ -14,6 +14,9 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"trellis.dev/trellis/internal/model"
 	"trellis.dev/trellis/internal/names"
@@ -46,7 +49,7 @@ type generator struct {
 	mesh     *model.Mesh
 	proxy    *model.Proxy
 	res      *Resources
-	clusters map[string]bool // outbound clusters already emitted
+	clusters map[string]bool // outbound clusters already emitted, by name
 	// upstreamBinds maps upstream listener names to their bind address.
 	upstreamBinds map[string]string
 	errs          []error
@@ -57,7 +60,7 @@ func (g *generator) errorf(format string, args ...any) {
 }
 
 // outbound emits the outbound listener, its route configuration and the clusters
-// the route reaches.
+// the routes reach.
 func (g *generator) outbound() {
 	if g.proxy.Outbound == "" {
 		return
@@ -76,13 +79,18 @@ func (g *generator) outbound() {
 			if !model.IsHTTP(port.Protocol) {
 				continue
 			}
-			cluster := names.OutboundCluster(svc.FQDN, port.Number)
-			rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
+			routes := port.RoutesFor(g.proxy)
+			if len(routes) == 0 {
+				routes = []*model.Route{g.mesh.DefaultRoute(svc, port)}
+			}
+			vh := &routev3.VirtualHost{
 				Name:    svc.FQDN + ":" + strconv.FormatUint(uint64(port.Number), 10),
 				Domains: domains(svc, port.Number, g.proxy.Namespace),
-				Routes:  []*routev3.Route{prefixRoute(cluster)},
-			})
-			g.outboundCluster(svc, port)
+			}
+			for _, r := range routes {
+				vh.Routes = append(vh.Routes, g.routes(r)...)
+			}
+			rc.VirtualHosts = append(rc.VirtualHosts, vh)
 		}
 	}
 	g.res.Routes = append(g.res.Routes, rc)
@@ -92,7 +100,7 @@ func (g *generator) outbound() {
 // writes them: every alias with :port, and without it for the default port.
 func domains(svc *model.Service, port uint32, from string) []string {
 	var out []string
-	for _, alias := range names.HostAliases(svc.Name, svc.Namespace, from) {
+	for _, alias := range svc.Aliases(from) {
 		out = append(out, alias+":"+strconv.FormatUint(uint64(port), 10))
 		if port == svc.DefaultPort {
 			out = append(out, alias)
@@ -165,34 +173,35 @@ func (g *generator) upstreams() {
 		}
 		g.upstreamBinds[name] = u.Bind
 		g.res.Listeners = append(g.res.Listeners, listener(name, addr, corev3.TrafficDirection_OUTBOUND,
-			tcpProxy(name, names.OutboundCluster(svc.FQDN, port.Number))))
-		g.outboundCluster(svc, port)
+			g.upstreamProxy(name, svc, port)))
 	}
 }
 
-// outboundCluster emits the EDS cluster of a service port and its assignment, once.
-func (g *generator) outboundCluster(svc *model.Service, port *model.Port) {
-	name := names.OutboundCluster(svc.FQDN, port.Number)
-	if g.clusters[name] {
-		return
+// upstreamProxy is the TCP proxy of an upstream listener: to the port's cluster, or
+// to the weighted destinations of the first TCP route that applies to the proxy.
+func (g *generator) upstreamProxy(name string, svc *model.Service, port *model.Port) *listenerv3.Filter {
+	dests := []model.Destination{{Cluster: model.ClusterRef{Service: svc.FQDN, Port: port.Number}, Weight: 100}}
+	if r := port.TCPRouteFor(g.proxy); r != nil {
+		dests = r.Destinations
 	}
-	g.clusters[name] = true
-	g.res.Clusters = append(g.res.Clusters, edsCluster(name, port.Protocol))
-	var lbs []*endpointv3.LbEndpoint
-	for _, ep := range port.Endpoints {
-		addr, err := socketAddress(ep.Address)
-		if err != nil {
-			g.errorf("endpoint %s of %s (node %s): %v; skipped", ep.Address, name, ep.NodeID, err)
-			continue
+	tp := &tcpproxyv3.TcpProxy{StatPrefix: name}
+	if len(dests) == 1 {
+		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_Cluster{Cluster: g.cluster(dests[0].Cluster)}
+	} else {
+		wc := &tcpproxyv3.TcpProxy_WeightedCluster{}
+		for _, d := range dests {
+			wc.Clusters = append(wc.Clusters, &tcpproxyv3.TcpProxy_WeightedCluster_ClusterWeight{Name: g.cluster(d.Cluster), Weight: d.Weight})
 		}
-		lbs = append(lbs, &endpointv3.LbEndpoint{
-			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}},
-		})
+		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_WeightedClusters{WeightedClusters: wc}
 	}
-	g.res.Endpoints = append(g.res.Endpoints, &endpointv3.ClusterLoadAssignment{
-		ClusterName: name,
-		Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}},
-	})
+	if info, err := g.mesh.Cluster(dests[0].Cluster); err == nil && info.Policy != nil &&
+		info.Policy.ConnectionPool != nil && info.Policy.ConnectionPool.TCPIdleTimeout != nil {
+		tp.IdleTimeout = durationpb.New(info.Policy.ConnectionPool.TCPIdleTimeout.Std())
+	}
+	return &listenerv3.Filter{
+		Name:       wellknown.TCPProxy,
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(tp)},
+	}
 }
 
 func (g *generator) sort() {

@@ -6,6 +6,8 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -66,14 +68,15 @@ func inlineHTTPFilter(statPrefix string, rc *routev3.RouteConfiguration) *listen
 	})
 }
 
-// httpFilter completes an HTTP connection manager (AUTO codec, router only) and wraps
-// it in a network filter.
+// httpFilter completes an HTTP connection manager (AUTO codec; the filters fault,
+// CORS, both configured per route, and the router) and wraps it in a network filter.
 func httpFilter(m *hcmv3.HttpConnectionManager) *listenerv3.Filter {
 	m.CodecType = hcmv3.HttpConnectionManager_AUTO
-	m.HttpFilters = []*hcmv3.HttpFilter{{
-		Name:       wellknown.Router,
-		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
-	}}
+	m.HttpFilters = []*hcmv3.HttpFilter{
+		{Name: wellknown.Fault, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}},
+		{Name: wellknown.CORS, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&corsv3.Cors{})}},
+		{Name: wellknown.Router, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
+	}
 	return &listenerv3.Filter{
 		Name:       wellknown.HTTPConnectionManager,
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(m)},

@@ -17,6 +17,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	"trellis.dev/trellis/internal/proxy/cluster"
 	"trellis.dev/trellis/internal/proxy/internal/xdstest"
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/stats"
@@ -56,7 +57,10 @@ func newForwarder(t testing.TB, upstreams ...string) (*httptest.Server, *stats.S
 		t.Fatal(err)
 	}
 	st := &stats.Stats{}
-	h := NewHTTP(HTTPConfig{Tables: fixedTable{table}, Stats: st, Logger: slog.New(slog.DiscardHandler)})
+	clusters := cluster.NewManager(cluster.Config{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(clusters.Close)
+	h := NewHTTP(HTTPConfig{Tables: fixedTable{table}, Clusters: clusters, Stats: st, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(h.Close)
 	h.Upstreams().Attach(table)
 	srv := httptest.NewServer(h.Handler(listenAddr))
 	t.Cleanup(srv.Close)
@@ -162,6 +166,10 @@ func TestTCPHalfClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer front.Close()
+	clusters := cluster.NewManager(cluster.Config{Logger: slog.New(slog.DiscardHandler)})
+	defer clusters.Close()
+	up := &Upstreams{logger: slog.New(slog.DiscardHandler), clusters: clusters, stats: &stats.Stats{}, pools: map[upstreamKey]*upstream{}}
+	up.Attach(table)
 	p := &TCP{Stats: &stats.Stats{}, Logger: slog.New(slog.DiscardHandler)}
 	done := make(chan struct{})
 	go func() {

@@ -2,12 +2,12 @@ package forward
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net"
 	"net/http"
-	"sync"
+	"time"
 
+	"trellis.dev/trellis/internal/proxy/cluster"
+	"trellis.dev/trellis/internal/proxy/reqinfo"
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/stats"
 )
@@ -20,25 +20,35 @@ type Tables interface {
 // HTTPConfig configures the HTTP request path.
 type HTTPConfig struct {
 	Tables Tables
-	Stats  *stats.Stats
-	Logger *slog.Logger
+	// Clusters keeps the clusters' live state (endpoints, breakers, outlier detection)
+	// across tables.
+	Clusters *cluster.Manager
+	// Stats counts requests, response flags and retries.
+	Stats *stats.Stats
+	// Recorder, if set, also receives every finished request's Info (telemetry).
+	Recorder reqinfo.Recorder
+	Logger   *slog.Logger
 }
 
 // HTTP is the request path of HTTP connection manager listeners.
 type HTTP struct {
 	cfg       HTTPConfig
 	upstreams *Upstreams
+	mirrors   *mirrors
 }
 
-// NewHTTP returns the HTTP request path.
+// NewHTTP returns the HTTP request path. Close stops its mirror requests.
 func NewHTTP(cfg HTTPConfig) *HTTP {
-	h := &HTTP{cfg: cfg}
-	h.upstreams = &Upstreams{logger: cfg.Logger, errorf: h.proxyError, pools: map[upstreamKey]*upstream{}}
+	h := &HTTP{cfg: cfg, mirrors: newMirrors(cfg.Logger)}
+	h.upstreams = &Upstreams{logger: cfg.Logger, clusters: cfg.Clusters, stats: cfg.Stats, errorf: proxyError, pools: map[upstreamKey]*upstream{}}
 	return h
 }
 
 // Upstreams returns the connection pools, to attach to each new table.
 func (h *HTTP) Upstreams() *Upstreams { return h.upstreams }
+
+// Close cancels the mirror requests in flight and waits for them.
+func (h *HTTP) Close() { h.mirrors.close() }
 
 // Handler returns the handler of the listener bound at addr. It looks the listener up
 // in the current table on every request, so a new table applies to open connections.
@@ -51,80 +61,93 @@ type listenerHandler struct {
 	addr string
 }
 
-// reqInfo carries what the handler decided to the reverse proxy's hooks, and the
-// status back.
-type reqInfo struct {
-	endpoint string
-	status   int
-}
-
-type infoKey struct{}
-
-func infoFrom(ctx context.Context) *reqInfo {
-	info, _ := ctx.Value(infoKey{}).(*reqInfo)
-	return info
-}
-
-var infoPool = sync.Pool{New: func() any { return new(reqInfo) }}
-
 func (lh *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l := lh.h.cfg.Tables.Current().ListenerAt(lh.addr)
 	if l == nil || l.Routes == nil {
 		http.Error(w, "listener not configured", http.StatusServiceUnavailable)
 		return
 	}
-	lc := lh.h.cfg.Stats.Listener(l.Name)
+	x := newExchange(w, r, l.Name)
+	defer lh.h.finish(x)
 	if r.Method == http.MethodConnect {
-		lc.Response(http.StatusMethodNotAllowed)
-		http.Error(w, "CONNECT is not supported", http.StatusMethodNotAllowed)
+		x.local(http.StatusMethodNotAllowed, "CONNECT is not supported", 0)
 		return
 	}
 	vh := l.Routes.VirtualHost(r.Host)
 	if vh == nil {
-		lc.Response(http.StatusNotFound)
-		http.Error(w, "no route for host "+r.Host, http.StatusNotFound)
+		x.local(http.StatusNotFound, "no route for host "+r.Host, reqinfo.NoRoute)
 		return
 	}
-	route := vh.Route(r.URL.Path)
+	route := vh.Route(r)
 	if route == nil {
-		lc.Response(http.StatusNotFound)
-		http.Error(w, "no route for path "+r.URL.Path, http.StatusNotFound)
+		x.local(http.StatusNotFound, "no route for path "+r.URL.Path, reqinfo.NoRoute)
 		return
 	}
-	c := route.Cluster
-	cc := lh.h.cfg.Stats.Cluster(c.Name)
-	endpoint, ok := c.Picker.Pick()
-	up, _ := c.Upstream.(*upstream)
-	if !ok || up == nil {
-		lc.Response(http.StatusServiceUnavailable)
-		cc.Response(http.StatusServiceUnavailable)
-		http.Error(w, "no healthy upstream", http.StatusServiceUnavailable)
+	x.route = route
+	if route.Fault != nil && !lh.h.fault(x, route.Fault) {
 		return
 	}
-	info := infoPool.Get().(*reqInfo)
-	*info = reqInfo{endpoint: endpoint}
-	defer func() {
-		lc.Response(info.status)
-		cc.Response(info.status)
-		infoPool.Put(info)
-	}()
-	up.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
+	if route.CORS != nil && preflight(x, route.CORS) {
+		return
+	}
+	switch {
+	case route.Direct != nil:
+		direct(x, route.Direct)
+	case route.Redirect != nil:
+		redirect(x, route)
+	default:
+		lh.h.forward(x, route)
+	}
 }
 
-// proxyError answers a request the upstream did not: 503 "upstream connect error"
-// when no connection could be made, 503 "upstream reset before response" when the
-// connection broke before a response. A client that went away gets nothing.
-func (h *HTTP) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	info := infoFrom(r.Context())
-	if r.Context().Err() != nil {
-		return // the client went away; info.status stays 0
+// finish records the request once it is over.
+func (h *HTTP) finish(x *exchange) {
+	info := &x.info
+	info.Duration = time.Since(info.Start)
+	info.Code = x.rw.status
+	info.BytesSent = x.rw.written
+	info.BytesReceived = x.body.n
+	if info.Code == 0 && x.down.Err() != nil {
+		info.Flags.Set(reqinfo.DownstreamConnectionTermination)
 	}
-	msg := "upstream reset before response"
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		msg = "upstream connect error"
+	h.cfg.Stats.Record(info)
+	if h.cfg.Recorder != nil {
+		h.cfg.Recorder.Record(info)
 	}
-	h.cfg.Logger.Debug("upstream request failed", "host", r.Host, "endpoint", info.endpoint, "error", err)
-	info.status = http.StatusServiceUnavailable
-	http.Error(w, msg, http.StatusServiceUnavailable)
+}
+
+// forward sends the request to one of the route's clusters through its upstream,
+// with the route's header changes, rewrites, hash key, mirrors and timeout.
+func (h *HTTP) forward(x *exchange, route *runtime.Route) {
+	a := route.Action
+	wc := a.PickCluster()
+	c := wc.Cluster
+	x.info.Cluster = c.Name
+	x.wc = wc
+	up, _ := c.Upstream.(*upstream)
+	if up == nil {
+		x.local(http.StatusServiceUnavailable, "no healthy upstream", reqinfo.NoHealthyUpstream)
+		return
+	}
+	x.up = up
+	r := x.req
+	mutateRequest(r.Header, &wc.RequestHeaders, &route.RequestHeaders)
+	rewrite(r, route)
+	x.hashKey(a.HashPolicies)
+	if a.Retry != nil && a.Retry.NumRetries > 0 || len(a.Mirrors) > 0 {
+		x.bufferBody()
+	}
+	for i := range a.Mirrors {
+		if m := &a.Mirrors[i]; m.Fraction.Sample() {
+			h.mirrors.send(x, m, a.Timeout)
+		}
+	}
+	ctx := x.down
+	if a.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, a.Timeout, errRouteTimeout)
+		defer cancel()
+	}
+	x.ctx = context.WithValue(ctx, exchangeKey{}, x)
+	up.proxy.ServeHTTP(&x.rw, r.WithContext(x.ctx))
 }

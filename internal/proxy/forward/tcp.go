@@ -5,9 +5,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
+	"trellis.dev/trellis/internal/lb"
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/stats"
 )
@@ -18,40 +22,56 @@ type TCP struct {
 	Logger *slog.Logger
 }
 
-// Serve proxies one accepted connection to an endpoint of l's cluster: it dials with
-// the cluster's connect timeout, copies both ways passing half-closes on, and closes
-// both connections when both directions are done or either fails. It returns when the
-// connection is over; closing down (the caller's way to end it early) ends it.
+// Serve proxies one accepted connection: it draws one of the listener's clusters by
+// weight, picks an endpoint with the cluster's balancer, dials it with the cluster's
+// connect timeout, copies both ways passing half-closes on, and closes both
+// connections when both directions are done, either fails, or nothing has moved in
+// either direction for the idle timeout. It returns when the connection is over;
+// closing down (the caller's way to end it early) ends it.
 func (p *TCP) Serve(ctx context.Context, down net.Conn, l *runtime.Listener) {
 	defer down.Close()
-	lc, cc := p.Stats.Listener(l.Name), p.Stats.Cluster(l.Cluster.Name)
-	for _, c := range []*stats.Counters{lc, cc} {
-		c.TCPTotal.Add(1)
-		c.TCPActive.Add(1)
-		defer c.TCPActive.Add(-1)
+	c := l.TCP.Pick(rand.Uint64N(max(l.TCP.TotalWeight(), 1)))
+	lc, cc := p.Stats.Listener(l.Name), p.Stats.Cluster(c.Name)
+	for _, ctr := range []*stats.Counters{lc, cc} {
+		ctr.TCPTotal.Add(1)
+		ctr.TCPActive.Add(1)
+		defer ctr.TCPActive.Add(-1)
 	}
-	endpoint, ok := l.Cluster.Picker.Pick()
-	if !ok {
-		p.Logger.Debug("no endpoint for TCP connection", "listener", l.Name, "cluster", l.Cluster.Name)
+	up, _ := c.Upstream.(*upstream)
+	var ep *lb.Endpoint
+	if up != nil {
+		ep = up.state.Pick(lb.Request{})
+	}
+	if ep == nil {
+		p.Logger.Debug("no endpoint for TCP connection", "listener", l.Name, "cluster", c.Name)
 		return
 	}
-	dialer := net.Dialer{Timeout: l.Cluster.ConnectTimeout}
-	up, err := dialer.DialContext(ctx, "tcp", endpoint)
+	ep.Begin()
+	defer ep.End()
+	dialer := net.Dialer{Timeout: c.ConnectTimeout}
+	upc, err := dialer.DialContext(ctx, "tcp", ep.Addr)
 	if err != nil {
-		p.Logger.Debug("connecting TCP upstream", "listener", l.Name, "endpoint", endpoint, "error", err)
+		up.state.Report(ep, lb.Result{LocalFailure: true})
+		p.Logger.Debug("connecting TCP upstream", "listener", l.Name, "endpoint", ep.Addr, "error", err)
 		return
 	}
-	defer up.Close()
+	defer upc.Close()
 	var once sync.Once
 	closeBoth := func() {
 		once.Do(func() {
-			up.Close()
+			upc.Close()
 			down.Close()
 		})
 	}
+	var src, dst net.Conn = down, upc
+	if idle := l.TCP.IdleTimeout; idle > 0 {
+		w := newIdleWatch(idle, closeBoth)
+		defer w.stop()
+		src, dst = &activeConn{Conn: down, w: w}, &activeConn{Conn: upc, w: w}
+	}
 	var wg sync.WaitGroup
-	wg.Go(func() { pipe(up, down, closeBoth) })
-	pipe(down, up, closeBoth)
+	wg.Go(func() { pipe(src, dst, closeBoth) })
+	pipe(dst, src, closeBoth)
 	wg.Wait()
 }
 
@@ -62,10 +82,74 @@ func pipe(dst, src net.Conn, closeBoth func()) {
 		closeBoth()
 		return
 	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
+	if cw, ok := unwrapConn(dst).(interface{ CloseWrite() error }); ok && err == nil {
 		if cw.CloseWrite() == nil {
 			return
 		}
 	}
 	closeBoth()
+}
+
+func unwrapConn(c net.Conn) net.Conn {
+	if a, ok := c.(*activeConn); ok {
+		return a.Conn
+	}
+	return c
+}
+
+// idleWatch closes a proxied connection pair when neither side has sent anything for
+// the idle timeout. Reads mark activity; a timer checks, and re-arms for the rest of
+// the timeout when there was some. mu orders the timer's re-arming with stop.
+type idleWatch struct {
+	idle time.Duration
+	last atomic.Int64 // unix nanoseconds of the last read
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+func newIdleWatch(idle time.Duration, expire func()) *idleWatch {
+	w := &idleWatch{idle: idle}
+	w.last.Store(time.Now().UnixNano())
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer = time.AfterFunc(idle, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.stopped {
+			return
+		}
+		since := time.Duration(time.Now().UnixNano() - w.last.Load())
+		if since >= idle {
+			w.stopped = true
+			expire()
+			return
+		}
+		w.timer.Reset(idle - since)
+	})
+	return w
+}
+
+func (w *idleWatch) touch() { w.last.Store(time.Now().UnixNano()) }
+
+func (w *idleWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.timer.Stop()
+}
+
+// activeConn marks activity on every read.
+type activeConn struct {
+	net.Conn
+	w *idleWatch
+}
+
+func (c *activeConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.w.touch()
+	}
+	return n, err
 }

@@ -1,60 +1,74 @@
 package forward
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"trellis.dev/trellis/internal/proxy/cluster"
 	"trellis.dev/trellis/internal/proxy/runtime"
+	"trellis.dev/trellis/internal/proxy/stats"
 )
 
 // Tuning of the upstream connection pools.
 const (
 	maxIdleConnsPerHost = 256
-	idleConnTimeout     = 60 * time.Second
 	tcpKeepAlive        = 30 * time.Second
 )
 
 // Upstreams owns the connection pools of the clusters, one per cluster name and
 // transport settings, reused across tables so that a configuration change keeps
-// established connections. Attach and Close are called by the configuration path,
-// one at a time; the request path only reads Cluster.Upstream.
+// established connections, and asks the cluster manager for each cluster's live
+// state. Attach and Close are called by the configuration path, one at a time; the
+// request path only reads Cluster.Upstream.
 type Upstreams struct {
-	logger *slog.Logger
-	errorf func(w http.ResponseWriter, r *http.Request, err error)
+	logger   *slog.Logger
+	clusters *cluster.Manager
+	stats    *stats.Stats
+	errorf   func(w http.ResponseWriter, r *http.Request, err error)
 
 	mu    sync.Mutex
 	pools map[upstreamKey]*upstream
 }
 
 type upstreamKey struct {
-	cluster string
-	http2   bool
-	timeout time.Duration
+	cluster     string
+	http2       bool
+	timeout     time.Duration
+	idleTimeout time.Duration
+	maxPerConn  uint32
 }
 
-// upstream is the connection pool of one cluster and the reverse proxy using it.
+// upstream is one cluster's connection pool, the reverse proxy using it, and the
+// cluster's live state (shared by every pool of the cluster's name).
 type upstream struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
+	state     *cluster.State
+	attempts  *attempts
 }
 
 // Attach gives every cluster of t its upstream, reusing the pool of a cluster with the
-// same name and settings, and closes the idle connections of pools that t no longer
-// uses (requests in flight on the previous table finish normally). Call it before t is
-// published.
+// same name and settings, syncs the clusters' live state, and closes the idle
+// connections of pools that t no longer uses (requests in flight on the previous
+// table finish normally). Call it before t is published.
 func (u *Upstreams) Attach(t *runtime.Table) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	states := u.clusters.Sync(t.Clusters)
 	next := make(map[upstreamKey]*upstream, len(t.Clusters))
 	for _, c := range t.Clusters {
-		key := upstreamKey{cluster: c.Name, http2: c.HTTP2, timeout: c.ConnectTimeout}
+		key := upstreamKey{cluster: c.Name, http2: c.HTTP2, timeout: c.ConnectTimeout,
+			idleTimeout: c.IdleTimeout, maxPerConn: c.MaxRequestsPerConnection}
 		up := u.pools[key]
 		if up == nil {
-			up = u.newUpstream(key)
+			up = u.newUpstream(key, states[c.Name])
 		}
 		next[key] = up
 		c.Upstream = up
@@ -76,8 +90,12 @@ func (u *Upstreams) Close() {
 	}
 }
 
-func (u *Upstreams) newUpstream(key upstreamKey) *upstream {
+func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State) *upstream {
 	dialer := &net.Dialer{Timeout: key.timeout, KeepAlive: tcpKeepAlive}
+	dial := dialer.DialContext
+	if key.maxPerConn > 0 && !key.http2 {
+		dial = countingDial(dialer)
+	}
 	protocols := new(http.Protocols)
 	if key.http2 {
 		// HTTP/2 with prior knowledge over plain TCP (h2c).
@@ -87,12 +105,12 @@ func (u *Upstreams) newUpstream(key upstreamKey) *upstream {
 	}
 	tr := &http.Transport{
 		Proxy:               nil, // never honour HTTP_PROXY: the sidecar is the proxy
-		DialContext:         dialer.DialContext,
+		DialContext:         dial,
 		Protocols:           protocols,
 		MaxIdleConns:        4 * maxIdleConnsPerHost,
 		MaxIdleConnsPerHost: maxIdleConnsPerHost,
-		IdleConnTimeout:     idleConnTimeout,
-		DisableCompression:  true, // pass bodies through as they are
+		IdleConnTimeout:     key.idleTimeout, // zero: no limit, as Envoy's 0
+		DisableCompression:  true,            // pass bodies through as they are
 	}
 	if key.http2 {
 		tr.HTTP2 = &http.HTTP2Config{
@@ -101,42 +119,90 @@ func (u *Upstreams) newUpstream(key upstreamKey) *upstream {
 			PingTimeout:     15 * time.Second,
 		}
 	}
+	at := &attempts{base: tr, state: state, http2: key.http2, maxPerConn: key.maxPerConn, stats: u.stats.Cluster(key.cluster)}
+	if key.http2 {
+		at.maxPerConn = 0
+	}
 	rp := &httputil.ReverseProxy{
-		Rewrite:   rewrite,
-		Transport: tr,
+		Rewrite:   outgoing,
+		Transport: at,
 		// Zero: ReverseProxy flushes every write of a response of unknown length
 		// (streams, gRPC, server-sent events) and buffers those of known length.
-		FlushInterval: 0,
-		ErrorHandler:  u.errorf,
-		BufferPool:    copyBuffers,
-		ErrorLog:      slog.NewLogLogger(u.logger.Handler(), slog.LevelDebug),
-		ModifyResponse: func(resp *http.Response) error {
-			if info := infoFrom(resp.Request.Context()); info != nil {
-				info.status = resp.StatusCode
-			}
-			grpcTrailersOnly(resp)
-			return nil
-		},
+		FlushInterval:  0,
+		ErrorHandler:   u.errorf,
+		BufferPool:     copyBuffers,
+		ErrorLog:       slog.NewLogLogger(u.logger.Handler(), slog.LevelDebug),
+		ModifyResponse: modifyResponse,
 	}
-	return &upstream{transport: tr, proxy: rp}
+	return &upstream{transport: tr, proxy: rp, state: state, attempts: at}
+}
+
+// countingDial wraps connections so that closeAfter can count their requests.
+func countingDial(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countedConn{Conn: c}, nil
+	}
+}
+
+// countedConn is an upstream connection with its request count.
+type countedConn struct {
+	net.Conn
+	uses atomic.Uint32
 }
 
 // forwardedHeaders are the forwarding headers that ReverseProxy's Rewrite mode strips;
 // the sidecar passes the client's values through unchanged and adds none of its own.
 var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
-// rewrite sends the request to the endpoint picked for it, in origin form, keeping
-// the Host header.
-func rewrite(pr *httputil.ProxyRequest) {
-	info := infoFrom(pr.In.Context())
+// outgoing prepares the request for the upstream in origin form, keeping the Host
+// header; the attempts transport fills in the endpoint.
+func outgoing(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = info.endpoint
 	pr.Out.URL.User = nil
 	for _, h := range forwardedHeaders {
 		if v, ok := pr.In.Header[h]; ok {
 			pr.Out.Header[h] = v
 		}
 	}
+}
+
+// modifyResponse applies the route's response header changes, its CORS headers and
+// a generated hash cookie, and reshapes gRPC trailers-only responses.
+func modifyResponse(resp *http.Response) error {
+	x := exchangeFrom(resp.Request.Context())
+	if x != nil && x.route != nil {
+		mutateResponse(resp.Header, &x.wc.ResponseHeaders, &x.route.ResponseHeaders)
+		if x.route.CORS != nil {
+			corsHeaders(x, resp.Header)
+		}
+		if x.setCookie != "" {
+			resp.Header.Add("Set-Cookie", x.setCookie)
+		}
+	}
+	grpcTrailersOnly(resp)
+	return nil
+}
+
+// proxyError answers a request the upstream did not: the sidecar's own answer for the
+// failure (503 connect error, reset, overflow, no healthy upstream; 504 timeout). A
+// client that went away gets nothing.
+func proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	x := exchangeFrom(r.Context())
+	if x == nil || x.down.Err() != nil {
+		return // the client went away; no status
+	}
+	var le *localError
+	if !errors.As(err, &le) {
+		le = &localError{status: http.StatusServiceUnavailable, msg: "upstream reset before response", flag: 0}
+	}
+	if le.flag != 0 {
+		x.info.Flags.Set(le.flag)
+	}
+	http.Error(w, le.msg, le.status)
 }
 
 // grpcStatusHeaders are the fields of a gRPC status.

@@ -75,7 +75,7 @@ func (m *Manager) accept(s *socket) {
 			if !s.queue.push(conn) {
 				conn.Close()
 			}
-		case l.Cluster != nil:
+		case l.TCP != nil:
 			if !s.track(conn) {
 				conn.Close()
 				continue

@@ -18,6 +18,10 @@ type fieldSet map[string]bool
 var leafMessages = map[protoreflect.FullName]bool{
 	"google.protobuf.Any":      true,
 	"google.protobuf.Duration": true,
+	// Wrappers are scalars that can be absent.
+	"google.protobuf.BoolValue":   true,
+	"google.protobuf.UInt32Value": true,
+	"google.protobuf.UInt64Value": true,
 }
 
 // checkFields reports the first populated field of m (in field-number order, depth

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-
-	"trellis.dev/trellis/internal/lb"
 )
 
 // ErrUnresolved is wrapped by Build's error when a reference does not resolve yet:
@@ -40,13 +38,9 @@ func Build(res Resources) (*Table, error) {
 				return nil, asError(EndpointType, spec.edsName, err)
 			}
 		}
-		t.Clusters[name] = &Cluster{
-			Name:           name,
-			ConnectTimeout: spec.timeout,
-			HTTP2:          spec.http2,
-			Endpoints:      addrs,
-			Picker:         lb.NewRoundRobin(addrs),
-		}
+		c := spec.cluster
+		c.Endpoints = addrs
+		t.Clusters[name] = &c
 	}
 	routes := map[string]*RouteTable{}
 	for _, name := range sortedKeys(res.Listeners) {
@@ -58,8 +52,12 @@ func Build(res Resources) (*Table, error) {
 		switch {
 		case spec.tcp != nil:
 			l.StatPrefix = spec.tcp.statPrefix
-			if l.Cluster = t.Clusters[spec.tcp.cluster]; l.Cluster == nil {
-				missing = append(missing, fmt.Sprintf("listener %q: cluster %q not received", name, spec.tcp.cluster))
+			l.TCP = &TCPProxy{IdleTimeout: spec.tcp.idleTimeout, Clusters: spec.tcp.clusters}
+			for i := range l.TCP.Clusters {
+				wc := &l.TCP.Clusters[i]
+				if wc.Cluster = t.Clusters[wc.name]; wc.Cluster == nil {
+					missing = append(missing, fmt.Sprintf("listener %q: cluster %q not received", name, wc.name))
+				}
 			}
 		case spec.http.inline != nil:
 			l.StatPrefix = spec.http.statPrefix
@@ -96,12 +94,23 @@ func link(spec *routeSpec, clusters map[string]*Cluster, missing []string) (*Rou
 	rt := &RouteTable{Name: spec.name, byDomain: map[string]*VirtualHost{}}
 	for _, vs := range spec.vhosts {
 		vh := &VirtualHost{Name: vs.name, Domains: vs.domains}
-		for _, rs := range vs.routes {
-			c := clusters[rs.cluster]
+		resolve := func(name string) *Cluster {
+			c := clusters[name]
 			if c == nil {
-				missing = append(missing, fmt.Sprintf("route configuration %q: virtual host %q: cluster %q not received", spec.name, vs.name, rs.cluster))
+				missing = append(missing, fmt.Sprintf("route configuration %q: virtual host %q: cluster %q not received", spec.name, vs.name, name))
 			}
-			vh.Routes = append(vh.Routes, &Route{Prefix: rs.prefix, Cluster: c})
+			return c
+		}
+		for _, r := range vs.routes {
+			if a := r.Action; a != nil {
+				for i := range a.Clusters {
+					a.Clusters[i].Cluster = resolve(a.Clusters[i].name)
+				}
+				for i := range a.Mirrors {
+					a.Mirrors[i].Cluster = resolve(a.Mirrors[i].name)
+				}
+			}
+			vh.Routes = append(vh.Routes, r)
 		}
 		for _, d := range vs.domains {
 			if d == "*" {

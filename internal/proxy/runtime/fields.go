@@ -16,13 +16,105 @@ var listenerFields = fields(
 	"filter_chains.filters.typed_config",
 )
 
-var routeConfigFields = fields(
-	"name",
-	"virtual_hosts.name",
-	"virtual_hosts.domains",
-	"virtual_hosts.routes.name",
-	"virtual_hosts.routes.match.prefix",
-	"virtual_hosts.routes.route.cluster",
+// stringMatcherFields are envoy.type.matcher.v3.StringMatcher's.
+var stringMatcherFields = fields("exact", "prefix", "suffix", "contains", "safe_regex.regex", "ignore_case")
+
+// fractionFields are envoy.type.v3.FractionalPercent's.
+var fractionFields = fields("numerator", "denominator")
+
+// headerValueOptionFields are envoy.config.core.v3.HeaderValueOption's.
+var headerValueOptionFields = fields("header.key", "header.value", "append_action")
+
+var headerMutationFields = merge(
+	headerValueOptionFields.withPrefix("request_headers_to_add"),
+	headerValueOptionFields.withPrefix("response_headers_to_add"),
+	fields("request_headers_to_remove", "response_headers_to_remove"),
+)
+
+var routeMatchFields = merge(
+	fields(
+		"prefix",
+		"path",
+		"safe_regex.regex",
+		"case_sensitive",
+		"headers.name",
+		"headers.present_match",
+		"headers.invert_match",
+		"query_parameters.name",
+		"query_parameters.present_match",
+	),
+	stringMatcherFields.withPrefix("headers.string_match"),
+	stringMatcherFields.withPrefix("query_parameters.string_match"),
+)
+
+var routeActionFields = merge(
+	fields(
+		"cluster",
+		"weighted_clusters.clusters.name",
+		"weighted_clusters.clusters.weight",
+		"timeout",
+		"retry_policy.retry_on",
+		"retry_policy.num_retries",
+		"retry_policy.per_try_timeout",
+		"retry_policy.retriable_status_codes",
+		"retry_policy.retry_back_off.base_interval",
+		"retry_policy.retry_back_off.max_interval",
+		"request_mirror_policies.cluster",
+		"prefix_rewrite",
+		"regex_rewrite.pattern.regex",
+		"regex_rewrite.substitution",
+		"host_rewrite_literal",
+		"hash_policy.header.header_name",
+		"hash_policy.cookie.name",
+		"hash_policy.cookie.ttl",
+		"hash_policy.cookie.path",
+		"hash_policy.connection_properties.source_ip",
+		"hash_policy.query_parameter.name",
+	),
+	fractionFields.withPrefix("request_mirror_policies.runtime_fraction.default_value"),
+	headerMutationFields.withPrefix("weighted_clusters.clusters"),
+)
+
+var routeFields = merge(
+	fields(
+		"name",
+		"redirect.scheme_redirect",
+		"redirect.host_redirect",
+		"redirect.port_redirect",
+		"redirect.path_redirect",
+		"redirect.prefix_rewrite",
+		"redirect.response_code",
+		"direct_response.status",
+		"direct_response.body.inline_string",
+		"typed_per_filter_config",
+	),
+	routeMatchFields.withPrefix("match"),
+	routeActionFields.withPrefix("route"),
+	headerMutationFields,
+)
+
+var routeConfigFields = merge(
+	fields(
+		"name",
+		"virtual_hosts.name",
+		"virtual_hosts.domains",
+	),
+	routeFields.withPrefix("virtual_hosts.routes"),
+)
+
+// faultFields are those of envoy.extensions.filters.http.fault.v3.HTTPFault in a
+// route's typed_per_filter_config; the filter's own config must be empty.
+var faultFields = merge(
+	fields("delay.fixed_delay", "abort.http_status", "abort.grpc_status"),
+	fractionFields.withPrefix("delay.percentage"),
+	fractionFields.withPrefix("abort.percentage"),
+)
+
+// corsPolicyFields are those of envoy.extensions.filters.http.cors.v3.CorsPolicy in a
+// route's typed_per_filter_config.
+var corsPolicyFields = merge(
+	fields("allow_methods", "allow_headers", "expose_headers", "max_age", "allow_credentials"),
+	stringMatcherFields.withPrefix("allow_origin_string_match"),
 )
 
 var hcmFields = merge(
@@ -39,7 +131,13 @@ var hcmFields = merge(
 
 var routerFields = fields()
 
-var tcpProxyFields = fields("stat_prefix", "cluster")
+var tcpProxyFields = fields(
+	"stat_prefix",
+	"cluster",
+	"weighted_clusters.clusters.name",
+	"weighted_clusters.clusters.weight",
+	"idle_timeout",
+)
 
 var loadAssignmentFields = fields(
 	"cluster_name",
@@ -58,6 +156,23 @@ var clusterFields = merge(
 		"lb_policy",
 		"eds_cluster_config.service_name",
 		"typed_extension_protocol_options",
+		"dns_refresh_rate",
+		"least_request_lb_config.choice_count",
+		"ring_hash_lb_config.minimum_ring_size",
+		"circuit_breakers.thresholds.max_connections",
+		"circuit_breakers.thresholds.max_pending_requests",
+		"circuit_breakers.thresholds.max_requests",
+		"circuit_breakers.thresholds.max_retries",
+		"circuit_breakers.thresholds.retry_budget.budget_percent.value",
+		"circuit_breakers.thresholds.retry_budget.min_retry_concurrency",
+		"outlier_detection.consecutive_5xx",
+		"outlier_detection.consecutive_gateway_failure",
+		"outlier_detection.enforcing_consecutive_5xx",
+		"outlier_detection.enforcing_consecutive_gateway_failure",
+		"outlier_detection.interval",
+		"outlier_detection.base_ejection_time",
+		"outlier_detection.max_ejection_percent",
+		"common_lb_config.healthy_panic_threshold.value",
 	),
 	configSourceFields.withPrefix("eds_cluster_config.eds_config"),
 	loadAssignmentFields.withPrefix("load_assignment"),
@@ -66,4 +181,6 @@ var clusterFields = merge(
 var httpProtocolOptionsFields = fields(
 	"explicit_http_config.http_protocol_options",
 	"explicit_http_config.http2_protocol_options",
+	"common_http_protocol_options.idle_timeout",
+	"common_http_protocol_options.max_requests_per_connection",
 )

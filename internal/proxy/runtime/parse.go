@@ -6,15 +6,14 @@ import (
 	"strings"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -41,33 +40,17 @@ type httpSpec struct {
 }
 
 type tcpSpec struct {
-	statPrefix string
-	cluster    string
+	statPrefix  string
+	clusters    []WeightedCluster // names only, resolved by Build
+	idleTimeout time.Duration
 }
 
-type routeSpec struct {
-	name   string
-	vhosts []vhostSpec
-}
-
-type vhostSpec struct {
-	name    string
-	domains []string // lower case
-	routes  []routeEntrySpec
-}
-
-type routeEntrySpec struct {
-	prefix  string
-	cluster string
-}
 
 type clusterSpec struct {
-	name    string
 	eds     bool
 	edsName string   // the ClusterLoadAssignment to use, for EDS clusters
-	static  []string // endpoint addresses, for STATIC clusters
-	timeout time.Duration
-	http2   bool
+	static  []string // endpoint addresses, for STATIC and STRICT_DNS clusters
+	cluster Cluster  // the configuration, without endpoints
 }
 
 func parseListener(l *listenerv3.Listener) (*listenerSpec, error) {
@@ -138,130 +121,87 @@ func parseHCM(h *hcmv3.HttpConnectionManager) (*httpSpec, error) {
 	default:
 		return nil, fieldErrorf("route_specifier", "one of rds or route_config is required")
 	}
-	filters := h.GetHttpFilters()
-	if len(filters) != 1 || filters[0].GetName() != RouterFilter {
-		return nil, fieldErrorf("http_filters", "must hold exactly the router (%s)", RouterFilter)
-	}
-	if tc := filters[0].GetTypedConfig(); tc != nil {
-		if err := unpack(tc, &routerv3.Router{}); err != nil {
-			return nil, prefixed("http_filters[0].typed_config", err)
-		}
+	if err := checkHTTPFilters(h.GetHttpFilters()); err != nil {
+		return nil, err
 	}
 	return pgvOr(h, spec)
 }
+
+// httpFilterOrder is the order of the HTTP filters the sidecar implements: fault and
+// CORS are optional (configured per route), the router is last and required.
+var httpFilterOrder = []struct {
+	name     string
+	config   func() proto.Message
+	required bool
+}{
+	{FaultFilter, func() proto.Message { return &faultv3.HTTPFault{} }, false},
+	{CORSFilter, func() proto.Message { return &corsv3.Cors{} }, false},
+	{RouterFilter, func() proto.Message { return &routerv3.Router{} }, true},
+}
+
+func checkHTTPFilters(filters []*hcmv3.HttpFilter) error {
+	next := 0
+	for i, f := range filters {
+		at := fmt.Sprintf("http_filters[%d]", i)
+		k := next
+		for k < len(httpFilterOrder) && httpFilterOrder[k].name != f.GetName() {
+			k++
+		}
+		if k == len(httpFilterOrder) {
+			return fieldErrorf(at+".name", "filter %q is not supported here (want, in order, %s, %s and %s, the router last)",
+				f.GetName(), FaultFilter, CORSFilter, RouterFilter)
+		}
+		next = k + 1
+		if tc := f.GetTypedConfig(); tc != nil {
+			cfg := httpFilterOrder[k].config()
+			if err := unpack(tc, cfg); err != nil {
+				return prefixed(at+".typed_config", err)
+			}
+			if err := checkFields(cfg.ProtoReflect(), fields()); err != nil {
+				return prefixed(at+".typed_config", fieldErrorf("", "must be empty (the filter is configured per route): %v", err))
+			}
+		}
+	}
+	if len(filters) == 0 || filters[len(filters)-1].GetName() != RouterFilter {
+		return fieldErrorf("http_filters", "must end with the router (%s)", RouterFilter)
+	}
+	return nil
+}
+
+// DefaultTCPIdleTimeout is a TCP proxy's idle timeout when it sets none (Envoy's).
+const DefaultTCPIdleTimeout = time.Hour
 
 func parseTCPProxy(tp *tcpv3.TcpProxy) (*tcpSpec, error) {
 	if err := checkFields(tp.ProtoReflect(), tcpProxyFields); err != nil {
 		return nil, err
 	}
-	if tp.GetCluster() == "" {
-		return nil, fieldErrorf("cluster", "is required")
-	}
-	return pgvOr(tp, &tcpSpec{statPrefix: tp.GetStatPrefix(), cluster: tp.GetCluster()})
-}
-
-func parseRouteConfig(rc *routev3.RouteConfiguration) (*routeSpec, error) {
-	if err := checkFields(rc.ProtoReflect(), routeConfigFields); err != nil {
-		return nil, err
-	}
-	spec := &routeSpec{name: rc.GetName()}
-	domainOwner := map[string]string{}
-	vhostNames := map[string]bool{}
-	for i, vh := range rc.GetVirtualHosts() {
-		at := fmt.Sprintf("virtual_hosts[%d]", i)
-		if vhostNames[vh.GetName()] {
-			return nil, fieldErrorf(at+".name", "%q is used by two virtual hosts", vh.GetName())
+	spec := &tcpSpec{statPrefix: tp.GetStatPrefix(), idleTimeout: DefaultTCPIdleTimeout}
+	switch cs := tp.GetClusterSpecifier().(type) {
+	case *tcpv3.TcpProxy_Cluster:
+		if cs.Cluster == "" {
+			return nil, fieldErrorf("cluster", "is required")
 		}
-		vhostNames[vh.GetName()] = true
-		v := vhostSpec{name: vh.GetName()}
-		for j, d := range vh.GetDomains() {
-			d = strings.ToLower(d)
-			if strings.Contains(d, "*") && d != "*" {
-				return nil, fieldErrorf(fmt.Sprintf("%s.domains[%d]", at, j), "wildcard domain %q is not supported (only \"*\" is)", d)
+		spec.clusters = []WeightedCluster{{name: cs.Cluster, Weight: 1}}
+	case *tcpv3.TcpProxy_WeightedClusters:
+		for i, wc := range cs.WeightedClusters.GetClusters() {
+			if wc.GetName() == "" {
+				return nil, fieldErrorf(fmt.Sprintf("weighted_clusters.clusters[%d].name", i), "is required")
 			}
-			if owner, dup := domainOwner[d]; dup {
-				return nil, fieldErrorf(fmt.Sprintf("%s.domains[%d]", at, j), "domain %q is also in virtual host %q", d, owner)
-			}
-			domainOwner[d] = vh.GetName()
-			v.domains = append(v.domains, d)
+			spec.clusters = append(spec.clusters, WeightedCluster{name: wc.GetName(), Weight: wc.GetWeight()})
 		}
-		for j, r := range vh.GetRoutes() {
-			rat := fmt.Sprintf("%s.routes[%d]", at, j)
-			prefix, ok := r.GetMatch().GetPathSpecifier().(*routev3.RouteMatch_Prefix)
-			if !ok {
-				return nil, fieldErrorf(rat+".match", "a prefix is required")
-			}
-			action, ok := r.GetAction().(*routev3.Route_Route)
-			if !ok || action.Route.GetCluster() == "" {
-				return nil, fieldErrorf(rat+".route.cluster", "is required")
-			}
-			v.routes = append(v.routes, routeEntrySpec{prefix: prefix.Prefix, cluster: action.Route.GetCluster()})
-		}
-		spec.vhosts = append(spec.vhosts, v)
-	}
-	return pgvOr(rc, spec)
-}
-
-func parseCluster(c *clusterv3.Cluster) (*clusterSpec, error) {
-	if err := checkFields(c.ProtoReflect(), clusterFields); err != nil {
-		return nil, err
-	}
-	spec := &clusterSpec{name: c.GetName(), timeout: DefaultConnectTimeout}
-	if ct := c.GetConnectTimeout(); ct != nil {
-		spec.timeout = ct.AsDuration()
-		if spec.timeout <= 0 {
-			return nil, fieldErrorf("connect_timeout", "must be positive")
-		}
-	}
-	if c.GetLbPolicy() != clusterv3.Cluster_ROUND_ROBIN {
-		return nil, fieldErrorf("lb_policy", "%s is not supported (want ROUND_ROBIN)", c.GetLbPolicy())
-	}
-	switch c.GetType() {
-	case clusterv3.Cluster_STATIC:
-		if c.GetLoadAssignment() == nil {
-			return nil, fieldErrorf("load_assignment", "is required for a STATIC cluster")
-		}
-		addrs, err := parseLoadAssignment(c.GetLoadAssignment())
-		if err != nil {
-			return nil, prefixed("load_assignment", err)
-		}
-		spec.static = addrs
-	case clusterv3.Cluster_EDS:
-		if c.GetLoadAssignment() != nil {
-			return nil, fieldErrorf("load_assignment", "is not used by an EDS cluster")
-		}
-		if err := checkADS(c.GetEdsClusterConfig().GetEdsConfig()); err != nil {
-			return nil, prefixed("eds_cluster_config.eds_config", err)
-		}
-		spec.eds = true
-		spec.edsName = c.GetEdsClusterConfig().GetServiceName()
-		if spec.edsName == "" {
-			spec.edsName = c.GetName()
+		if totalWeight(spec.clusters) == 0 {
+			return nil, fieldErrorf("weighted_clusters", "the weights add up to 0")
 		}
 	default:
-		return nil, fieldErrorf("type", "%s is not supported (want STATIC or EDS)", c.GetType())
+		return nil, fieldErrorf("cluster", "one of cluster or weighted_clusters is required")
 	}
-	for key, opts := range c.GetTypedExtensionProtocolOptions() {
-		at := fmt.Sprintf("typed_extension_protocol_options[%q]", key)
-		if key != HTTPProtocolOptionsKey {
-			return nil, fieldErrorf(at, "is not supported (want %s)", HTTPProtocolOptionsKey)
-		}
-		po := &httpv3.HttpProtocolOptions{}
-		if err := unpack(opts, po); err != nil {
-			return nil, prefixed(at, err)
-		}
-		if err := checkFields(po.ProtoReflect(), httpProtocolOptionsFields); err != nil {
-			return nil, prefixed(at, err)
-		}
-		switch po.GetExplicitHttpConfig().GetProtocolConfig().(type) {
-		case *httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions:
-			spec.http2 = true
-		case *httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions:
-		default:
-			return nil, fieldErrorf(at+".explicit_http_config", "one of http_protocol_options or http2_protocol_options is required")
+	if it := tp.GetIdleTimeout(); it != nil {
+		var err error
+		if spec.idleTimeout, err = duration(it, "idle_timeout"); err != nil {
+			return nil, err
 		}
 	}
-	return pgvOr(c, spec)
+	return pgvOr(tp, spec)
 }
 
 func parseLoadAssignment(cla *endpointv3.ClusterLoadAssignment) ([]string, error) {

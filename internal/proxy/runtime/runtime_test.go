@@ -2,10 +2,12 @@ package runtime
 
 import (
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -92,7 +94,7 @@ func TestValidate(t *testing.T) {
 			name:    "extra http filter",
 			typeURL: ListenerType,
 			res:     one(withHCM(func(h *hcmv3.HttpConnectionManager) { h.HttpFilters = append(h.HttpFilters, h.HttpFilters[0]) })),
-			want:    `typed_config.http_filters: must hold exactly the router`,
+			want:    `typed_config.http_filters[1].name: filter "envoy.filters.http.router" is not supported here`,
 		},
 		{
 			name:    "listener without address",
@@ -120,14 +122,14 @@ func TestValidate(t *testing.T) {
 			want: `listener "b": address: 127.0.0.1:15001 is also the address of listener "a"`,
 		},
 		{
-			name:    "regex route",
+			name:    "path separated prefix route",
 			typeURL: RouteType,
 			res: one(func() proto.Message {
 				rc := xdstest.RouteConfig("outbound", xdstest.VirtualHost("echo:80", []string{"echo"}, "c"))
-				rc.VirtualHosts[0].Routes[0].Match.PathSpecifier = &routev3.RouteMatch_Path{Path: "/x"}
+				rc.VirtualHosts[0].Routes[0].Match.PathSpecifier = &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: "/x"}
 				return rc
 			}()),
-			want: `route configuration "outbound": virtual_hosts[0].routes[0].match.path: is not supported`,
+			want: `route configuration "outbound": virtual_hosts[0].routes[0].match.path_separated_prefix: is not supported`,
 		},
 		{
 			name:    "duplicate domain",
@@ -143,14 +145,14 @@ func TestValidate(t *testing.T) {
 			want:    `wildcard domain "*.echo" is not supported`,
 		},
 		{
-			name:    "least request",
+			name:    "maglev",
 			typeURL: ClusterType,
 			res: one(func() proto.Message {
 				c := xdstest.EDSCluster("c", false)
-				c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+				c.LbPolicy = clusterv3.Cluster_MAGLEV
 				return c
 			}()),
-			want: `cluster "c": lb_policy: LEAST_REQUEST is not supported (want ROUND_ROBIN)`,
+			want: `cluster "c": lb_policy: MAGLEV is not supported (want ROUND_ROBIN, LEAST_REQUEST, RANDOM or RING_HASH)`,
 		},
 		{
 			name:    "logical dns",
@@ -163,14 +165,14 @@ func TestValidate(t *testing.T) {
 			want: `cluster "c": type: LOGICAL_DNS is not supported`,
 		},
 		{
-			name:    "circuit breakers",
+			name:    "circuit breakers of another priority",
 			typeURL: ClusterType,
 			res: one(func() proto.Message {
 				c := xdstest.EDSCluster("c", false)
-				c.CircuitBreakers = &clusterv3.CircuitBreakers{}
+				c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{Priority: corev3.RoutingPriority_HIGH}}}
 				return c
 			}()),
-			want: `cluster "c": circuit_breakers: is not supported`,
+			want: `cluster "c": circuit_breakers.thresholds[0].priority: is not supported`,
 		},
 		{
 			name:    "negative connect timeout",
@@ -286,7 +288,7 @@ func TestBuild(t *testing.T) {
 			if vh == nil {
 				t.Fatalf("no virtual host for ECHO:80")
 			}
-			r := vh.Route("/anything")
+			r := vh.Route(httptest.NewRequest("GET", "/anything", nil)).Action.Clusters[0]
 			if diff := cmp.Diff([]string{"127.0.0.1:1", "127.0.0.1:2"}, r.Cluster.Endpoints); diff != "" {
 				t.Errorf("endpoints (-want +got):\n%s", diff)
 			}
@@ -294,7 +296,7 @@ func TestBuild(t *testing.T) {
 				t.Errorf("VirtualHost(other) = %s, want none", got.Name)
 			}
 			tcp := table.ListenerAt("127.0.0.1:19000")
-			if tcp == nil || tcp.Cluster == nil || len(tcp.Cluster.Endpoints) != 0 {
+			if tcp == nil || tcp.TCP == nil || len(tcp.TCP.Clusters[0].Cluster.Endpoints) != 0 {
 				t.Errorf("tcp listener = %+v, want a cluster with no endpoints", tcp)
 			}
 		})

@@ -1,10 +1,9 @@
 package runtime
 
 import (
+	"net/http"
 	"strings"
 	"time"
-
-	"trellis.dev/trellis/internal/lb"
 )
 
 // Table is one complete, immutable runtime configuration: every listener with its
@@ -28,7 +27,7 @@ func (t *Table) ListenerAt(addr string) *Listener {
 }
 
 // Listener is one listener: an HTTP connection manager (Routes set) or a TCP proxy
-// (Cluster set).
+// (TCP set).
 type Listener struct {
 	Name string
 	// Address is host:port.
@@ -36,8 +35,8 @@ type Listener struct {
 	StatPrefix string
 	// Routes are the HTTP routes; nil for a TCP proxy.
 	Routes *RouteTable
-	// Cluster is where a TCP proxy sends connections; nil for HTTP.
-	Cluster *Cluster
+	// TCP is the TCP proxy; nil for HTTP.
+	TCP *TCPProxy
 }
 
 // RouteTable is a compiled route configuration.
@@ -80,33 +79,27 @@ type VirtualHost struct {
 	Routes  []*Route
 }
 
-// Route returns the first route whose prefix matches path, or nil.
-func (vh *VirtualHost) Route(path string) *Route {
-	for _, r := range vh.Routes {
-		if strings.HasPrefix(path, r.Prefix) {
-			return r
+// Route returns the first route that matches r, or nil.
+func (vh *VirtualHost) Route(r *http.Request) *Route {
+	for _, rt := range vh.Routes {
+		if rt.Match.Matches(r) {
+			return rt
 		}
 	}
 	return nil
 }
 
-// Route sends requests whose path starts with Prefix to Cluster.
-type Route struct {
-	Prefix  string
-	Cluster *Cluster
+// TCPProxy is what a TCP proxy listener does with a connection.
+type TCPProxy struct {
+	// Clusters are where connections go, each with its weight: one draw per connection.
+	Clusters []WeightedCluster
+	// IdleTimeout closes a connection when neither side sent anything for this long;
+	// zero means never.
+	IdleTimeout time.Duration
 }
 
-// Cluster is a set of endpoints and how to reach them.
-type Cluster struct {
-	Name           string
-	ConnectTimeout time.Duration
-	// HTTP2 is true when the upstream speaks HTTP/2 with prior knowledge (h2c).
-	HTTP2 bool
-	// Endpoints are the endpoint addresses (host:port), in the order received.
-	Endpoints []string
-	// Picker balances over Endpoints.
-	Picker lb.Picker
-	// Upstream is attached by the request path (its connection pool for this
-	// cluster) before the table is published; the runtime never reads it.
-	Upstream any
-}
+// Pick draws a cluster by weight; n is a random number in [0, total weight).
+func (p *TCPProxy) Pick(n uint64) *Cluster { return pickWeighted(p.Clusters, n).Cluster }
+
+// TotalWeight is the sum of the weights.
+func (p *TCPProxy) TotalWeight() uint64 { return totalWeight(p.Clusters) }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"trellis.dev/trellis/internal/proxy/reqinfo"
 )
 
 // Stats holds the counters of one sidecar. The zero value is ready to use.
@@ -22,6 +24,42 @@ type Counters struct {
 	// TCPTotal counts TCP proxy connections; TCPActive those open now.
 	TCPTotal  atomic.Uint64
 	TCPActive atomic.Int64
+	// flags counts requests by response flag (index: reqinfo.Flag.Index).
+	flags [16]atomic.Uint64
+	// Retries counts upstream retries made; RetryOverflow those a circuit breaker
+	// (max_retries or the retry budget) refused.
+	Retries       atomic.Uint64
+	RetryOverflow atomic.Uint64
+}
+
+// Flags counts the response flags of one request.
+func (c *Counters) Flags(fs reqinfo.Flags) {
+	if fs == 0 {
+		return
+	}
+	for _, f := range reqinfo.All() {
+		if fs.Has(f) {
+			c.flags[f.Index()].Add(1)
+		}
+	}
+}
+
+// Flag returns the count of requests with flag f.
+func (c *Counters) Flag(f reqinfo.Flag) uint64 { return c.flags[f.Index()].Load() }
+
+var _ reqinfo.Recorder = (*Stats)(nil)
+
+// Record counts a finished HTTP request: its status class and response flags, for
+// its listener and, when it reached one, its cluster.
+func (s *Stats) Record(info *reqinfo.Info) {
+	lc := s.Listener(info.Listener)
+	lc.Response(info.Code)
+	lc.Flags(info.Flags)
+	if info.Cluster != "" {
+		cc := s.Cluster(info.Cluster)
+		cc.Response(info.Code)
+		cc.Flags(info.Flags)
+	}
 }
 
 // Listener returns the counters of a listener, creating them on first use.
@@ -70,6 +108,17 @@ func (s *Stats) WriteText(w io.Writer) error {
 			}
 			if n := c.codes[0].Load(); n > 0 {
 				lines = append(lines, fmt.Sprintf("%s.%s.rq_no_response %d", kind, name, n))
+			}
+			for _, f := range reqinfo.All() {
+				if n := c.flags[f.Index()].Load(); n > 0 {
+					lines = append(lines, fmt.Sprintf("%s.%s.rq_flag_%s %d", kind, name, f, n))
+				}
+			}
+			if n := c.Retries.Load(); n > 0 {
+				lines = append(lines, fmt.Sprintf("%s.%s.upstream_rq_retry %d", kind, name, n))
+			}
+			if n := c.RetryOverflow.Load(); n > 0 {
+				lines = append(lines, fmt.Sprintf("%s.%s.upstream_rq_retry_overflow %d", kind, name, n))
 			}
 			if n := c.TCPTotal.Load(); n > 0 {
 				lines = append(lines, fmt.Sprintf("%s.%s.tcp_connections_total %d", kind, name, n))

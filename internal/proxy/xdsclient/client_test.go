@@ -174,9 +174,9 @@ func TestClient(t *testing.T) {
 			// An invalid cluster is NACKed and nothing of it applied.
 			bad := resources(2)
 			bad[2] = proto.Clone(bad[2]).(*clusterv3.Cluster)
-			bad[2].(*clusterv3.Cluster).LbPolicy = clusterv3.Cluster_RING_HASH
+			bad[2].(*clusterv3.Cluster).LbPolicy = clusterv3.Cluster_MAGLEV
 			srv.Set(t, "n1", "3", bad...)
-			const nack = `cluster "ca": lb_policy: RING_HASH is not supported (want ROUND_ROBIN)`
+			const nack = `cluster "ca": lb_policy: MAGLEV is not supported (want ROUND_ROBIN, LEAST_REQUEST, RANDOM or RING_HASH)`
 			waitFor(t, "NACK", func() error {
 				for _, r := range srv.Requests() {
 					if r.TypeURL == runtime.ClusterType && strings.Contains(r.ErrorDetail, nack) && r.Nonce != "" {

@@ -1,0 +1,152 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// GoBench is the result of the Go benchmarks of the per-request steps
+// (go test -bench -benchmem).
+type GoBench struct {
+	Command    string        `json:"command"`
+	Benchmarks []GoBenchmark `json:"benchmarks"`
+	// Failed lists the packages whose tests did not build or whose benchmarks failed;
+	// Error says why the command as a whole failed, if it did.
+	Failed []string `json:"failed,omitempty"`
+	Error  string   `json:"error,omitempty"`
+}
+
+// GoBenchmark is one benchmark line.
+type GoBenchmark struct {
+	Package     string  `json:"package"`
+	Name        string  `json:"name"`
+	Iterations  int64   `json:"iterations"`
+	NsPerOp     float64 `json:"nsPerOp"`
+	BytesPerOp  float64 `json:"bytesPerOp"`
+	AllocsPerOp float64 `json:"allocsPerOp"`
+	// Extra holds custom metrics (b.ReportMetric), by unit.
+	Extra map[string]float64 `json:"extra,omitempty"`
+}
+
+// goBenchTimeout bounds the Go benchmarks, compilation included.
+const goBenchTimeout = 20 * time.Minute
+
+// runGoBench runs the Go benchmarks of pkgs in dir, one package at a time (-p 1) so
+// that they do not compete for the CPUs, and parses their output. The raw output is
+// kept in logPath.
+func runGoBench(ctx context.Context, dir string, pkgs []string, logPath string) *GoBench {
+	args := append([]string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1", "-p", "1"}, pkgs...)
+	gb := &GoBench{Command: "go " + strings.Join(args, " ")}
+	ctx, cancel := context.WithTimeout(ctx, goBenchTimeout)
+	defer cancel()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		gb.Error = err.Error()
+		return gb
+	}
+	defer logf.Close()
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		gb.Error = err.Error()
+		return gb
+	}
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		gb.Error = fmt.Sprintf("running %s: %v", gb.Command, err)
+		return gb
+	}
+	parsed := parseGoBench(io.TeeReader(out, logf))
+	gb.Benchmarks, gb.Failed = parsed.Benchmarks, parsed.Failed
+	if err := cmd.Wait(); err != nil {
+		gb.Error = fmt.Sprintf("%s: %v (output in %s)", gb.Command, err, logPath)
+	}
+	return gb
+}
+
+// parseGoBench reads `go test -bench` output: "pkg:" lines name the package of the
+// benchmark lines that follow; "FAIL" lines name failed packages.
+func parseGoBench(r io.Reader) *GoBench {
+	gb := &GoBench{}
+	pkg := ""
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "pkg: "):
+			pkg = strings.TrimPrefix(line, "pkg: ")
+		case strings.HasPrefix(line, "FAIL\t"):
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				gb.Failed = append(gb.Failed, f[1])
+			}
+		case strings.HasPrefix(line, "Benchmark"):
+			if b, ok := parseBenchLine(line); ok {
+				b.Package = pkg
+				gb.Benchmarks = append(gb.Benchmarks, b)
+			}
+		}
+	}
+	return gb
+}
+
+// parseBenchLine parses "BenchmarkX-2  1000  123 ns/op  16 B/op  1 allocs/op".
+func parseBenchLine(line string) (GoBenchmark, bool) {
+	f := strings.Fields(line)
+	if len(f) < 4 || len(f)%2 != 0 {
+		return GoBenchmark{}, false
+	}
+	n, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return GoBenchmark{}, false
+	}
+	b := GoBenchmark{Name: f[0], Iterations: n}
+	for i := 2; i+1 < len(f); i += 2 {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return GoBenchmark{}, false
+		}
+		switch unit := f[i+1]; unit {
+		case "ns/op":
+			b.NsPerOp = v
+		case "B/op":
+			b.BytesPerOp = v
+		case "allocs/op":
+			b.AllocsPerOp = v
+		default:
+			if b.Extra == nil {
+				b.Extra = map[string]float64{}
+			}
+			b.Extra[unit] = v
+		}
+	}
+	return b, true
+}
+
+func (gb *GoBench) writeMarkdown(b *strings.Builder) {
+	fmt.Fprintf(b, "## Go benchmarks of the per-request steps\n\n`%s`\n\n", gb.Command)
+	if gb.Error != "" {
+		fmt.Fprintf(b, "The command failed: %s\n\n", gb.Error)
+	}
+	if len(gb.Failed) > 0 {
+		fmt.Fprintf(b, "Packages that failed (not built, or a benchmark failed): %s\n\n", strings.Join(gb.Failed, ", "))
+	}
+	if len(gb.Benchmarks) == 0 {
+		b.WriteString("No benchmark ran.\n\n")
+		return
+	}
+	b.WriteString("| package | benchmark | ns/op | B/op | allocs/op |\n|---|---|--:|--:|--:|\n")
+	for _, bm := range gb.Benchmarks {
+		fmt.Fprintf(b, "| %s | %s | %.1f | %.0f | %.0f |\n",
+			strings.TrimPrefix(bm.Package, "trellis.dev/trellis/"), bm.Name, bm.NsPerOp, bm.BytesPerOp, bm.AllocsPerOp)
+	}
+	b.WriteString("\n")
+}

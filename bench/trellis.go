@@ -1,0 +1,191 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"text/template"
+	"time"
+
+	"trellis.dev/trellis/bench/internal/child"
+	"trellis.dev/trellis/internal/local"
+)
+
+// trellisPath is a `trellis up` mesh of two workloads: "echo", whose ports lead to the
+// harness's echo server, and "client", a client-only workload whose sidecar receives
+// the load on its outbound listener (HTTP and gRPC, routed by Host) and on a TCP
+// upstream bind. A request crosses the client sidecar, then the echo sidecar.
+type trellisPath struct {
+	*child.Child
+	state local.State
+	// outbound and upstream are the client sidecar's listeners.
+	outbound, upstream string
+}
+
+// meshParams fill meshTemplate.
+type meshParams struct {
+	HTTPPort, GRPCPort, TCPPort int // the echo server's ports
+	Outbound, Upstream          string
+	// MTLS turns on mutual TLS between the sidecars, mesh-wide, as Istio users do:
+	// a PeerAuthentication in STRICT mode.
+	MTLS bool
+}
+
+// The service ports clients call; the Host header names them.
+const (
+	echoHTTPHost = "echo:8080"
+	echoGRPCHost = "echo:8079"
+)
+
+var meshTemplate = template.Must(template.New("mesh").Parse(`# Written by the Trellis benchmark harness (bench/). The harness runs the fortio echo
+# server; workload "echo" only declares its ports. Load enters at the client sidecar.
+apiVersion: trellis.dev/v1alpha1
+kind: Workload
+metadata:
+  name: echo
+  labels: {app: echo}
+spec:
+  service: echo
+  ports:
+  - {name: http, port: 8080, targetPort: {{.HTTPPort}}, protocol: HTTP}
+  - {name: grpc, port: 8079, targetPort: {{.GRPCPort}}, protocol: GRPC}
+  - {name: tcp, port: 9000, targetPort: {{.TCPPort}}, protocol: TCP}
+---
+apiVersion: trellis.dev/v1alpha1
+kind: Workload
+metadata:
+  name: client
+spec:
+  outbound: {{.Outbound}}
+  upstreams:
+  - {service: echo, port: 9000, bind: {{.Upstream}}}
+{{- if .MTLS}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: default
+spec:
+  mtls: {mode: STRICT}
+{{- end}}
+`))
+
+// meshFile returns the mesh file of a trellis path.
+func meshFile(p meshParams) ([]byte, error) {
+	var b bytes.Buffer
+	if err := meshTemplate.Execute(&b, p); err != nil {
+		return nil, fmt.Errorf("writing the mesh file: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// startTrellis runs `trellis up` on the benchmark mesh and waits for its state file.
+func startTrellis(ctx context.Context, bin, dir, name string, echo *echoServer, mtls bool) (*trellisPath, error) {
+	ports, err := child.FreePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	params := meshParams{Outbound: child.Loopback(ports[0]), Upstream: child.Loopback(ports[1]), MTLS: mtls}
+	for addr, port := range map[string]*int{echo.http: &params.HTTPPort, echo.grpc: &params.GRPCPort, echo.tcp: &params.TCPPort} {
+		if _, err := fmt.Sscanf(addr, "127.0.0.1:%d", port); err != nil {
+			return nil, fmt.Errorf("echo server address %s: %w", addr, err)
+		}
+	}
+	mesh, err := meshFile(params)
+	if err != nil {
+		return nil, err
+	}
+	meshPath := filepath.Join(dir, name+"-mesh.yaml")
+	if err := os.WriteFile(meshPath, mesh, 0o644); err != nil {
+		return nil, fmt.Errorf("writing the mesh file: %w", err)
+	}
+	statePath := filepath.Join(dir, name+"-state.json")
+	os.Remove(statePath)
+	p := &trellisPath{outbound: params.Outbound, upstream: params.Upstream}
+	p.Child, err = child.Start(name, filepath.Join(dir, name+".log"), []string{
+		bin, "up", "-f", meshPath, "--state", statePath, "--xds-addr", "127.0.0.1:0",
+		"--data-dir", filepath.Join(dir, name+"-data"), "--log-level", "warn",
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if p.state, err = waitState(ctx, p.Child, statePath); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// waitState polls for up's state file until it names both workloads' sidecars.
+func waitState(ctx context.Context, c *child.Child, path string) (local.State, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var st local.State
+		data, err := os.ReadFile(path)
+		if err == nil {
+			err = json.Unmarshal(data, &st)
+		}
+		if err == nil && stateProxyPID(st, "client") != 0 && stateProxyPID(st, "echo") != 0 {
+			return st, nil
+		}
+		if err := c.Exited(); err != nil {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("waiting for %s's state file %s: %w", c.Name, path, errors.Join(ctx.Err(), err))
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *trellisPath) target(workload string) target {
+	switch workload {
+	case WorkloadGRPC:
+		return target{dest: p.outbound, host: echoGRPCHost}
+	case WorkloadTCP:
+		return target{dest: "tcp://" + p.upstream}
+	default:
+		return target{dest: "http://" + p.outbound + "/echo", host: echoHTTPHost}
+	}
+}
+
+func (p *trellisPath) procs() []measured {
+	return []measured{
+		{name: "client sidecar", pid: stateProxyPID(p.state, "client")},
+		{name: "server sidecar", pid: stateProxyPID(p.state, "echo")},
+	}
+}
+
+// stop stops `trellis up`, which stops the sidecars (they drain) and the control plane.
+func (p *trellisPath) stop() { p.Child.Stop(20 * time.Second) }
+
+func stateProxyPID(st local.State, workload string) int {
+	for _, w := range st.Workloads {
+		if w.Name == workload {
+			return w.ProxyPID
+		}
+	}
+	return 0
+}
+
+// trellisVersion describes the binary: `git describe` of the module when it was built
+// from it, else the binary's path.
+func trellisVersion(moduleDir string) string {
+	cmd := exec.Command("git", "describe", "--always", "--dirty")
+	cmd.Dir = moduleDir
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return string(out[:len(out)-1])
+}
