@@ -80,40 +80,6 @@ Deployment and points the webhooks at a control plane running outside the cluste
 	return cmd
 }
 
-func newUninstallCmd() *cobra.Command {
-	var (
-		kubeconfig string
-		namespace  string
-	)
-	cmd := &cobra.Command{
-		Use:   "uninstall [--kubeconfig FILE]",
-		Short: "Remove what trellis install created from a Kubernetes cluster",
-		Long: `uninstall deletes every object trellis install creates, webhooks first, and only
-those labelled app.kubernetes.io/managed-by=trellis: CRDs that someone else installed
-stay. Deleting the CRDs deletes the Istio, Gateway API and Trellis objects stored in
-them.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			objs, err := install.Objects(install.Config{Namespace: namespace})
-			if err != nil {
-				return err
-			}
-			client, err := kubeClient(kubeconfig, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), kubeTimeout)
-			defer cancel()
-			results, err := client.Uninstall(ctx, objs)
-			printResults(cmd.OutOrStdout(), results)
-			return err
-		},
-	}
-	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
-	cmd.Flags().StringVar(&namespace, "namespace", install.DefaultNamespace, "the control plane's namespace")
-	return cmd
-}
-
 // restConfig loads a client configuration: the kubeconfig file if given, else the
 // usual rules ($KUBECONFIG, ~/.kube/config), else the in-cluster configuration.
 func restConfig(kubeconfig string) (*rest.Config, error) {

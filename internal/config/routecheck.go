@@ -49,9 +49,11 @@ func checkVirtualServiceRoutes(d *document, vs *networkingv1.VirtualService) {
 	checkProtoRegexes(d, spec, vs.Spec.ProtoReflect())
 }
 
-// checkWeightSum: when a route splits traffic between several destinations, their
-// weights must add up to 100. A single destination may leave its weight out. Weights
-// out of range are reported by validateDestination and not again here.
+// checkWeightSum: when a route splits traffic between several destinations with
+// weights, the weights must add up to 100. A single destination may leave its weight
+// out; several without any weight share the traffic equally (the translation warns
+// about that). Weights out of range are reported by validateDestination and not again
+// here.
 func checkWeightSum(d *document, p fieldPath, weights []int32) {
 	if len(weights) < 2 {
 		return
@@ -63,7 +65,7 @@ func checkWeightSum(d *document, p fieldPath, weights []int32) {
 		}
 		sum += int(w)
 	}
-	if sum != 100 {
+	if sum != 0 && sum != 100 {
 		d.errorf(p, "the weights of the %d destinations add up to %d; they must add up to 100", len(weights), sum)
 	}
 }

@@ -12,15 +12,8 @@ var codeSpan = regexp.MustCompile("`([^`]+)`")
 // docPath is a field pattern as docs/traffic.md writes it: below spec, without map
 // keys, and for a DestinationRule every traffic policy as trafficPolicy.<field>.
 func docPath(kind, pattern string) string {
-	p := strings.TrimPrefix(pattern, "spec.")
-	p = strings.ReplaceAll(p, ".*", "")
-	if kind == "DestinationRule" {
-		p = strings.Replace(p, "subsets.trafficPolicy.", "trafficPolicy.", 1)
-		if rest, ok := strings.CutPrefix(p, "trafficPolicy.portLevelSettings."); ok && rest != "port.number" {
-			p = "trafficPolicy." + rest
-		}
-	}
-	return p
+	p := strings.TrimPrefix(FoldPolicyField(kind, pattern), "spec.")
+	return strings.ReplaceAll(p, ".*", "")
 }
 
 // TestDocsListEveryField keeps docs/traffic.md and the field tables in step: every

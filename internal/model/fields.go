@@ -1,6 +1,9 @@
 package model
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // The fields of each traffic kind that Trellis implements, as data; everything else
 // that a document sets is reported by Unsupported with the reason given here (or a
@@ -15,6 +18,21 @@ func FieldTables() map[string]FieldTable {
 		out[kind] = FieldTable{Supported: t.Supported(), Unsupported: t.why}
 	}
 	return out
+}
+
+// FoldPolicyField folds the four places of a DestinationRule traffic policy
+// (trafficPolicy, its portLevelSettings, a subset's, and the subset's portLevelSettings)
+// into spec.trafficPolicy: they have the same fields, translated by the same code.
+// Other patterns are returned unchanged.
+func FoldPolicyField(kind, pattern string) string {
+	if kind != "DestinationRule" {
+		return pattern
+	}
+	p := strings.Replace(pattern, "spec.subsets.trafficPolicy.", "spec.trafficPolicy.", 1)
+	if rest, ok := strings.CutPrefix(p, "spec.trafficPolicy.portLevelSettings."); ok && rest != "port.number" {
+		p = "spec.trafficPolicy." + rest
+	}
+	return p
 }
 
 // FieldTable is the public view of one kind's table.

@@ -219,3 +219,58 @@ func serviceRef(what string) valueCheck {
 		return fmt.Sprintf("%s of kind %s (group %s) not supported: in mesh mode only Services are; ignored", what, kind, group)
 	}
 }
+
+// SetFields lists, per kind, the supported field patterns that the documents of cfg
+// set (tests use it to show that golden cases cover every supported field).
+func SetFields(cfg *config.Set) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	visit := func(kind string, spec any) {
+		table := fieldTables[kind]
+		tree, err := genericTree(spec)
+		if err != nil {
+			return
+		}
+		if out[kind] == nil {
+			out[kind] = map[string]bool{}
+		}
+		table.collect(tree, "spec", out[kind])
+	}
+	for _, o := range cfg.VirtualServices {
+		visit("VirtualService", &o.Spec)
+	}
+	for _, o := range cfg.DestinationRules {
+		visit("DestinationRule", &o.Spec)
+	}
+	for _, o := range cfg.ServiceEntries {
+		visit("ServiceEntry", &o.Spec)
+	}
+	for _, o := range cfg.HTTPRoutes {
+		visit("HTTPRoute", o.Spec)
+	}
+	for _, o := range cfg.GRPCRoutes {
+		visit("GRPCRoute", o.Spec)
+	}
+	return out
+}
+
+// collect adds the supported patterns set in v, descending below them too.
+func (t *fieldTable) collect(v any, pattern string, out map[string]bool) {
+	if t.supported[pattern] {
+		out[pattern] = true
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		wildcard := t.inner[pattern+".*"] || t.supported[pattern+".*"]
+		for k, item := range v {
+			p := pattern + "." + k
+			if wildcard {
+				p = pattern + ".*"
+			}
+			t.collect(item, p, out)
+		}
+	case []any:
+		for _, item := range v {
+			t.collect(item, pattern, out)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -58,7 +59,7 @@ func (c *Child) PID() int { return c.cmd.Process.Pid }
 func (c *Child) Exited() error {
 	select {
 	case <-c.done:
-		return fmt.Errorf("%s exited early: %v (see %s)", c.Name, c.err, c.log.Name())
+		return fmt.Errorf("%s exited early: %v (see %s): %s", c.Name, c.err, c.log.Name(), tail(c.log.Name(), 5))
 	default:
 		return nil
 	}
@@ -123,4 +124,14 @@ func WaitDial(ctx context.Context, c *Child, addr string) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// tail returns the last n lines of the file at path, joined with " / ".
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " / ")
 }

@@ -84,6 +84,13 @@ func (k Kind) CRD() *apiextensionsv1.CustomResourceDefinition {
 			Scope: apiextensionsv1.NamespaceScoped,
 		},
 	}
+	if protectedGroup(k.Group) {
+		// The API server wants an approval for *.k8s.io groups; these are not the
+		// Gateway API project's reviewed CRDs but open copies, and say so.
+		crd.Annotations = map[string]string{
+			"api-approved.kubernetes.io": "unapproved, schemaless " + k.Group + " CRD installed by Trellis where none was; install the Gateway API's own CRDs for its schemas",
+		}
+	}
 	for i, v := range k.Versions {
 		ver := apiextensionsv1.CustomResourceDefinitionVersion{
 			Name:    v,
@@ -110,4 +117,10 @@ func CRDs() []*apiextensionsv1.CustomResourceDefinition {
 		out = append(out, k.CRD())
 	}
 	return out
+}
+
+// protectedGroup says whether the API server requires an api-approved.kubernetes.io
+// annotation on the group's CRDs.
+func protectedGroup(g string) bool {
+	return g == "k8s.io" || g == "kubernetes.io" || strings.HasSuffix(g, ".k8s.io") || strings.HasSuffix(g, ".kubernetes.io")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,16 @@ func TestAgainstAPIServer(t *testing.T) {
 	t.Cleanup(srv.Close)
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 
+	// A CRD someone else installed (as a cluster with the Gateway API would have):
+	// install must leave it alone, and so must uninstall.
+	ext := apiextensionsclient.NewForConfigOrDie(cluster.Config)
+	foreign := install.Kinds()[slices.IndexFunc(install.Kinds(), func(k install.Kind) bool { return k.Kind == "GRPCRoute" })].CRD()
+	foreign.Labels = map[string]string{"owner": "someone-else"}
+	foreign.Annotations["api-approved.kubernetes.io"] = "unapproved, test"
+	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating the foreign CRD: %v", err)
+	}
+
 	cfg := install.Config{ControlPlaneURL: srv.URL, CABundle: caPEM}
 	objs, err := install.Objects(cfg)
 	if err != nil {
@@ -56,8 +67,17 @@ func TestAgainstAPIServer(t *testing.T) {
 	if len(results) != len(objs) {
 		t.Errorf("Apply reported %d results for %d objects", len(results), len(objs))
 	}
+	for _, r := range results {
+		if want := install.Applied; r.Name == foreign.Name {
+			want = install.Kept
+			if r.Action != want {
+				t.Errorf("%s: %s, want %s", r.Name, r.Action, want)
+			}
+		} else if r.Action != want {
+			t.Errorf("%s: %s, want %s", r.Name, r.Action, want)
+		}
+	}
 
-	ext := apiextensionsclient.NewForConfigOrDie(cluster.Config)
 	dyn := dynamic.NewForConfigOrDie(cluster.Config)
 	pods := cluster.Client.CoreV1()
 
@@ -203,8 +223,8 @@ func TestAgainstAPIServer(t *testing.T) {
 			t.Fatalf("Uninstall: %v", err)
 		}
 		for _, r := range res {
-			if r.Action == install.Kept {
-				t.Errorf("kept %s", r)
+			if (r.Action == install.Kept) != (r.Name == foreign.Name) {
+				t.Errorf("%s; only the foreign CRD %s is to be kept", r, foreign.Name)
 			}
 		}
 		adm := cluster.Client.AdmissionregistrationV1()
@@ -218,10 +238,16 @@ func TestAgainstAPIServer(t *testing.T) {
 		// namespace stays Terminating without a controller manager, so it only has to
 		// be marked for deletion.
 		for _, k := range install.Kinds() {
+			if k.CRDName() == foreign.Name {
+				continue
+			}
 			waitGone(ctx, t, func() error {
 				_, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, k.CRDName(), metav1.GetOptions{})
 				return err
 			})
+		}
+		if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, foreign.Name, metav1.GetOptions{}); err != nil {
+			t.Errorf("the foreign CRD is gone: %v", err)
 		}
 		ns, err := cluster.Client.CoreV1().Namespaces().Get(ctx, install.DefaultNamespace, metav1.GetOptions{})
 		if err == nil && ns.DeletionTimestamp == nil {

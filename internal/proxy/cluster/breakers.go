@@ -69,19 +69,19 @@ func (b *Breakers) Requests() int64 { return b.requests.Load() }
 
 // AcquireConn takes one of the max_connections connection slots for an HTTP/1.1
 // attempt, waiting as a pending request when all are busy. It fails with ErrOverflow
-// when max_pending_requests are already waiting, or with ctx's error. release gives
-// the slot back (to the longest-waiting request, if any).
-func (b *Breakers) AcquireConn(ctx context.Context) (release func(), err error) {
+// when max_pending_requests are already waiting, or with ctx's error. ReleaseConn
+// gives the slot back (to the longest-waiting request, if any).
+func (b *Breakers) AcquireConn(ctx context.Context) error {
 	th := b.th.Load()
 	b.mu.Lock()
 	if b.conns < th.MaxConnections && len(b.waiters) == 0 {
 		b.conns++
 		b.mu.Unlock()
-		return b.releaseConn, nil
+		return nil
 	}
 	if b.pending >= th.MaxPendingRequests {
 		b.mu.Unlock()
-		return nil, ErrOverflow
+		return ErrOverflow
 	}
 	ready := make(chan struct{})
 	b.waiters = append(b.waiters, ready)
@@ -89,7 +89,7 @@ func (b *Breakers) AcquireConn(ctx context.Context) (release func(), err error) 
 	b.mu.Unlock()
 	select {
 	case <-ready:
-		return b.releaseConn, nil
+		return nil
 	case <-ctx.Done():
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -97,16 +97,17 @@ func (b *Breakers) AcquireConn(ctx context.Context) (release func(), err error) 
 			if w == ready {
 				b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
 				b.pending--
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 		}
 		// The slot was handed over as ctx ended: pass it on.
 		b.releaseLocked()
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
 
-func (b *Breakers) releaseConn() {
+// ReleaseConn gives back a slot AcquireConn took.
+func (b *Breakers) ReleaseConn() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.releaseLocked()

@@ -66,15 +66,14 @@ func TestBreakersPending(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	release1, err := b.AcquireConn(ctx)
-	if err != nil {
+	if err := b.AcquireConn(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got := make(chan error, 1)
 	go func() {
-		release, err := b.AcquireConn(ctx)
+		err := b.AcquireConn(ctx)
 		if err == nil {
-			release()
+			b.ReleaseConn()
 		}
 		got <- err
 	}()
@@ -85,25 +84,27 @@ func TestBreakersPending(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond) // polling interval
 	}
-	if _, err := b.AcquireConn(ctx); !errors.Is(err, ErrOverflow) {
+	if err := b.AcquireConn(ctx); !errors.Is(err, ErrOverflow) {
 		t.Fatalf("third request: %v, want ErrOverflow", err)
 	}
-	release1()
+	b.ReleaseConn()
 	if err := <-got; err != nil {
 		t.Fatalf("pending request: %v, want the released connection", err)
 	}
 
 	// A waiter that gives up leaves the queue.
-	release, _ := b.AcquireConn(ctx)
+	if err := b.AcquireConn(ctx); err != nil {
+		t.Fatal(err)
+	}
 	short, cancelShort := context.WithCancel(ctx)
 	cancelShort()
-	if _, err := b.AcquireConn(short); !errors.Is(err, context.Canceled) {
+	if err := b.AcquireConn(short); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter: %v", err)
 	}
 	if b.Pending() != 0 {
 		t.Errorf("pending %d after the waiter left", b.Pending())
 	}
-	release()
+	b.ReleaseConn()
 }
 
 func TestBreakersRetryBudget(t *testing.T) {

@@ -67,7 +67,8 @@ func (t *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
 	if x.route != nil && x.route.Action != nil {
 		policy = x.route.Action.Retry
 	}
-	done := &attemptDone{endRequest: br.EndRequest}
+	done := &x.done
+	*done = attemptDone{breakers: br, request: true}
 	tried := x.triedBuf[:0]
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -76,7 +77,7 @@ func (t *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
 				t.stats.RetryOverflow.Add(1)
 				return done.fail(x, done.lastResp, done.lastErr)
 			}
-			done.endRetry = br.EndRetry
+			done.retry = true
 			t.stats.Retries.Add(1)
 			if err := sleepCtx(x.ctx, policy.Backoff(attempt, rand.Float64())); err != nil {
 				done.closeLast()
@@ -116,38 +117,43 @@ func (t *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
 // failure for the retry policy (0 when the failure is not the upstream's: the route
 // timeout or the client going away).
 func (t *attempts) try(x *exchange, req *http.Request, attempt int, ep *lb.Endpoint, done *attemptDone) (*http.Response, error, runtime.Failure) {
-	ctx := x.ctx
 	if !t.http2 {
-		release, err := t.state.Breakers().AcquireConn(ctx)
-		if err != nil {
+		if err := done.breakers.AcquireConn(x.ctx); err != nil {
 			if errors.Is(err, cluster.ErrOverflow) {
 				x.info.Flags.Set(reqinfo.UpstreamOverflow)
 				return nil, errOverflow, 0
 			}
 			return nil, t.ctxError(x, err), 0
 		}
-		done.releaseConn = release
+		done.conn = true
 	}
 	ep.Begin()
 	done.endpoint = ep
-	tryCtx, cancel := context.WithCancelCause(ctx)
-	done.cancelTry = cancel
+	// Without a per-try timeout an attempt runs in the request's context; with one, in
+	// a child context that the timer cancels until the response headers arrive.
+	tryCtx := x.ctx
 	var timer *time.Timer
 	if p := x.route.Action.Retry; p != nil && p.PerTryTimeout > 0 {
+		var cancel context.CancelCauseFunc
+		tryCtx, cancel = context.WithCancelCause(x.ctx)
+		done.cancelTry = cancel
 		timer = time.AfterFunc(p.PerTryTimeout, func() { cancel(errPerTryTimeout) })
 	}
 	areq := req
-	if attempt > 0 {
+	switch {
+	case attempt > 0:
 		areq = req.Clone(tryCtx)
 		if x.replay != nil {
 			areq.Body = io.NopCloser(bytes.NewReader(x.replay))
 		}
-	} else {
+	case tryCtx != req.Context():
 		areq = req.WithContext(tryCtx)
 	}
 	areq.URL.Host = ep.Addr
 	if t.maxPerConn > 0 {
-		areq = areq.WithContext(httptrace.WithClientTrace(tryCtx, closeAfter(areq, t.maxPerConn)))
+		trace := &httptrace.ClientTrace{}
+		areq = areq.WithContext(httptrace.WithClientTrace(tryCtx, trace))
+		trace.GotConn = closeAfter(areq, t.maxPerConn)
 	}
 	resp, err := t.base.RoundTrip(areq)
 	if timer != nil && !timer.Stop() && err == nil {
@@ -227,24 +233,27 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // closeAfter counts the requests on each upstream connection and asks for the
-// connection to be closed after the request that reaches max.
-func closeAfter(req *http.Request, max uint32) *httptrace.ClientTrace {
-	return &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+// connection to be closed after the request that reaches max: req, the request the
+// transport is given, says "Connection: close" and the transport does not reuse it.
+func closeAfter(req *http.Request, max uint32) func(httptrace.GotConnInfo) {
+	return func(info httptrace.GotConnInfo) {
 		if c, ok := info.Conn.(*countedConn); ok && c.uses.Add(1) >= max {
 			req.Close = true
 		}
-	}}
+	}
 }
 
 // attemptDone holds what the attempt in progress must give back: its endpoint's
 // request count, its connection slot, its per-try context, its retry slot, and at
-// the end the request's slot.
+// the end the request's slot. It lives in the exchange; the attempts of one request
+// run one after another.
 type attemptDone struct {
-	endpoint    *lb.Endpoint
-	releaseConn func()
-	cancelTry   context.CancelCauseFunc
-	endRetry    func()
-	endRequest  func()
+	breakers  *cluster.Breakers
+	endpoint  *lb.Endpoint
+	conn      bool
+	retry     bool
+	request   bool
+	cancelTry context.CancelCauseFunc
 
 	lastResp *http.Response
 	lastErr  error
@@ -255,9 +264,9 @@ func (d *attemptDone) releaseAttempt() {
 		d.endpoint.End()
 		d.endpoint = nil
 	}
-	if d.releaseConn != nil {
-		d.releaseConn()
-		d.releaseConn = nil
+	if d.conn {
+		d.breakers.ReleaseConn()
+		d.conn = false
 	}
 	if d.cancelTry != nil {
 		d.cancelTry(nil)
@@ -266,9 +275,9 @@ func (d *attemptDone) releaseAttempt() {
 }
 
 func (d *attemptDone) releaseRetry() {
-	if d.endRetry != nil {
-		d.endRetry()
-		d.endRetry = nil
+	if d.retry {
+		d.breakers.EndRetry()
+		d.retry = false
 	}
 }
 
@@ -285,9 +294,9 @@ func (d *attemptDone) closeLast() {
 func (d *attemptDone) releaseAll() {
 	d.releaseAttempt()
 	d.releaseRetry()
-	if d.endRequest != nil {
-		d.endRequest()
-		d.endRequest = nil
+	if d.request {
+		d.breakers.EndRequest()
+		d.request = false
 	}
 }
 
@@ -314,19 +323,20 @@ func (d *attemptDone) finish(x *exchange, resp *http.Response, err error) (*http
 		}
 		return nil, err
 	}
-	resp.Body = &releasingBody{ReadCloser: resp.Body, release: d.releaseAll}
+	x.respBody = releasingBody{ReadCloser: resp.Body, done: d}
+	resp.Body = &x.respBody
 	return resp, nil
 }
 
 // releasingBody gives back an exchange's slots when the response body is closed.
 type releasingBody struct {
 	io.ReadCloser
-	once    sync.Once
-	release func()
+	once sync.Once
+	done *attemptDone
 }
 
 func (b *releasingBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.release)
+	b.once.Do(b.done.releaseAll)
 	return err
 }

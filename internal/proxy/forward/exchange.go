@@ -44,6 +44,9 @@ type exchange struct {
 	replayable bool
 
 	triedBuf [4]*lb.Endpoint
+	// done and respBody are the attempts' bookkeeping, kept here to save allocations.
+	done     attemptDone
+	respBody releasingBody
 }
 
 type exchangeKey struct{}

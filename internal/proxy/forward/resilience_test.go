@@ -11,11 +11,16 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"trellis.dev/trellis/internal/proxy/internal/xdstest"
 	"trellis.dev/trellis/internal/proxy/reqinfo"
+	"trellis.dev/trellis/internal/proxy/runtime"
 )
 
 // slowBackend answers after d, or when the client goes away.
@@ -354,4 +359,36 @@ func TestOutlierDetection(t *testing.T) {
 			t.Errorf("got %d %q flags %s, want 503 no healthy upstream UH", got.code, got.body, info.Flags)
 		}
 	})
+}
+
+func TestConnectionPoolOptions(t *testing.T) {
+	var mu sync.Mutex
+	conns := map[string]int{}
+	app := newBackend(t, "app", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		conns[r.RemoteAddr]++
+		mu.Unlock()
+	})
+	h := newHarness(t, []*routev3.Route{to("app")}, static("app", addrs(app), func(c *clusterv3.Cluster) {
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{runtime.HTTPProtocolOptionsKey: xdstest.MustAny(&httpv3.HttpProtocolOptions{
+			CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{MaxRequestsPerConnection: u32(2), IdleTimeout: durationpb.New(time.Minute)},
+			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &corev3.Http1ProtocolOptions{}}}},
+		})}
+	}))
+	for range 6 {
+		if got := h.get("/"); got.code != 200 {
+			t.Fatalf("got %d", got.code)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for addr, n := range conns {
+		if n > 2 {
+			t.Errorf("connection %s carried %d requests, want at most 2", addr, n)
+		}
+	}
+	if len(conns) != 3 {
+		t.Errorf("%d connections for 6 requests at 2 per connection, want 3: %v", len(conns), conns)
+	}
 }

@@ -45,7 +45,6 @@ type tcpSpec struct {
 	idleTimeout time.Duration
 }
 
-
 type clusterSpec struct {
 	eds     bool
 	edsName string   // the ClusterLoadAssignment to use, for EDS clusters

@@ -10,8 +10,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -123,9 +123,9 @@ func TestValidateTraffic(t *testing.T) {
 				},
 				RequestMirrorPolicies: []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "m",
 					RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: percent(50)}}},
-				RegexRewrite: &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: "^/v1/(.*)$"}, Substitution: `/\1`},
+				RegexRewrite:         &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: "^/v1/(.*)$"}, Substitution: `/\1`},
 				HostRewriteSpecifier: &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: "other"},
-				HashPolicy: []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: "s", Ttl: durationpb.New(time.Hour)}}}},
+				HashPolicy:           []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: "s", Ttl: durationpb.New(time.Hour)}}}},
 			}}
 		})},
 		{name: "unknown retry condition", typeURL: RouteType, res: routeWith(func(r *routev3.Route) {
@@ -262,13 +262,19 @@ func TestRouteMatch(t *testing.T) {
 		{name: "header absent inverted", match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, Headers: []*routev3.HeaderMatcher{hdr("end-user", exact("jason"), true)}},
 			target: "/", want: true},
 		{name: "header prefix ignore case", match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, Headers: []*routev3.HeaderMatcher{
-			hdr("x", sm(func(m *matcherv3.StringMatcher) { m.MatchPattern = &matcherv3.StringMatcher_Prefix{Prefix: "abc"}; m.IgnoreCase = true }), false)}},
+			hdr("x", sm(func(m *matcherv3.StringMatcher) {
+				m.MatchPattern = &matcherv3.StringMatcher_Prefix{Prefix: "abc"}
+				m.IgnoreCase = true
+			}), false)}},
 			target: "/", header: map[string]string{"X": "ABCdef"}, want: true},
 		{name: "header suffix", match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, Headers: []*routev3.HeaderMatcher{
 			hdr("x", sm(func(m *matcherv3.StringMatcher) { m.MatchPattern = &matcherv3.StringMatcher_Suffix{Suffix: "def"} }), false)}},
 			target: "/", header: map[string]string{"X": "abcdef"}, want: true},
 		{name: "header contains", match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, Headers: []*routev3.HeaderMatcher{
-			hdr("x", sm(func(m *matcherv3.StringMatcher) { m.MatchPattern = &matcherv3.StringMatcher_Contains{Contains: "Cd"}; m.IgnoreCase = true }), false)}},
+			hdr("x", sm(func(m *matcherv3.StringMatcher) {
+				m.MatchPattern = &matcherv3.StringMatcher_Contains{Contains: "Cd"}
+				m.IgnoreCase = true
+			}), false)}},
 			target: "/", header: map[string]string{"X": "abcdef"}, want: true},
 		{name: "header regex", match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, Headers: []*routev3.HeaderMatcher{hdr("x", regex(`\d{3}`), false)}},
 			target: "/", header: map[string]string{"X": "123"}, want: true},

@@ -10,6 +10,8 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -158,4 +160,16 @@ func Assignment(cluster string, addrs ...string) *endpointv3.ClusterLoadAssignme
 		})
 	}
 	return &endpointv3.ClusterLoadAssignment{ClusterName: cluster, Endpoints: []*endpointv3.LocalityLbEndpoints{group}}
+}
+
+// TrafficHTTPListener is an HTTP listener whose routes come over RDS, with the HTTP
+// filters configured per route (fault, CORS) before the router, as the control plane
+// emits for traffic management.
+func TrafficHTTPListener(name, addr, routeName string) *listenerv3.Listener {
+	h := HCM(name, routeName, nil)
+	h.HttpFilters = append([]*hcmv3.HttpFilter{
+		{Name: "envoy.filters.http.fault", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: MustAny(&faultv3.HTTPFault{})}},
+		{Name: "envoy.filters.http.cors", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: MustAny(&corsv3.Cors{})}},
+	}, h.HttpFilters...)
+	return listener(name, addr, "envoy.filters.network.http_connection_manager", h)
 }

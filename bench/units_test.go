@@ -1,0 +1,110 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseGoBench(t *testing.T) {
+	out := `goos: linux
+goarch: amd64
+pkg: trellis.dev/trellis/internal/lb
+cpu: AMD EPYC
+BenchmarkRoundRobin-2   	37845612	        31.52 ns/op	       0 B/op	       0 allocs/op
+BenchmarkRingHash/100-2 	 1000000	      1023 ns/op	      64 B/op	       2 allocs/op	        12.0 probes/op
+PASS
+ok  	trellis.dev/trellis/internal/lb	3.1s
+# trellis.dev/trellis/internal/model
+internal/model/build.go:51:9: undefined: Unsupported
+FAIL	trellis.dev/trellis/internal/model [build failed]
+`
+	want := &GoBench{
+		Benchmarks: []GoBenchmark{
+			{Package: "trellis.dev/trellis/internal/lb", Name: "BenchmarkRoundRobin-2", Iterations: 37845612, NsPerOp: 31.52},
+			{Package: "trellis.dev/trellis/internal/lb", Name: "BenchmarkRingHash/100-2", Iterations: 1000000, NsPerOp: 1023,
+				BytesPerOp: 64, AllocsPerOp: 2, Extra: map[string]float64{"probes/op": 12}},
+		},
+		Failed: []string{"trellis.dev/trellis/internal/model"},
+	}
+	if diff := cmp.Diff(want, parseGoBench(strings.NewReader(out))); diff != "" {
+		t.Errorf("parseGoBench (-want +got):\n%s", diff)
+	}
+}
+
+func TestFortioResult(t *testing.T) {
+	tests := []struct {
+		name    string
+		json    string
+		wantOK  int64
+		wantP99 float64
+	}{
+		{
+			name:    "http",
+			json:    `{"RetCodes":{"200":990,"-1":10},"DurationHistogram":{"Count":1000,"Percentiles":[{"Percentile":50,"Value":0.0002},{"Percentile":99,"Value":0.0011}]}}`,
+			wantOK:  990,
+			wantP99: 0.0011,
+		},
+		{name: "grpc", json: `{"RetCodes":{"SERVING":500}}`, wantOK: 500},
+		{name: "tcp", json: `{"RetCodes":{"OK":7,"EOF":1}}`, wantOK: 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := parseFortio([]byte(tt.json))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p99, _ := r.percentile(99)
+			if diff := cmp.Diff([]float64{float64(tt.wantOK), tt.wantP99}, []float64{float64(r.ok()), p99}); diff != "" {
+				t.Errorf("ok, p99 (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestMeshFileMTLSSwitch(t *testing.T) {
+	tests := []struct {
+		name string
+		mtls bool
+		want bool // the mesh holds a STRICT PeerAuthentication
+	}{
+		{name: "plaintext", mtls: false, want: false},
+		{name: "mtls", mtls: true, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mesh, err := meshFile(meshParams{HTTPPort: 1, GRPCPort: 2, TCPPort: 3, Outbound: "127.0.0.1:4", Upstream: "127.0.0.1:5", MTLS: tt.mtls})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Contains(string(mesh), "kind: PeerAuthentication") && strings.Contains(string(mesh), "mode: STRICT")
+			if got != tt.want {
+				t.Errorf("PeerAuthentication STRICT in the mesh = %v, want %v:\n%s", got, tt.want, mesh)
+			}
+		})
+	}
+}
+
+func TestCompare(t *testing.T) {
+	rep := &Report{Results: []Result{
+		{Path: PathDirect, Workload: WorkloadHTTP, LatencyMs: Latency{P50: 0.2, P90: 0.4, P99: 1, P999: 2}},
+		{Path: PathTrellis, Workload: WorkloadHTTP, LatencyMs: Latency{P50: 0.5, P90: 0.8, P99: 2, P999: 3}},
+		{Path: PathTrellisMTLS, Workload: WorkloadHTTP, Skipped: "mTLS: not yet available"},
+	}}
+	rep.compare()
+	want := &Latency{P50: 0.3, P90: 0.4, P99: 1, P999: 1}
+	if diff := cmp.Diff(want, rep.Results[1].AddedMs, cmp.Comparer(func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 })); diff != "" {
+		t.Errorf("added latency (-want +got):\n%s", diff)
+	}
+	if rep.Results[2].AddedMs != nil || rep.Results[0].AddedMs != nil {
+		t.Errorf("added latency set on direct or a skipped path")
+	}
+	var md strings.Builder
+	if err := rep.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "| trellis-mtls | mTLS: not yet available |") {
+		t.Errorf("markdown does not show the skipped path:\n%s", md.String())
+	}
+}
