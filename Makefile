@@ -6,7 +6,7 @@ GOBIN         := $(shell $(GO) env GOPATH)/bin
 # Tests find fortio (installed by `go install`) in $(go env GOPATH)/bin.
 export PATH   := $(GOBIN):$(PATH)
 
-.PHONY: all build test fortio demo vet fmt clean
+.PHONY: all build test fortio demo vet fmt clean bench bench-xds haproxy
 
 all: build
 
@@ -25,6 +25,27 @@ fortio:
 	else \
 		echo "installing fortio $(FORTIO_VERSION)"; \
 		$(GO) install fortio.org/fortio@v$(FORTIO_VERSION); \
+	fi
+
+## bench: the data-plane benchmark, side by side: direct, one HAProxy hop, two Trellis
+## sidecars (fortio, 1000 req/s, 16 connections, 1 KiB; HTTP/1.1, gRPC, TCP, max
+## throughput), then the Go benchmarks; report in bench/results/latest.{md,json,png}.
+## BENCH_DURATION=3s for a quick run.
+BENCH_DURATION ?= 30s
+bench: fortio haproxy
+	$(GO) run ./bench/cmd/meshbench -t $(BENCH_DURATION)
+
+## bench-xds: the control plane with 1,000 and 5,000 simulated proxies (Delta ADS) over
+## 1,000 services; report in bench/results/xds-latest.{md,json}
+bench-xds:
+	$(GO) run ./bench/cmd/xdsload -proxies 1000,5000 -services 1000
+
+## haproxy: install Debian's haproxy, the benchmark's reference proxy, unless present
+haproxy:
+	@if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then \
+		echo "haproxy found"; \
+	else \
+		apt-get update && apt-get install -y --no-install-recommends haproxy; \
 	fi
 
 ## demo: run the demo mesh until interrupted

@@ -42,10 +42,19 @@ const goBenchTimeout = 20 * time.Minute
 // that they do not compete for the CPUs, and parses their output. The raw output is
 // kept in logPath.
 func runGoBench(ctx context.Context, dir string, pkgs []string, logPath string) *GoBench {
-	args := append([]string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1", "-p", "1"}, pkgs...)
-	gb := &GoBench{Command: "go " + strings.Join(args, " ")}
 	ctx, cancel := context.WithTimeout(ctx, goBenchTimeout)
 	defer cancel()
+	// Compile only the packages that have benchmarks: the others would only cost time.
+	withBench, err := benchPackages(ctx, dir, pkgs)
+	if err != nil {
+		withBench = pkgs
+	}
+	args := append([]string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1", "-p", "1"}, withBench...)
+	gb := &GoBench{Command: "go " + strings.Join(args, " ")}
+	if len(withBench) == 0 {
+		gb.Error = "no package of " + strings.Join(pkgs, " ") + " has a benchmark"
+		return gb
+	}
 	logf, err := os.Create(logPath)
 	if err != nil {
 		gb.Error = err.Error()
@@ -149,4 +158,29 @@ func (gb *GoBench) writeMarkdown(b *strings.Builder) {
 			strings.TrimPrefix(bm.Package, "trellis.dev/trellis/"), bm.Name, bm.NsPerOp, bm.BytesPerOp, bm.AllocsPerOp)
 	}
 	b.WriteString("\n")
+}
+
+// benchPackages lists the packages matching pkgs that have a Benchmark function in a
+// test file.
+func benchPackages(ctx context.Context, dir string, pkgs []string) ([]string, error) {
+	args := append([]string{"list", "-e", "-f",
+		`{{.ImportPath}}{{range .TestGoFiles}} {{$.Dir}}/{{.}}{{end}}{{range .XTestGoFiles}} {{$.Dir}}/{{.}}{{end}}`}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("listing packages: %w", err)
+	}
+	var found []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		for _, file := range f[min(1, len(f)):] {
+			data, err := os.ReadFile(file)
+			if err == nil && strings.Contains(string(data), "\nfunc Benchmark") {
+				found = append(found, f[0])
+				break
+			}
+		}
+	}
+	return found, nil
 }

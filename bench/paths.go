@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -92,7 +93,21 @@ backend tcp
     server echo %[6]s
 `
 
+// startHAProxy starts HAProxy in front of the echo server. It tries three times with
+// new ports, in case another process took one of them after it was found free.
 func startHAProxy(ctx context.Context, bin, dir string, echo *echoServer) (*haproxyPath, error) {
+	var errs []error
+	for range 3 {
+		p, err := startHAProxyOnce(ctx, bin, dir, echo)
+		if err == nil {
+			return p, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func startHAProxyOnce(ctx context.Context, bin, dir string, echo *echoServer) (*haproxyPath, error) {
 	ports, err := child.FreePorts(3)
 	if err != nil {
 		return nil, err

@@ -164,7 +164,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "Machine: %d CPUs, %s, %s. Load average before: %s; after: %s.\n",
 		m.CPUs, m.Kernel, m.GoVersion, orDash(m.LoadBefore), orDash(m.LoadAfter))
 	fmt.Fprintf(&b, "Tools: fortio %s; %s; Trellis %s.\n", orDash(m.Fortio), orDash(m.HAProxy), orDash(m.Trellis))
-	fmt.Fprintf(&b, "Settings: %s per run, %d connections, %d B payload each way; latencies in ms.\n\n",
+	fmt.Fprintf(&b, "Settings: %s per run, %d connections, %d B payload each way; latencies in ms. \"Others' CPU\" is the share of the machine's CPU used during the run by processes outside the benchmark (other work on the machine).\n\n",
 		rep.Settings.Duration, rep.Settings.Connections, rep.Settings.PayloadBytes)
 	for _, n := range rep.Notes {
 		fmt.Fprintf(&b, "- %s\n", n)
@@ -193,19 +193,26 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("## Proxy cost\n\nEach proxy process alone, from /proc: CPU (user+system) per 1000 requests, requests per CPU-second, peak RSS during the run.\n\n")
-	b.WriteString("| workload | path | process | CPU s | CPU s / 1000 req | req / CPU-s | peak RSS MiB |\n|---|---|---|--:|--:|--:|--:|\n")
+	rep.writeTargets(&b)
+	hasProcs := false
 	for _, r := range rep.Results {
-		for _, p := range r.Procs {
-			star := ""
-			if p.PeakSinceStart {
-				star = " (since start)"
-			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.3f | %.0f | %.1f%s |\n",
-				r.Workload, r.Path, p.Name, p.CPUSeconds, p.CPUPer1000, p.RequestsPerCore, p.PeakRSSMiB, star)
-		}
+		hasProcs = hasProcs || len(r.Procs) > 0
 	}
-	b.WriteString("\n")
+	if hasProcs {
+		b.WriteString("## Proxy cost\n\nEach proxy process alone, from /proc: CPU (user+system) per 1000 requests, requests per CPU-second, peak RSS during the run.\n\n")
+		b.WriteString("| workload | path | process | CPU s | CPU s / 1000 req | req / CPU-s | peak RSS MiB |\n|---|---|---|--:|--:|--:|--:|\n")
+		for _, r := range rep.Results {
+			for _, p := range r.Procs {
+				star := ""
+				if p.PeakSinceStart {
+					star = " (since start)"
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.3f | %.0f | %.1f%s |\n",
+					r.Workload, r.Path, p.Name, p.CPUSeconds, p.CPUPer1000, p.RequestsPerCore, p.PeakRSSMiB, star)
+			}
+		}
+		b.WriteString("\n")
+	}
 	if rep.GoBench != nil {
 		rep.GoBench.writeMarkdown(&b)
 	}

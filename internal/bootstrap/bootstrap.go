@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -15,13 +16,59 @@ import (
 type Bootstrap struct {
 	// Node identifies the proxy to the control plane.
 	Node Node `json:"node"`
-	// XDS is the control plane's address (host:port), plaintext gRPC.
+	// XDS is the control plane's address (host:port). The sidecar reaches both xDS and
+	// the CA service (certificate signing) there.
 	XDS string `json:"xds"`
+	// XDSCAFile is a PEM bundle that verifies the control plane's serving certificate;
+	// set, the sidecar connects with TLS; empty, in plaintext (local mode and tests).
+	// The sidecar re-reads it at every (re)connection, since a root rotation changes it.
+	XDSCAFile string `json:"xdsCAFile,omitempty"`
+	// XDSServerName is the name the control plane's certificate is verified against;
+	// default: the host of XDS.
+	XDSServerName string `json:"xdsServerName,omitempty"`
+	// TokenFile holds the join token that authenticates the sidecar's certificate
+	// requests (local mode). Without it the sidecar has no certificate and cannot take
+	// part in mutual TLS.
+	TokenFile string `json:"tokenFile,omitempty"`
+	// TrustDomain is the trust domain of the workload's SPIFFE ID; default
+	// cluster.local.
+	TrustDomain string `json:"trustDomain,omitempty"`
+	// CertTTL is the certificate lifetime the sidecar asks for; zero: the CA's default
+	// (24h).
+	CertTTL Duration `json:"certTTL,omitempty"`
+	// CertRenewEvery, a test setting, renews the certificate this often instead of at
+	// half its lifetime.
+	CertRenewEvery Duration `json:"certRenewEvery,omitempty"`
 	// Delta selects the incremental (Delta) xDS protocol instead of State of the World.
 	Delta bool `json:"delta,omitempty"`
 	// Admin is the admin listener's address; it must be a loopback address.
 	Admin string `json:"admin"`
 }
+
+// Duration is a time.Duration written as a Go duration string ("24h", "1.5s").
+type Duration time.Duration
+
+// MarshalJSON writes d as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Std is d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
 
 // Node is the xDS node a sidecar announces.
 type Node struct {

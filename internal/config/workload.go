@@ -68,7 +68,7 @@ func validateWorkload(d *document, w *v1alpha1.Workload) {
 		if u.Service == "" {
 			d.errorf(p.key("service"), "required")
 		} else {
-			checkAll(d, p.key("service"), serviceName(u.Service))
+			checkAll(d, p.key("service"), upstreamService(u.Service))
 		}
 		validatePort(d, p.key("port"), u.Port)
 		if u.Bind == "" {
@@ -81,6 +81,31 @@ func validateWorkload(d *document, w *v1alpha1.Workload) {
 		}
 		binds[u.Bind] = i
 	}
+}
+
+// upstreamService checks the service of an upstream: a host name resolved as Istio
+// resolves hosts from the workload's namespace. `name`, `name.namespace` and
+// `name.namespace.svc` name a Service (a DNS-1035 label, then a namespace); anything
+// longer, such as `name.namespace.svc.cluster.local` or a ServiceEntry host, must be
+// a DNS-1123 subdomain. Case and a trailing dot do not matter.
+func upstreamService(s string) []string {
+	host := strings.TrimSuffix(strings.ToLower(s), ".")
+	parts := strings.Split(host, ".")
+	switch {
+	case len(parts) == 1:
+		return serviceName(host)
+	case len(parts) == 2 || len(parts) == 3 && parts[2] == "svc":
+		return append(serviceName(parts[0]), prefixAll("namespace: ", dnsLabel(parts[1]))...)
+	}
+	return utilvalidation.IsDNS1123Subdomain(host)
+}
+
+// prefixAll puts prefix before each message.
+func prefixAll(prefix string, msgs []string) []string {
+	for i, m := range msgs {
+		msgs[i] = prefix + m
+	}
+	return msgs
 }
 
 func validateWorkloadPorts(d *document, ports []v1alpha1.WorkloadPort) {

@@ -6,8 +6,10 @@
 //	    ^  ACK/NACK           │
 //	    └──── error ──────────┘ accepted resources ──> runtime.Build ──> Table
 //	                                                      │ every reference resolved
-//	                          forward.Upstreams.Attach <──┘
-//	                          table.Store (atomic swap) ──> listener.Activate
+//	                          forward.Upstreams.Attach <──┘ (cluster.Manager.Sync:
+//	                          table.Store (atomic swap)      endpoints, breakers,
+//	                                │                        outlier detection, DNS)
+//	                                └──> listener.Activate
 //	request path: listener socket ──> forward.HTTP / forward.TCP ──> table.Load()
 //
 // Concurrency and ownership:
@@ -19,7 +21,8 @@
 //     read concurrently (config dump, Wants).
 //   - listener.Manager owns the sockets and their goroutines (its own mutex);
 //     forward.Upstreams owns the connection pools (its own mutex, configuration path
-//     only); counters are atomics in stats.
+//     only); cluster.Manager owns the clusters' live state and its goroutines (outlier
+//     interval timers, DNS resolution); counters are atomics in stats.
 //   - Run owns every goroutine: on ctx's end it stops the xDS client, drains the
 //     listeners for up to the drain timeout, and stops the admin server last.
 //

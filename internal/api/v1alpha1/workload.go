@@ -64,7 +64,9 @@ type WorkloadPort struct {
 
 // Upstream binds a local address that forwards to a service port through the mesh.
 type Upstream struct {
-	// Service is the name of the service, resolved from the workload's namespace.
+	// Service is the service, resolved from the workload's namespace as Istio resolves
+	// hosts: `name`, `name.namespace`, `name.namespace.svc`, the FQDN, or a
+	// ServiceEntry host.
 	Service string `json:"service"`
 	// Port is the service port.
 	Port int32 `json:"port"`

@@ -53,6 +53,7 @@ func Kinds() []Kind {
 		{Group: GatewayGroup, Kind: "HTTPRoute", Plural: "httproutes", Versions: []string{"v1", "v1beta1"}, Categories: []string{"gateway-api"}, Status: true},
 		{Group: GatewayGroup, Kind: "GRPCRoute", Plural: "grpcroutes", Versions: []string{"v1"}, Categories: []string{"gateway-api"}, Status: true},
 		{Group: TrellisGroup, Kind: "Workload", Plural: "workloads", Versions: []string{"v1alpha1"}, Categories: []string{"trellis"}, Status: false},
+		{Group: TrellisGroup, Kind: "RateLimitPolicy", Plural: "ratelimitpolicies", Versions: []string{"v1alpha1"}, Categories: []string{"trellis"}, Status: false},
 	}
 }
 

@@ -217,6 +217,58 @@ func TestAgainstAPIServer(t *testing.T) {
 		})
 	}
 
+	httpRoute := func(name string, path, backend map[string]any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": install.GatewayGroup + "/v1",
+			"kind":       "HTTPRoute",
+			"metadata":   map[string]any{"name": name, "namespace": "shop"},
+			"spec": map[string]any{
+				"parentRefs": []any{map[string]any{"group": "", "kind": "Service", "name": "reviews"}},
+				"rules": []any{map[string]any{
+					"matches":     []any{map[string]any{"path": path}},
+					"backendRefs": []any{backend},
+				}},
+			},
+		}}
+	}
+	routes := dyn.Resource(schema.GroupVersionResource{Group: install.GatewayGroup, Version: "v1", Resource: "httproutes"}).Namespace("shop")
+	backend := map[string]any{"name": "reviews", "port": int64(9080)}
+	refusedRoutes := []struct {
+		name  string
+		route *unstructured.Unstructured
+		want  []string
+	}{
+		{
+			name:  "bad regex",
+			route: httpRoute("bad-regex", map[string]any{"type": "RegularExpression", "value": "/api/(v1"}, backend),
+			want:  []string{"spec.rules[0].matches[0].path.value", "does not compile"},
+		},
+		{
+			name:  "unknown field",
+			route: httpRoute("misspelt", map[string]any{"value": "/"}, map[string]any{"name": "reviews", "port": int64(9080), "wieght": int64(1)}),
+			want:  []string{"spec.rules[0].backendRefs[0].wieght", "unknown field"},
+		},
+	}
+	for _, tt := range refusedRoutes {
+		t.Run("an HTTPRoute is refused: "+tt.name, func(t *testing.T) {
+			_, err := routes.Create(ctx, tt.route, metav1.CreateOptions{})
+			if err == nil {
+				t.Fatal("created; want a refusal")
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+		})
+	}
+	t.Run("a valid HTTPRoute is accepted", func(t *testing.T) {
+		route := httpRoute("good", map[string]any{"type": "RegularExpression", "value": "/api/v[0-9]+"}, backend)
+		if _, err := routes.Create(ctx, route, metav1.CreateOptions{}); err != nil {
+			t.Errorf("creating: %v", err)
+		}
+	})
+
 	t.Run("uninstall removes everything", func(t *testing.T) {
 		res, err := client.Uninstall(ctx, mustObjects(t, install.Config{}))
 		if err != nil {

@@ -74,27 +74,26 @@ func typeMeta(apiVersion, kind string) metav1.TypeMeta {
 // configurations whose caBundle it keeps current.
 func clusterRole() *rbacv1.ClusterRole {
 	read := []string{"get", "list", "watch"}
-	groups := map[string][]string{}
+	groups, status := map[string][]string{}, map[string][]string{}
 	var order []string
 	for _, k := range Kinds() {
 		if _, seen := groups[k.Group]; !seen {
 			order = append(order, k.Group)
 		}
 		groups[k.Group] = append(groups[k.Group], k.Plural)
+		if k.Status {
+			status[k.Group] = append(status[k.Group], k.Plural+"/status")
+		}
 	}
 	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"services", "endpoints", "pods", "namespaces", "serviceaccounts", "nodes"}, Verbs: read},
 		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: read},
 	}
 	for _, g := range order {
-		var status []string
-		for _, r := range groups[g] {
-			status = append(status, r+"/status")
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: groups[g], Verbs: read})
+		if len(status[g]) > 0 {
+			rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: status[g], Verbs: []string{"get", "update", "patch"}})
 		}
-		rules = append(rules,
-			rbacv1.PolicyRule{APIGroups: []string{g}, Resources: groups[g], Verbs: read},
-			rbacv1.PolicyRule{APIGroups: []string{g}, Resources: status, Verbs: []string{"get", "update", "patch"}},
-		)
 	}
 	rules = append(rules,
 		rbacv1.PolicyRule{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: read},

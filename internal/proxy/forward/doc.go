@@ -3,23 +3,46 @@
 // HTTP (http.go): for each request the handler of a listener loads the current runtime
 // table (one atomic load), finds its listener by address, the virtual host by Host
 // (exact, case-insensitive; absolute-form request URIs arrive with Host set from the
-// URI), the route by path prefix, and an endpoint from the cluster's round-robin
-// picker; then an httputil.ReverseProxy forwards in origin form with the Host header
-// kept. Hop-by-hop headers are removed; forwarding headers are passed through as the
-// client sent them and none are added. Responses of unknown length (streams, gRPC)
-// are flushed on every write, and trailers are forwarded. Answers of the sidecar
-// itself: 404 "no route for host X", 503 "no healthy upstream", 503 "upstream connect
-// error".
+// URI), and the first route whose match (path, headers, query) holds. An exchange
+// (exchange.go) carries what is decided through the request context. In order:
+//
+//   - fault.go: the route's fault: a delay (DI), then an abort (FI) with an HTTP or a
+//     gRPC status, each for a sample of the requests;
+//   - cors.go: a CORS preflight whose origin is allowed is answered by the sidecar;
+//   - local.go: direct responses and redirects are answered by the sidecar;
+//   - otherwise a weighted draw picks the cluster; request headers are changed
+//     (weighted cluster, then route) and the path and host rewritten (mutate.go); the
+//     hash key is computed (hash.go, generating a cookie when asked); the body is
+//     buffered up to 64 KiB when the request may be retried or mirrored; sampled
+//     mirrors get a fire-and-forget copy (mirror.go); the route's timeout bounds the
+//     rest; and the cluster's httputil.ReverseProxy forwards.
+//
+// Attempts (attempt.go) are the reverse proxy's transport: under the cluster's
+// circuit breakers (max_requests; on HTTP/1.1, max_connections then
+// max_pending_requests; max_retries or the retry budget for each retry) it picks an
+// endpoint (avoiding those already tried), makes the attempt with its per-try timeout,
+// reports the outcome to outlier detection, and retries what the route's retry_on
+// allows after a full-jitter exponential backoff. The last response is streamed to the
+// client; the request's breaker slots are released when its body is closed. Failures
+// the sidecar answers itself carry a response flag: 503 no healthy upstream (UH),
+// upstream connect error (UF), upstream reset before response (UC), upstream overflow
+// (UO); 504 upstream request timeout (UT); URX when retries ran out.
+//
+// Every request ends with a reqinfo.Info (status, flags, cluster, endpoint, attempts,
+// bytes, duration) recorded in the stats and passed to an optional Recorder.
 //
 // Upstreams (upstream.go): one http.Transport per cluster, HTTP/1.1 with a keep-alive
-// pool, or HTTP/2 with prior knowledge (h2c) for clusters whose protocol options say
-// so. Pools are keyed by cluster name and settings and reused across tables, so a
-// configuration change keeps connections; Attach runs on the configuration path
-// under its own mutex before a table is published.
+// pool (idle timeout and requests per connection from the cluster's protocol
+// options), or HTTP/2 with prior knowledge (h2c). Pools are keyed by cluster name and
+// settings and reused across tables, so a configuration change keeps connections;
+// Attach runs on the configuration path under its own mutex before a table is
+// published, and syncs the clusters' live state (proxy/cluster).
 //
-// TCP (tcp.go): one connection to an endpoint per accepted connection, bytes copied
-// both ways with half-closes passed on.
+// TCP (tcp.go): per accepted connection a weighted draw picks the cluster and its
+// balancer the endpoint; bytes are copied both ways with half-closes passed on, and
+// the pair is closed after the idle timeout without traffic.
 //
 // Concurrency: handlers run on net/http's goroutines and share only immutable tables,
-// atomic counters and the transports' own pools.
+// the clusters' atomics and the transports' own pools. Mirror copies run on goroutines
+// owned by HTTP (at most 128 at once); Close cancels and waits for them.
 package forward

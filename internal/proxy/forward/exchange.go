@@ -31,7 +31,6 @@ type exchange struct {
 
 	route *runtime.Route
 	wc    *runtime.WeightedCluster
-	up    *upstream
 
 	// hash is the request's hash key for consistent hashing.
 	hash    uint64

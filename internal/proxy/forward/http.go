@@ -129,7 +129,6 @@ func (h *HTTP) forward(x *exchange, route *runtime.Route) {
 		x.local(http.StatusServiceUnavailable, "no healthy upstream", reqinfo.NoHealthyUpstream)
 		return
 	}
-	x.up = up
 	r := x.req
 	mutateRequest(r.Header, &wc.RequestHeaders, &route.RequestHeaders)
 	rewrite(r, route)

@@ -51,7 +51,6 @@ type upstream struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 	state     *cluster.State
-	attempts  *attempts
 }
 
 // Attach gives every cluster of t its upstream, reusing the pool of a cluster with the
@@ -134,7 +133,7 @@ func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State) *upstream
 		ErrorLog:       slog.NewLogLogger(u.logger.Handler(), slog.LevelDebug),
 		ModifyResponse: modifyResponse,
 	}
-	return &upstream{transport: tr, proxy: rp, state: state, attempts: at}
+	return &upstream{transport: tr, proxy: rp, state: state}
 }
 
 // countingDial wraps connections so that closeAfter can count their requests.

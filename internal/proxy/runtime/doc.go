@@ -14,6 +14,17 @@
 //     ErrUnresolved, which references do not resolve yet (a route configuration, a
 //     cluster, an EDS cluster's load assignment).
 //
+// What is compiled: routes (route.go) with their match (match.go: path prefix, exact
+// or RE2 regex, optionally ignoring case; header and pseudo-header matchers; query
+// parameters), their action (weighted clusters, timeout, retry policy, mirrors,
+// rewrites, hash policies), redirect or direct response, header changes, and the
+// per-route fault and CORS configurations; clusters (cluster.go) with their lb policy,
+// circuit breakers, outlier detection, panic threshold, connection pool options and
+// DNS settings; TCP proxies with weighted clusters and an idle timeout. Regular
+// expressions are compiled once, when the resource is parsed; a bad one makes the
+// resource invalid, naming the field. Matching a request allocates nothing in the
+// common case.
+//
 // A Table is never modified after it is published, apart from the Upstream slot that
 // the request path fills before publication; the request path reads it without locks.
 // The package holds no state and starts no goroutines.
