@@ -3,10 +3,12 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +23,9 @@ type GoBench struct {
 	// Error says why the command as a whole failed, if it did.
 	Failed []string `json:"failed,omitempty"`
 	Error  string   `json:"error,omitempty"`
+	// Refreshed, when set, is when the Go benchmarks were run again alone
+	// (RefreshGoBench), after the load runs of the report.
+	Refreshed time.Time `json:"refreshed,omitzero"`
 }
 
 // GoBenchmark is one benchmark line.
@@ -142,6 +147,9 @@ func parseBenchLine(line string) (GoBenchmark, bool) {
 
 func (gb *GoBench) writeMarkdown(b *strings.Builder) {
 	fmt.Fprintf(b, "## Go benchmarks of the per-request steps\n\n`%s`\n\n", gb.Command)
+	if !gb.Refreshed.IsZero() {
+		fmt.Fprintf(b, "Run again alone on %s, after the load runs above.\n\n", gb.Refreshed.UTC().Format("2006-01-02 15:04 MST"))
+	}
 	if gb.Error != "" {
 		fmt.Fprintf(b, "The command failed: %s\n\n", gb.Error)
 	}
@@ -183,4 +191,30 @@ func benchPackages(ctx context.Context, dir string, pkgs []string) ([]string, er
 		}
 	}
 	return found, nil
+}
+
+// RefreshGoBench runs only the Go benchmarks and replaces them in the report already
+// in cfg.OutDir (<Name>.json), rewriting its markdown, JSON and chart: for when the
+// tree did not build during the full run, without running the load again.
+func RefreshGoBench(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(cfg.OutDir, cfg.Name+".json"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the report to refresh: %w", err)
+	}
+	var rep Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return nil, fmt.Errorf("decoding the report to refresh: %w", err)
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the work directory: %w", err)
+	}
+	rep.GoBench = runGoBench(ctx, cfg.ModuleDir, cfg.GoBenchPackages, filepath.Join(cfg.WorkDir, "gobench.txt"))
+	rep.GoBench.Refreshed = time.Now()
+	if err := rep.write(cfg.OutDir, cfg.Name); err != nil {
+		return &rep, err
+	}
+	return &rep, rep.WriteMarkdown(cfg.Out)
 }

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
-bin="${TRELLIS_K8S_BIN:-$HOME/.cache/trellis/k8s/v1.37.2}"
+bin="${TRELLIS_K8S_BIN:-${HOME:-/tmp}/.cache/trellis/k8s/v1.37.2}"
 mkdir -p "$bin"
 
 build() { # build NAME MODULE_DIR PACKAGE

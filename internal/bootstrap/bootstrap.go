@@ -43,6 +43,35 @@ type Bootstrap struct {
 	Delta bool `json:"delta,omitempty"`
 	// Admin is the admin listener's address; it must be a loopback address.
 	Admin string `json:"admin"`
+
+	// Telemetry (docs/telemetry.md).
+
+	// Metrics is where the sidecar serves its Prometheus metrics (/stats/prometheus)
+	// and readiness (/healthz/ready); empty: nowhere (the metrics are still kept). In
+	// a pod it is DefaultMetrics.
+	Metrics string `json:"metrics,omitempty"`
+	// MetricsCompat "istio" names the metrics as Istio does (istio_requests_total,
+	// ...); empty or "trellis": trellis_requests_total, ...
+	MetricsCompat string `json:"metricsCompat,omitempty"`
+	// AccessLog is where the JSON access log goes: "-" for standard output, a file
+	// path, or empty or "off" for none.
+	AccessLog string `json:"accessLog,omitempty"`
+	// Tracing, when set, turns OpenTelemetry tracing on.
+	Tracing *Tracing `json:"tracing,omitempty"`
+}
+
+// DefaultMetrics is the metrics address of a sidecar in a pod.
+const DefaultMetrics = "0.0.0.0:15020"
+
+// Tracing configures a sidecar's OpenTelemetry tracing.
+type Tracing struct {
+	// Sampling is the percentage (0 to 100) of new traces sampled; a request that
+	// carries a trace follows its parent's decision. Absent: 100.
+	Sampling *float64 `json:"sampling,omitempty"`
+	// Endpoint is the OTLP/HTTP collector URL (http://127.0.0.1:4318); empty: the
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT environment
+	// variable; none: spans are made and propagated but not exported.
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("24h", "1.5s").
@@ -98,6 +127,12 @@ type Metadata struct {
 	Outbound string `json:"outbound,omitempty"`
 	// Upstreams are the local TCP binds that forward to a service port.
 	Upstreams []Upstream `json:"upstreams,omitempty"`
+	// MTLS says that the sidecar takes part in mutual TLS: it implements the
+	// "Security" section of docs/xds.md and holds a certificate source (a TokenFile).
+	// The sidecar sets it itself, whatever its bootstrap file says. The control plane
+	// sends the security fields only to sidecars that set it, and uses mutual TLS only
+	// toward workloads whose sidecar sets it.
+	MTLS bool `json:"mtls,omitempty"`
 }
 
 // Port is one workload port as the sidecar serves it.

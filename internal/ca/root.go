@@ -26,6 +26,11 @@ const (
 	rootsFile    = "roots.pem"     // the trust bundle, signing root last
 )
 
+// TrustBundleFile is where a self-signed CA whose Config.DataDir is dataDir keeps the
+// trust bundle (PEM, every root, the signing one last), rewritten at every rotation.
+// Sidecars verify the control plane's serving certificate with it.
+func TrustBundleFile(dataDir string) string { return filepath.Join(dataDir, dirName, rootsFile) }
+
 func (c *CA) path(name string) string { return filepath.Join(c.cfg.DataDir, dirName, name) }
 
 // loadOrCreateRoot loads the persisted root and bundle, or creates and persists a root

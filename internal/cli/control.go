@@ -6,31 +6,50 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"trellis.dev/trellis/internal/ca"
 	"trellis.dev/trellis/internal/control"
 )
 
 func newControlCmd() *cobra.Command {
 	var cfg control.Config
 	var logLevel string
+	var ext ca.ExternalCA
 	cmd := &cobra.Command{
 		Use:   "control -f FILE [-f FILE...]",
 		Short: "Run the control plane: watch mesh files, serve xDS to the sidecars",
 		Long: `control loads the mesh files, watches them for changes, registers the sidecars
 that connect, and serves each one its configuration over xDS (ADS, State of the World
 and Delta). An invalid edit is logged and the last good version of the file stays in
-force. It serves /metrics, /ready and /debug/config on the monitoring address, and
-stops gracefully on SIGINT or SIGTERM.`,
-		Example: `  trellis control -f mesh.yaml --xds-addr 127.0.0.1:15010`,
-		Args:    cobra.NoArgs,
+force.
+
+It runs the mesh's certificate authority: a self-signed root kept in the data
+directory (or, with --ca-cert and --ca-key, your own intermediate), the CA service
+that signs the sidecars' certificate requests (authenticated by the join token it
+writes to <data-dir>/join-token), and serves xDS and the CA over TLS on
+--secure-xds-addr with a certificate verified by <data-dir>/ca/roots.pem.
+
+It serves /metrics, /ready, /debug/config and the CA operations (POST /ca/rotate,
+POST /ca/retire-old-roots, loopback only) on the monitoring address, and stops
+gracefully on SIGINT or SIGTERM.`,
+		Example: `  trellis control -f mesh.yaml --data-dir /var/lib/trellis
+  curl -X POST http://127.0.0.1:15014/ca/rotate`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			if ext != (ca.ExternalCA{}) {
+				if ext.CertFile == "" || ext.KeyFile == "" || ext.RootFile == "" {
+					return fmt.Errorf("--ca-cert, --ca-key and --ca-root go together")
+				}
+				cfg.ExternalCA = &ext
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return control.Run(ctx, cfg)
@@ -39,6 +58,15 @@ stops gracefully on SIGINT or SIGTERM.`,
 	f := cmd.Flags()
 	f.StringArrayVarP(&cfg.ConfigFiles, "file", "f", nil, "mesh file (YAML, several documents); repeat for more files")
 	f.StringVar(&cfg.XDSAddr, "xds-addr", control.DefaultXDSAddr, "address to serve plaintext xDS on")
+	f.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", control.DefaultSecureXDSAddr, "address to serve xDS and the CA over TLS on")
+	f.StringArrayVar(&cfg.ServingNames, "serving-name", nil, "a host name or IP of the control plane for its TLS certificate, beside localhost and 127.0.0.1; repeat for more")
+	f.StringVar(&cfg.TrustDomain, "trust-domain", "cluster.local", "trust domain of the workloads' SPIFFE IDs")
+	f.StringVar(&cfg.RootNamespace, "root-namespace", "trellis-system", "namespace whose selector-less PeerAuthentication applies to the whole mesh")
+	f.DurationVar(&cfg.CertTTL, "cert-ttl", 24*time.Hour, "lifetime of workload certificates (the most a sidecar may ask for)")
+	f.StringVar(&ext.CertFile, "ca-cert", "", "user-supplied CA: the signing (intermediate) certificate, PEM")
+	f.StringVar(&ext.KeyFile, "ca-key", "", "user-supplied CA: its private key, PEM")
+	f.StringVar(&ext.ChainFile, "ca-chain", "", "user-supplied CA: certificates between it and the root, PEM (optional)")
+	f.StringVar(&ext.RootFile, "ca-root", "", "user-supplied CA: the root(s) it chains to, PEM: the trust bundle")
 	f.StringVar(&cfg.MonitoringAddr, "monitoring-addr", control.DefaultMonitoringAddr, "address to serve /metrics, /ready and /debug/* on")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the control plane's data (created if missing)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -19,6 +19,7 @@ func newProxyCmd() *cobra.Command {
 		bootstrapPath string
 		logLevel      string
 		drainTimeout  time.Duration
+		tele          telemetryFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy --bootstrap FILE",
@@ -37,6 +38,9 @@ finish for up to --drain-timeout, and exits.`,
 			if err != nil {
 				return err
 			}
+			if err := tele.apply(cmd, b); err != nil {
+				return err
+			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -46,6 +50,47 @@ finish for up to --drain-timeout, and exits.`,
 	cmd.Flags().StringVar(&bootstrapPath, "bootstrap", "", "bootstrap file (JSON): node, xDS address, admin address")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long requests in flight may take to finish at shutdown")
+	tele.register(cmd)
 	_ = cmd.MarkFlagRequired("bootstrap")
 	return cmd
+}
+
+// telemetryFlags override the bootstrap's telemetry settings (docs/telemetry.md).
+type telemetryFlags struct {
+	metrics, compat, accessLog string
+	sampling                   float64
+}
+
+func (f *telemetryFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.metrics, "metrics", "", `address of the Prometheus endpoint (/stats/prometheus, /healthz/ready); default: the bootstrap's "metrics"`)
+	cmd.Flags().StringVar(&f.compat, "metrics-compat", "", `metric names: "trellis" (trellis_requests_total, ...) or "istio" (istio_requests_total, ...)`)
+	cmd.Flags().StringVar(&f.accessLog, "access-log", "", `JSON access log: "-" (standard output), a file path, or "off"`)
+	cmd.Flags().Float64Var(&f.sampling, "trace-sampling", 0, "turn tracing on and sample this percentage (0-100) of new traces")
+}
+
+// apply sets the flags given on the command line into b.
+func (f *telemetryFlags) apply(cmd *cobra.Command, b *bootstrap.Bootstrap) error {
+	set := cmd.Flags().Changed
+	if set("metrics") {
+		b.Metrics = f.metrics
+	}
+	if set("metrics-compat") {
+		if f.compat != "trellis" && f.compat != "istio" {
+			return fmt.Errorf(`--metrics-compat %q: want "trellis" or "istio"`, f.compat)
+		}
+		b.MetricsCompat = f.compat
+	}
+	if set("access-log") {
+		b.AccessLog = f.accessLog
+	}
+	if set("trace-sampling") {
+		if f.sampling < 0 || f.sampling > 100 {
+			return fmt.Errorf("--trace-sampling %v: want a percentage between 0 and 100", f.sampling)
+		}
+		if b.Tracing == nil {
+			b.Tracing = &bootstrap.Tracing{}
+		}
+		b.Tracing.Sampling = &f.sampling
+	}
+	return nil
 }

@@ -26,7 +26,7 @@ func newRoot() *cobra.Command {
 	}
 	root.AddCommand(newUpCmd(), newDemoCmd(), newDemoAppCmd())
 	root.AddCommand(newControlCmd())
-	root.AddCommand(newProxyCmd())
+	root.AddCommand(newProxyCmd(), newProxyConfigCmd())
 	root.AddCommand(newRateLimitCmd())
 	root.AddCommand(newAnalyzeCmd())
 	root.AddCommand(newInstallCmd(), newUninstallCmd(), newInjectCmd())

@@ -39,10 +39,17 @@ on SIGINT or SIGTERM stops the apps, then the sidecars, then the control plane.`
 	f := cmd.Flags()
 	f.StringArrayVarP(&cfg.Files, "file", "f", nil, "mesh file (YAML, several documents); repeat for more files")
 	f.StringVar(&cfg.StatePath, "state", "", "write the chosen addresses and pids as JSON to this file once every sidecar is ready")
-	f.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:15010", "control plane xDS address; port 0 picks a free port")
+	f.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:15010", "control plane plaintext xDS address; port 0 picks a free port")
+	f.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "127.0.0.1:15012", "control plane TLS xDS and CA address, which the sidecars use; port 0 picks a free port")
+	f.BoolVar(&cfg.PlaintextXDS, "plaintext-xds", false, "make the sidecars use the plaintext xDS address (they still get certificates, over it)")
+	f.StringVar(&cfg.TrustDomain, "trust-domain", "", "trust domain of the workloads' SPIFFE IDs (default cluster.local)")
+	f.StringVar(&cfg.RootNamespace, "root-namespace", "", "namespace of mesh-wide PeerAuthentication (default trellis-system)")
+	f.DurationVar(&cfg.CertTTL, "cert-ttl", 0, "lifetime of workload certificates (default 24h)")
+	f.DurationVar(&cfg.CertRenewEvery, "cert-renew-every", 0, "test setting: sidecars renew their certificates this often instead of at half life")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the control plane's data and the sidecars' bootstraps (default: a temporary directory, removed on exit)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&cfg.Delta, "delta-xds", false, "make the sidecars use the incremental (Delta) xDS protocol")
+	f.StringVar(&cfg.AccessLog, "access-log", "-", `sidecars' JSON access logs: "-" (their output, prefixed [<workload>/proxy]), a file, or "off"`)
 	cmd.MarkFlagRequired("file")
 	return cmd
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"trellis.dev/trellis/internal/ca"
+	"trellis.dev/trellis/internal/model"
 	"trellis.dev/trellis/internal/registry"
 	"trellis.dev/trellis/internal/source/file"
 	"trellis.dev/trellis/internal/store"
@@ -23,6 +25,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultXDSAddr        = "127.0.0.1:15010"
+	DefaultSecureXDSAddr  = "127.0.0.1:15012"
 	DefaultMonitoringAddr = "127.0.0.1:15014"
 	DefaultDebounceAfter  = 100 * time.Millisecond
 	// MaxDebounce bounds how long a burst of changes may delay a translation.
@@ -36,26 +39,49 @@ type Config struct {
 	// XDSAddr is where plaintext xDS (ADS, SotW and Delta) is served. Default
 	// 127.0.0.1:15010.
 	XDSAddr string
+	// SecureXDSAddr is where xDS and the CA service are served over TLS, with a
+	// certificate from the control plane's own CA. Default 127.0.0.1:15012.
+	SecureXDSAddr string
 	// MonitoringAddr is where /metrics, /ready and /debug/* are served. Default
 	// 127.0.0.1:15014.
 	MonitoringAddr string
-	// DataDir is the control plane's state directory (created if missing); empty: none.
+	// DataDir is the control plane's state directory (created if missing): the CA
+	// root (ca/), the trust bundle (ca/roots.pem, TrustBundleFile) and the join token
+	// (join-token, JoinTokenFile). Empty: a temporary directory, removed on exit.
 	DataDir string
+	// TrustDomain is the trust domain of the workloads' SPIFFE IDs. Default
+	// cluster.local.
+	TrustDomain string
+	// RootNamespace holds the mesh-wide PeerAuthentication. Default trellis-system.
+	RootNamespace string
+	// CertTTL is the lifetime of workload certificates (and the most a sidecar may
+	// ask for). Default 24h.
+	CertTTL time.Duration
+	// ExternalCA, if set, makes the CA sign with a user-supplied intermediate.
+	ExternalCA *ca.ExternalCA
+	// ServingNames are host names (or IPs) of the control plane, added to localhost
+	// and 127.0.0.1 in the serving certificate of SecureXDSAddr.
+	ServingNames []string
 	// Logger receives the component's logs. Default: slog.Default().
 	Logger *slog.Logger
 	// DebounceAfter is the quiet period after a change before translating. Default
 	// 100ms.
 	DebounceAfter time.Duration
 
-	// XDSListener and MonitoringListener, if set, are used instead of listening on
-	// XDSAddr and MonitoringAddr (tests pass listeners on port 0). Run closes them.
+	// XDSListener, SecureXDSListener and MonitoringListener, if set, are used
+	// instead of listening on XDSAddr, SecureXDSAddr and MonitoringAddr (tests pass
+	// listeners on port 0). Run closes them.
 	XDSListener        net.Listener
+	SecureXDSListener  net.Listener
 	MonitoringListener net.Listener
 }
 
 func (c *Config) setDefaults() {
 	if c.XDSAddr == "" {
 		c.XDSAddr = DefaultXDSAddr
+	}
+	if c.SecureXDSAddr == "" {
+		c.SecureXDSAddr = DefaultSecureXDSAddr
 	}
 	if c.MonitoringAddr == "" {
 		c.MonitoringAddr = DefaultMonitoringAddr
@@ -77,21 +103,25 @@ func Run(ctx context.Context, cfg Config) error {
 	if len(cfg.ConfigFiles) == 0 {
 		return errors.New("starting control plane: no config files given")
 	}
-	if cfg.DataDir != "" {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if cfg.DataDir == "" {
+		dir, err := os.MkdirTemp("", "trellis-control-")
+		if err != nil {
 			return fmt.Errorf("creating data dir: %w", err)
 		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = dir
+	} else if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
 	}
 
-	xdsLis, monLis, err := listen(cfg)
+	lis, err := listen(cfg)
 	if err != nil {
 		return err
 	}
 	started := false
 	defer func() {
 		if !started {
-			xdsLis.Close()
-			monLis.Close()
+			lis.close()
 		}
 	}()
 
@@ -103,6 +133,10 @@ func Run(ctx context.Context, cfg Config) error {
 	reg := registry.New()
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sec, err := newSecurity(cfg, metrics, log.With("component", "ca"))
+	if err != nil {
+		return fmt.Errorf("starting the CA: %w", err)
+	}
 	xds, err := xdsserver.New(xdsserver.Config{Registry: reg, Metrics: metrics, Logger: log.With("component", "xds")})
 	if err != nil {
 		return fmt.Errorf("starting xDS server: %w", err)
@@ -110,13 +144,19 @@ func Run(ctx context.Context, cfg Config) error {
 	tr, err := newTranslator(translatorConfig{
 		store: st, source: src, registry: reg, xds: xds, metrics: metrics,
 		logger: log.With("component", "translator"), debounce: cfg.DebounceAfter, maxDelay: MaxDebounce,
+		trustBundle:  sec.ca.TrustBundlePEM,
+		buildOptions: []model.Option{model.WithTrustDomain(sec.ca.TrustDomain()), model.WithRootNamespace(cfg.RootNamespace)},
 	})
 	if err != nil {
 		return err
 	}
+	sec.onBundleChange = tr.trigger
 
-	mon := &http.Server{Handler: monitoringHandler(metrics, tr), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("control plane starting", "xds", xdsLis.Addr().String(), "monitoring", monLis.Addr().String(),
+	mux := monitoringHandler(metrics, tr)
+	sec.register(mux)
+	mon := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("control plane starting", "xds", lis.xds.Addr().String(), "secureXDS", lis.secure.Addr().String(),
+		"monitoring", lis.mon.Addr().String(), "dataDir", cfg.DataDir, "trustDomain", sec.ca.TrustDomain(),
 		"files", cfg.ConfigFiles)
 
 	started = true
@@ -143,11 +183,12 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	run("file source", func() error { return src.Run(ctx) })
-	run("xDS server", func() error { return xds.Serve(ctx, xdsLis) })
+	run("xDS server", func() error { return xds.Serve(ctx, lis.xds, sec.serveOptions(false)...) })
+	run("secure xDS server", func() error { return xds.Serve(ctx, lis.secure, sec.serveOptions(true)...) })
 	run("translator", func() error { return tr.run(ctx) })
 	run("monitoring server", func() error {
 		errc := make(chan error, 1)
-		go func() { errc <- mon.Serve(monLis) }()
+		go func() { errc <- mon.Serve(lis.mon) }()
 		select {
 		case err := <-errc:
 			return err
@@ -164,20 +205,42 @@ func Run(ctx context.Context, cfg Config) error {
 	return firstErr
 }
 
-// listen opens the xDS and monitoring listeners, unless the config carries them.
-func listen(cfg Config) (xdsLis, monLis net.Listener, err error) {
-	xdsLis = cfg.XDSListener
-	if xdsLis == nil {
-		if xdsLis, err = net.Listen("tcp", cfg.XDSAddr); err != nil {
-			return nil, nil, fmt.Errorf("listening for xDS: %w", err)
+// listeners are the control plane's listeners.
+type listeners struct {
+	xds, secure, mon net.Listener
+}
+
+func (l *listeners) close() {
+	for _, c := range []net.Listener{l.xds, l.secure, l.mon} {
+		if c != nil {
+			c.Close()
 		}
 	}
-	monLis = cfg.MonitoringListener
-	if monLis == nil {
-		if monLis, err = net.Listen("tcp", cfg.MonitoringAddr); err != nil {
-			xdsLis.Close()
-			return nil, nil, fmt.Errorf("listening for monitoring: %w", err)
+}
+
+// listen opens the xDS, secure xDS and monitoring listeners, unless the config
+// carries them.
+func listen(cfg Config) (*listeners, error) {
+	l := &listeners{xds: cfg.XDSListener, secure: cfg.SecureXDSListener, mon: cfg.MonitoringListener}
+	open := func(lis *net.Listener, addr, what string) error {
+		if *lis != nil {
+			return nil
+		}
+		var err error
+		if *lis, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("listening for %s: %w", what, err)
+		}
+		return nil
+	}
+	for _, e := range []error{
+		open(&l.xds, cfg.XDSAddr, "xDS"),
+		open(&l.secure, cfg.SecureXDSAddr, "secure xDS"),
+		open(&l.mon, cfg.MonitoringAddr, "monitoring"),
+	} {
+		if e != nil {
+			l.close()
+			return nil, e
 		}
 	}
-	return xdsLis, monLis, nil
+	return l, nil
 }

@@ -129,6 +129,10 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	secureLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	mon := "http://" + monLis.Addr().String()
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -139,6 +143,7 @@ func TestRun(t *testing.T) {
 			Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 			DebounceAfter:      10 * time.Millisecond,
 			XDSListener:        xdsLis,
+			SecureXDSListener:  secureLis,
 			MonitoringListener: monLis,
 		})
 	}()

@@ -22,12 +22,22 @@
 // and listed under /debug/config while they last. Invalid files are logged by the
 // file source, and the last good version of each file stays in force.
 //
+// Security (security.go): Run loads or creates the CA in the data directory (or uses
+// a user-supplied intermediate), writes the join token and the trust bundle there
+// (JoinTokenFile, TrustBundleFile), and serves xDS and the CA service
+// (IstioCertificateService) on the plaintext listener and, with a serving certificate
+// from the CA (renewed at half life and after a rotation), on the TLS listener. Every
+// proxy that announces mutual TLS receives the trust bundle as the SDS secret ROOTCA;
+// a root rotation (POST /ca/rotate, /ca/retire-old-roots on the monitoring listener,
+// loopback callers only) rewrites the bundle file and triggers a translation, which
+// re-pushes ROOTCA.
+//
 // The monitoring server serves /metrics (the component's own Prometheus registry),
 // /ready (200 once the files are loaded and translated once), /debug/config (the
 // model, the proxies and the current problems as JSON) and /debug/xds (each proxy's
 // generated resources; ?node=ID for one).
 //
-// Concurrency: Run owns four goroutines (file source, xDS server, monitoring server,
-// translator) and returns when all have stopped after ctx ends. Only the translator
+// Concurrency: Run owns five goroutines (file source, plaintext and TLS xDS servers,
+// monitoring server, translator) and returns when all have stopped after ctx ends. Only the translator
 // writes the published state; handlers read it through an atomic pointer.
 package control

@@ -9,7 +9,7 @@ import (
 )
 
 // monitoringHandler serves /metrics, /ready, /debug/config and /debug/xds.
-func monitoringHandler(metrics *prometheus.Registry, tr *translator) http.Handler {
+func monitoringHandler(metrics *prometheus.Registry, tr *translator) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{Registry: metrics}))
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"trellis.dev/trellis/internal/analyze"
@@ -39,6 +40,11 @@ type translatorConfig struct {
 	logger   *slog.Logger
 	debounce time.Duration
 	maxDelay time.Duration
+	// trustBundle is the CA's current trust bundle (PEM), sent as the ROOTCA secret
+	// to the proxies that take part in mutual TLS.
+	trustBundle func() []byte
+	// buildOptions configure model.Build (trust domain, root namespace).
+	buildOptions []model.Option
 }
 
 // translator turns the store and the registry into every proxy's resources.
@@ -52,6 +58,9 @@ type translator struct {
 	// state is the latest translation, for the monitoring handlers; nil before the
 	// first one.
 	state atomic.Pointer[state]
+	// kick asks for a translation without a change of the store or the registry (the
+	// trust bundle changed).
+	kick chan struct{}
 }
 
 // state is one translation's result, immutable once published. Problems are those of
@@ -70,6 +79,7 @@ func newTranslator(cfg translatorConfig) (*translator, error) {
 	t := &translator{
 		translatorConfig: cfg,
 		logged:           make(map[string]bool),
+		kick:             make(chan struct{}, 1),
 		locator:          &analyze.Locator{ReadFile: os.ReadFile},
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "trellis_translation_duration_seconds",
@@ -110,6 +120,7 @@ func (t *translator) run(ctx context.Context) error {
 			return nil
 		case <-storeChanged:
 		case <-regChanged:
+		case <-t.kick:
 		case <-timer.C:
 			first = time.Time{}
 			t.translate(ctx)
@@ -124,13 +135,25 @@ func (t *translator) run(ctx context.Context) error {
 	}
 }
 
+// trigger schedules a translation, as a change of the store would.
+func (t *translator) trigger() {
+	select {
+	case t.kick <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
 // translate builds the model and every registered proxy's resources, pushes them,
 // logs new problems and publishes the result.
 func (t *translator) translate(ctx context.Context) {
 	start := time.Now()
 	snap := t.store.Snapshot()
 	instances := t.registry.Instances()
-	mesh := model.Build(snap.Config, instances)
+	mesh := model.Build(snap.Config, instances, t.buildOptions...)
+	var rootCA []*tlsv3.Secret
+	if t.trustBundle != nil {
+		rootCA = []*tlsv3.Secret{xdsgen.RootCASecret(t.trustBundle())}
+	}
 
 	problems := []string{}
 	for _, e := range snap.Errors {
@@ -150,6 +173,9 @@ func (t *translator) translate(ctx context.Context) {
 		res, err := xdsgen.Generate(mesh, p)
 		if err != nil {
 			problems = append(problems, strings.Split(err.Error(), "\n")...)
+		}
+		if p.MTLS {
+			res.Secrets = rootCA
 		}
 		proxies[inst.NodeID] = p
 		resources[inst.NodeID] = res

@@ -65,6 +65,8 @@ func Run(ctx context.Context, cfg Config) error {
 		XDSAddr:   cfg.XDSAddr,
 		DataDir:   cfg.DataDir,
 		Binary:    cfg.Binary,
+		// The load generator's requests would drown the summary and load lines.
+		AccessLog: "off",
 		Logger:    cfg.Logger,
 		Stdout:    cfg.Stdout,
 		Stderr:    cfg.Stderr,

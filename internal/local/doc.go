@@ -3,10 +3,14 @@
 // Run loads the mesh files (internal/config), chooses free loopback ports for every
 // address the files leave open, and starts, as child processes of its own:
 //
-//   - the control plane, `trellis control -f FILE...`, which watches the same files;
+//   - the control plane, `trellis control -f FILE...`, which watches the same files,
+//     with its data directory under up's (DATA/control: the CA, the join token);
 //   - for each Workload, a sidecar, `trellis proxy --bootstrap FILE`, whose bootstrap
 //     (internal/bootstrap) carries the workload's ports, their app (target) and
-//     inbound addresses, its outbound address and upstreams;
+//     inbound addresses, its outbound address and upstreams, and its mutual TLS
+//     settings: the control plane's TLS address and the trust bundle that verifies
+//     it, the join token file, the trust domain and certificate lifetimes. Sidecars
+//     start once the control plane has written the join token and trust bundle;
 //   - for each Workload with a command, its app, once its sidecar answers /ready (or
 //     after a while regardless), with PORT, PORT_<NAME>, HTTP_PROXY, TRELLIS_OUTBOUND
 //     and friends in its environment and $(VAR) expanded in its command as

@@ -27,8 +27,28 @@ type Config struct {
 	// XDSAddr is the control plane's plaintext xDS address. Empty or port 0: a free
 	// port on 127.0.0.1 (or on the given host).
 	XDSAddr string
+	// SecureXDSAddr is the control plane's TLS xDS and CA address, which the sidecars
+	// use. Empty or port 0: a free port on 127.0.0.1 (or on the given host).
+	SecureXDSAddr string
+	// PlaintextXDS makes the sidecars use XDSAddr (plaintext) instead of
+	// SecureXDSAddr. They still get certificates, over the plaintext connection.
+	PlaintextXDS bool
+	// TrustDomain is the mesh's trust domain. Default cluster.local.
+	TrustDomain string
+	// RootNamespace holds the mesh-wide PeerAuthentication. Default trellis-system.
+	RootNamespace string
+	// CertTTL is the lifetime of workload certificates. Default: the control plane's
+	// (24h).
+	CertTTL time.Duration
+	// CertRenewEvery, a test setting, makes the sidecars renew their certificates this
+	// often instead of at half their lifetime.
+	CertRenewEvery time.Duration
 	// Delta makes the sidecars use the incremental (Delta) xDS protocol.
 	Delta bool
+	// AccessLog is where the sidecars write their JSON access logs: "-" (their
+	// standard output, shown prefixed with [<workload>/proxy]), a file path (shared by
+	// every sidecar), or "off". Default "-".
+	AccessLog string
 	// DataDir holds the control plane's data and the sidecars' bootstrap files.
 	// Empty: a temporary directory, removed on exit.
 	DataDir string
@@ -66,6 +86,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
+	}
+	if c.AccessLog == "" {
+		c.AccessLog = "-"
 	}
 	if c.AppGrace <= 0 {
 		c.AppGrace = 5 * time.Second
@@ -123,7 +146,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s.control = startProc(s.controlSpec(), s.procOpts)
-	cfg.Logger.Info("starting control plane", "xds", s.xds, "monitoring", s.monitoring)
+	cfg.Logger.Info("starting control plane", "xds", s.xds, "secureXDS", s.secureXDS, "monitoring", s.monitoring)
+	// The sidecars read the join token and the trust bundle at start.
+	if err := waitForFiles(ctx, controlStartTimeout, s.tokenFile(), s.bundleFile()); err != nil {
+		cfg.Logger.Warn("the control plane has not written its join token and trust bundle; starting the sidecars anyway", "error", err)
+	}
 	s.apply(set)
 
 	bg, stopBG := context.WithCancel(context.Background())
@@ -191,4 +218,32 @@ func resolveAddr(addr string, ports *allocator) (string, error) {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, strconv.Itoa(n)), nil
+}
+
+// controlStartTimeout bounds the wait for the control plane's CA files.
+const controlStartTimeout = 15 * time.Second
+
+// waitForFiles polls until every path exists, ctx ends or timeout passes.
+func waitForFiles(ctx context.Context, timeout time.Duration, paths ...string) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		missing := ""
+		for _, p := range paths {
+			if _, err := os.Stat(p); err != nil {
+				missing = p
+				break
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not exist after %v", missing, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

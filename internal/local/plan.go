@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"trellis.dev/trellis/internal/api/v1alpha1"
 	"trellis.dev/trellis/internal/bootstrap"
@@ -21,6 +22,7 @@ import (
 // workload restarts, so its endpoints and outbound listener stay where they were.
 type addrs struct {
 	Admin    string
+	Metrics  string
 	Outbound string
 	// Inbound and Target are keyed by portKey.
 	Inbound map[string]string
@@ -66,14 +68,23 @@ func digest(w *v1alpha1.Workload) string {
 	return string(raw)
 }
 
+// bootstrapSecurity are the sidecars' mutual TLS settings.
+type bootstrapSecurity struct {
+	XDSCAFile, TokenFile, TrustDomain string
+	CertTTL, CertRenewEvery           time.Duration
+}
+
 // planInput is what a plan is built from besides the workload.
 type planInput struct {
-	XDS     string
-	Delta   bool
-	DataDir string
-	Binary  string
-	BaseEnv []string
-	Ports   *allocator
+	XDS      string
+	Security bootstrapSecurity
+	Delta    bool
+	// AccessLog is the sidecars' access log setting (bootstrap accessLog).
+	AccessLog string
+	DataDir   string
+	Binary    string
+	BaseEnv   []string
+	Ports     *allocator
 	// Prev are the addresses of the workload's previous run, if any.
 	Prev *addrs
 }
@@ -117,10 +128,17 @@ func newPlan(w config.Workload, in planInput) (*plan, error) {
 		Digest:   digest(w.Workload),
 		Addrs:    a,
 		Bootstrap: bootstrap.Bootstrap{
-			Node:  bootstrap.Node{ID: w.Name + "." + w.Namespace, Cluster: cluster, Metadata: md},
-			XDS:   in.XDS,
-			Delta: in.Delta,
-			Admin: a.Admin,
+			Node:           bootstrap.Node{ID: w.Name + "." + w.Namespace, Cluster: cluster, Metadata: md},
+			XDS:            in.XDS,
+			XDSCAFile:      in.Security.XDSCAFile,
+			TokenFile:      in.Security.TokenFile,
+			TrustDomain:    in.Security.TrustDomain,
+			CertTTL:        bootstrap.Duration(in.Security.CertTTL),
+			CertRenewEvery: bootstrap.Duration(in.Security.CertRenewEvery),
+			Delta:          in.Delta,
+			Admin:          a.Admin,
+			Metrics:        a.Metrics,
+			AccessLog:      in.AccessLog,
 		},
 		BootstrapPath: filepath.Join(in.DataDir, "proxies", w.Name+"."+w.Namespace+".json"),
 	}
@@ -154,6 +172,9 @@ func allocate(w *v1alpha1.Workload, ports *allocator, prev *addrs) (*addrs, erro
 	a := &addrs{Inbound: map[string]string{}, Target: map[string]string{}}
 	var err error
 	if a.Admin, err = ports.reuseOrPick(prev.Admin); err != nil {
+		return nil, err
+	}
+	if a.Metrics, err = ports.reuseOrPick(prev.Metrics); err != nil {
 		return nil, err
 	}
 	if w.Spec.Outbound != "" {

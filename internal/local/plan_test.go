@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,7 +37,9 @@ func testWorkload() config.Workload {
 func TestNewPlan(t *testing.T) {
 	ports := newAllocator()
 	pl, err := newPlan(testWorkload(), planInput{
-		XDS: "127.0.0.1:15010", DataDir: "/data", Binary: "/bin/trellis",
+		XDS: "127.0.0.1:15012", DataDir: "/data", Binary: "/bin/trellis",
+		Security: bootstrapSecurity{XDSCAFile: "/data/control/ca/roots.pem", TokenFile: "/data/control/join-token",
+			TrustDomain: "example.org", CertTTL: time.Hour, CertRenewEvery: 2 * time.Second},
 		BaseEnv: []string{"HOME=/root", "HTTP_PROXY=http://elsewhere"}, Ports: ports,
 	})
 	if err != nil {
@@ -58,8 +61,13 @@ func TestNewPlan(t *testing.T) {
 			Outbound:  "127.0.0.1:15101",
 			Upstreams: []bootstrap.Upstream{{Service: "tcp-echo", Port: 9000, Bind: "127.0.0.1:19000"}},
 		}},
-		XDS:   "127.0.0.1:15010",
-		Admin: pl.Addrs.Admin,
+		XDS:            "127.0.0.1:15012",
+		XDSCAFile:      "/data/control/ca/roots.pem",
+		TokenFile:      "/data/control/join-token",
+		TrustDomain:    "example.org",
+		CertTTL:        bootstrap.Duration(time.Hour),
+		CertRenewEvery: bootstrap.Duration(2 * time.Second),
+		Admin:          pl.Addrs.Admin,
 	}
 	if diff := cmp.Diff(want, pl.Bootstrap); diff != "" {
 		t.Errorf("bootstrap (-want +got):\n%s", diff)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,6 +37,11 @@ func TestMain(m *testing.M) {
 func fakeMain(args []string) {
 	switch args[0] {
 	case "control":
+		// Write the CA files that up waits for before starting the sidecars.
+		dir := args[slices.Index(args, "--data-dir")+1]
+		os.MkdirAll(filepath.Join(dir, "ca"), 0o700)
+		os.WriteFile(filepath.Join(dir, "join-token"), []byte("token\n"), 0o600)
+		os.WriteFile(filepath.Join(dir, "ca", "roots.pem"), nil, 0o600)
 		select {}
 	case "proxy":
 		b, err := bootstrap.Load(args[2])

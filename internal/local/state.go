@@ -25,6 +25,12 @@ type ControlPlaneState struct {
 	// XDS is the plaintext xDS address; Monitoring the metrics and debug address.
 	XDS        string `json:"xds"`
 	Monitoring string `json:"monitoring"`
+	// SecureXDS is the TLS xDS and CA address, verified with TrustBundle (a PEM file);
+	// JoinToken is the file holding the token that authenticates certificate
+	// requests.
+	SecureXDS   string `json:"secureXds"`
+	TrustBundle string `json:"trustBundle"`
+	JoinToken   string `json:"joinToken"`
 }
 
 // WorkloadState describes one workload's app and sidecar.
@@ -44,6 +50,8 @@ type WorkloadState struct {
 	Outbound string `json:"outbound"`
 	// Admin is the sidecar's admin address (/ready, /config_dump, /stats).
 	Admin string `json:"admin"`
+	// Metrics is the sidecar's Prometheus endpoint address (/stats/prometheus).
+	Metrics string `json:"metrics"`
 	// Upstreams are the local TCP binds of the workload's upstreams.
 	Upstreams []string `json:"upstreams,omitempty"`
 }
@@ -58,6 +66,7 @@ func workloadState(pl *plan, proxyPID, appPID int) WorkloadState {
 		App:       []string{},
 		Outbound:  pl.Addrs.Outbound,
 		Admin:     pl.Addrs.Admin,
+		Metrics:   pl.Addrs.Metrics,
 	}
 	for i, p := range pl.Workload.Spec.Ports {
 		k := portKey(p)
@@ -180,7 +189,8 @@ func (s *supervisor) stateLoop(ctx context.Context) {
 // control plane or a sidecar not running, a sidecar not answering /ready with 200, an
 // app not started.
 func (s *supervisor) currentState(ctx context.Context) (State, []string) {
-	st := State{ControlPlane: ControlPlaneState{PID: s.control.PID(), XDS: s.xds, Monitoring: s.monitoring}}
+	st := State{ControlPlane: ControlPlaneState{PID: s.control.PID(), XDS: s.xds, Monitoring: s.monitoring,
+		SecureXDS: s.secureXDS, TrustBundle: s.bundleFile(), JoinToken: s.tokenFile()}}
 	var notReady []string
 	if st.ControlPlane.PID == 0 {
 		notReady = append(notReady, "control")

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"trellis.dev/trellis/internal/ca"
+	"trellis.dev/trellis/internal/ca/casvc"
 	"trellis.dev/trellis/internal/config"
 )
 
@@ -19,6 +21,7 @@ type supervisor struct {
 	absFiles   []string // cfg.Files, absolute, for the control plane
 	ports      *allocator
 	xds        string
+	secureXDS  string
 	monitoring string
 	procOpts   procOptions
 	control    *proc
@@ -43,12 +46,34 @@ func (s *supervisor) controlSpec() procSpec {
 	}
 	argv = append(argv,
 		"--xds-addr", s.xds,
+		"--secure-xds-addr", s.secureXDS,
 		"--monitoring-addr", s.monitoring,
-		"--data-dir", filepath.Join(s.cfg.DataDir, "control"),
+		"--data-dir", s.controlDir(),
 		"--log-level", s.cfg.LogLevel,
 	)
+	if s.cfg.TrustDomain != "" {
+		argv = append(argv, "--trust-domain", s.cfg.TrustDomain)
+	}
+	if s.cfg.RootNamespace != "" {
+		argv = append(argv, "--root-namespace", s.cfg.RootNamespace)
+	}
+	if s.cfg.CertTTL > 0 {
+		argv = append(argv, "--cert-ttl", s.cfg.CertTTL.String())
+	}
 	return procSpec{Name: "control", Argv: argv, Grace: 5 * time.Second}
 }
+
+// controlDir is the control plane's data directory.
+func (s *supervisor) controlDir() string { return filepath.Join(s.cfg.DataDir, "control") }
+
+// tokenFile is the join token the control plane writes; the sidecars read it.
+func (s *supervisor) tokenFile() string {
+	return filepath.Join(s.controlDir(), casvc.JoinTokenFile)
+}
+
+// bundleFile is the trust bundle the control plane writes; the sidecars verify the
+// control plane with it.
+func (s *supervisor) bundleFile() string { return ca.TrustBundleFile(s.controlDir()) }
 
 // reload re-reads the files and applies them; an invalid edit is logged, one record
 // per problem, and the running mesh stays as it is.
@@ -116,14 +141,26 @@ func (s *supervisor) apply(set *config.Set) {
 
 // start runs one workload: its sidecar, then its app.
 func (s *supervisor) start(w config.Workload, prev *addrs) error {
+	xds, caFile := s.secureXDS, s.bundleFile()
+	if s.cfg.PlaintextXDS {
+		xds, caFile = s.xds, ""
+	}
 	pl, err := newPlan(w, planInput{
-		XDS:     s.xds,
-		Delta:   s.cfg.Delta,
-		DataDir: s.cfg.DataDir,
-		Binary:  s.cfg.Binary,
-		BaseEnv: os.Environ(),
-		Ports:   s.ports,
-		Prev:    prev,
+		XDS: xds,
+		Security: bootstrapSecurity{
+			XDSCAFile:      caFile,
+			TokenFile:      s.tokenFile(),
+			TrustDomain:    s.cfg.TrustDomain,
+			CertTTL:        s.cfg.CertTTL,
+			CertRenewEvery: s.cfg.CertRenewEvery,
+		},
+		Delta:     s.cfg.Delta,
+		AccessLog: s.cfg.AccessLog,
+		DataDir:   s.cfg.DataDir,
+		Binary:    s.cfg.Binary,
+		BaseEnv:   os.Environ(),
+		Ports:     s.ports,
+		Prev:      prev,
 	})
 	if err != nil {
 		return err
@@ -186,6 +223,10 @@ func newSupervisor(cfg Config, absFiles []string) (*supervisor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("choosing the xDS address: %w", err)
 	}
+	secureXDS, err := resolveAddr(cfg.SecureXDSAddr, ports)
+	if err != nil {
+		return nil, fmt.Errorf("choosing the secure xDS address: %w", err)
+	}
 	monitoring, err := ports.reuseOrPick("")
 	if err != nil {
 		return nil, fmt.Errorf("choosing the monitoring address: %w", err)
@@ -195,6 +236,7 @@ func newSupervisor(cfg Config, absFiles []string) (*supervisor, error) {
 		absFiles:   absFiles,
 		ports:      ports,
 		xds:        xds,
+		secureXDS:  secureXDS,
 		monitoring: monitoring,
 		runs:       map[string]*workloadRun{},
 		changed:    make(chan struct{}, 1),

@@ -10,29 +10,73 @@ import (
 	"trellis.dev/trellis/internal/api/v1alpha1"
 	"trellis.dev/trellis/internal/bootstrap"
 	"trellis.dev/trellis/internal/config"
+	"trellis.dev/trellis/internal/identity"
 	"trellis.dev/trellis/internal/names"
 	"trellis.dev/trellis/internal/registry"
 )
 
+// DefaultRootNamespace is the namespace whose selector-less PeerAuthentication
+// applies to the whole mesh (Istio's is istio-system).
+const DefaultRootNamespace = "trellis-system"
+
+// Option configures Build.
+type Option func(*options)
+
+type options struct {
+	trustDomain   string
+	rootNamespace string
+}
+
+// WithTrustDomain sets the trust domain of the workloads' SPIFFE IDs; default
+// cluster.local.
+func WithTrustDomain(td string) Option {
+	return func(o *options) {
+		if td != "" {
+			o.trustDomain = td
+		}
+	}
+}
+
+// WithRootNamespace sets the namespace of mesh-wide policies; default
+// DefaultRootNamespace.
+func WithRootNamespace(ns string) Option {
+	return func(o *options) {
+		if ns != "" {
+			o.rootNamespace = ns
+		}
+	}
+}
+
 // Build derives the mesh from configuration and the registered instances. cfg may be
 // nil (no configuration yet). The result shares nothing with its inputs.
-func Build(cfg *config.Set, instances []registry.Instance) *Mesh {
+func Build(cfg *config.Set, instances []registry.Instance, opts ...Option) *Mesh {
 	if cfg == nil {
 		cfg = &config.Set{}
 	}
-	b := &builder{mesh: &Mesh{}, byKey: make(map[string]*Service), selectors: make(map[string]selectorService),
+	o := options{trustDomain: identity.DefaultTrustDomain, rootNamespace: DefaultRootNamespace}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	b := &builder{mesh: &Mesh{TrustDomain: o.trustDomain, RootNamespace: o.rootNamespace}, opts: o,
+		byKey: make(map[string]*Service), selectors: make(map[string]selectorService),
 		ruleOf: make(map[string]string), reported: make(map[string]bool)}
+	// Endpoints carry their port's mode, so policies come first.
+	b.addPeerAuthentications(cfg.PeerAuthentications)
 	for _, s := range cfg.Services {
 		b.addService(s)
 	}
 	for _, w := range cfg.Workloads {
 		b.addWorkload(w)
 	}
+	for _, w := range cfg.Workloads {
+		b.addBacker(w)
+	}
 	for _, inst := range instances {
 		b.addDeclaredByInstance(inst)
 	}
 	for _, inst := range instances {
 		b.addEndpoints(inst)
+		b.workloadPolicyConflicts(inst.NodeID, namespaceOr(inst.Metadata.Namespace), inst.Metadata.Labels)
 	}
 	for _, se := range cfg.ServiceEntries {
 		b.addServiceEntry(se)
@@ -48,6 +92,7 @@ func Build(cfg *config.Set, instances []registry.Instance) *Mesh {
 		b.addVirtualService(vs)
 	}
 	b.addGatewayRoutes(cfg.HTTPRoutes, cfg.GRPCRoutes)
+	b.checkMixedModes()
 	b.mesh.Unsupported = append(Unsupported(cfg), b.mesh.Unsupported...)
 	sortErrors(b.mesh.ConfigErrors)
 	sortErrors(b.mesh.Unsupported)
@@ -55,6 +100,7 @@ func Build(cfg *config.Set, instances []registry.Instance) *Mesh {
 }
 
 type builder struct {
+	opts  options
 	mesh  *Mesh
 	byKey map[string]*Service // namespace/name
 
@@ -195,7 +241,7 @@ func (b *builder) addEndpoints(inst registry.Instance) {
 			}
 			for _, p := range s.Ports {
 				if mp := findPort(md.Ports, "", p.Number); mp != nil {
-					addEndpoint(p, mp, inst)
+					b.addEndpoint(p, mp, inst)
 				}
 			}
 		case OriginService:
@@ -209,18 +255,57 @@ func (b *builder) addEndpoints(inst registry.Instance) {
 					continue
 				}
 				if mp := targetPort(md.Ports, sp); mp != nil {
-					addEndpoint(p, mp, inst)
+					b.addEndpoint(p, mp, inst)
 				}
 			}
 		}
 	}
 }
 
-func addEndpoint(p *Port, mp *bootstrap.Port, inst registry.Instance) {
+// addEndpoint makes the instance's port mp an endpoint of p, with the instance's
+// identity and the port's mTLS mode.
+func (b *builder) addEndpoint(p *Port, mp *bootstrap.Port, inst registry.Instance) {
 	if mp.Inbound == "" {
 		return
 	}
-	p.Endpoints = append(p.Endpoints, Endpoint{Address: mp.Inbound, NodeID: inst.NodeID, Labels: inst.Metadata.Labels})
+	md := inst.Metadata
+	mode := b.mesh.MTLSMode(md.Namespace, md.Labels, mp.Port)
+	if !md.MTLS {
+		if mode == MTLSStrict {
+			b.errorf("sidecar %s does not take part in mutual TLS (no certificate source, or a sidecar without it): "+
+				"its port %d accepts plaintext although PeerAuthentication says STRICT", inst.NodeID, mp.Port)
+		}
+		mode = MTLSDisable
+	}
+	p.Endpoints = append(p.Endpoints, Endpoint{
+		Address:  mp.Inbound,
+		NodeID:   inst.NodeID,
+		Identity: b.mesh.Identity(md.Namespace, md.ServiceAccount),
+		MTLS:     mode,
+		Labels:   md.Labels,
+	})
+}
+
+// addBacker records a configured Workload's identity on the services it backs: the
+// one it declares, and the v1/Services of its namespace that select it.
+func (b *builder) addBacker(w config.Workload) {
+	ns := namespaceOr(w.Namespace)
+	bk := backer{labels: w.Labels, identity: b.mesh.Identity(ns, w.Spec.ServiceAccount)}
+	for _, s := range b.mesh.Services {
+		if s.Namespace != ns {
+			continue
+		}
+		switch s.Origin {
+		case OriginWorkload:
+			if s.Name == w.Spec.Service {
+				s.backers = append(s.backers, bk)
+			}
+		case OriginService:
+			if b.selectors[key(ns, s.Name)].selector.Matches(labels.Set(w.Labels)) {
+				s.backers = append(s.backers, bk)
+			}
+		}
+	}
 }
 
 // targetPort picks the workload port a Service port reaches: the targetPort if it

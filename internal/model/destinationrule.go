@@ -115,10 +115,17 @@ func (b *builder) checkPolicies(obj config.ObjectRef, spec *networkingapi.Destin
 			b.configErrorf(obj, field+".loadBalancer.consistentHash", "needs a key (httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName); requests are spread at random")
 		}
 	}
+	checkTLS := func(t *networkingapi.ClientTLSSettings, field string) {
+		if t.GetMode() == networkingapi.ClientTLSSettings_MUTUAL && (t.GetClientCertificate() == "" || t.GetPrivateKey() == "") {
+			b.configErrorf(obj, field+".tls", "MUTUAL needs clientCertificate and privateKey (files on the client's machine); the handshake will fail without them")
+		}
+	}
 	policy := func(tp *networkingapi.TrafficPolicy, field string) {
 		check(tp.GetLoadBalancer(), field)
+		checkTLS(tp.GetTls(), field)
 		for i, pl := range tp.GetPortLevelSettings() {
 			check(pl.GetLoadBalancer(), field+".portLevelSettings["+strconv.Itoa(i)+"]")
+			checkTLS(pl.GetTls(), field+".portLevelSettings["+strconv.Itoa(i)+"]")
 		}
 	}
 	policy(spec.GetTrafficPolicy(), "spec.trafficPolicy")
@@ -137,6 +144,7 @@ func translatePolicy(source string, tp *networkingapi.TrafficPolicy) *TrafficPol
 		LoadBalancer:     loadBalancer(tp.GetLoadBalancer()),
 		ConnectionPool:   connectionPool(tp.GetConnectionPool()),
 		OutlierDetection: outlierDetection(tp.GetOutlierDetection()),
+		TLS:              clientTLS(tp.GetTls()),
 	}
 	if rb := tp.GetRetryBudget(); rb != nil {
 		out.RetryBudget = &RetryBudget{Percent: DefaultRetryBudget.Percent, MinConcurrency: DefaultRetryBudget.MinConcurrency}

@@ -33,6 +33,18 @@
 //   - HTTPRoutes and GRPCRoutes with a Service parent (gamma.go) give Routes ordered by
 //     the Gateway API's precedence, consumer routes first.
 //
+// Security (peerauth.go, tls.go): PeerAuthentications are indexed first (mesh-wide in
+// the root namespace, namespace-wide, workload selector with port-level modes; the
+// oldest wins at each level), so that every endpoint carries its SPIFFE identity
+// (Mesh.Identity: trust domain, namespace, service account) and the effective mTLS
+// mode of its port (Mesh.MTLSMode; DISABLE for a sidecar that does not announce
+// mutual TLS). Mesh.Cluster decides each cluster's client TLS (ClusterTLS): a
+// DestinationRule's trafficPolicy.tls if set, else auto mTLS (ISTIO_MUTUAL toward
+// sidecar-backed services unless every endpoint is plaintext-only; none toward
+// ServiceEntry hosts), with the identities the server may present: its endpoints',
+// and those of the Workloads declared in config that back it. Build's options set the
+// trust domain and the root namespace.
+//
 // Routes refer to clusters by ClusterRef (service, port, subset); Mesh.Cluster
 // resolves one to its policy and endpoints. What depends on the client — sourceLabels,
 // sourceNamespace, consumer routes — stays in the IR and is applied per proxy by

@@ -16,25 +16,28 @@ func docPath(kind, pattern string) string {
 	return strings.ReplaceAll(p, ".*", "")
 }
 
-// TestDocsListEveryField keeps docs/traffic.md and the field tables in step: every
+// TestDocsListEveryField keeps docs/traffic.md (and, for PeerAuthentication,
+// docs/security.md) and the field tables in step: every
 // supported field is documented as supported (a documented field covers the fields
 // below it), every known unsupported field is listed as not supported, and every
 // field the supported tables document is implemented.
 func TestDocsListEveryField(t *testing.T) {
-	data, err := os.ReadFile("../../docs/traffic.md")
-	if err != nil {
-		t.Fatal(err)
-	}
 	sections := map[string]string{}
-	for _, s := range strings.Split(string(data), "\n## ")[1:] {
-		title, body, _ := strings.Cut(s, "\n")
-		sections[title] = body
+	for _, doc := range []string{"../../docs/traffic.md", "../../docs/security.md"} {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range strings.Split(string(data), "\n## ")[1:] {
+			title, body, _ := strings.Cut(s, "\n")
+			sections[title] = body
+		}
 	}
 	for kind, table := range fieldTables {
 		t.Run(kind, func(t *testing.T) {
 			section, ok := sections[kind]
 			if !ok {
-				t.Fatalf("docs/traffic.md has no section %q", kind)
+				t.Fatalf("docs/traffic.md and docs/security.md have no section %q", kind)
 			}
 			supportedPart, unsupportedPart, ok := strings.Cut(section, "### Not supported")
 			if !ok {

@@ -47,6 +47,8 @@ var fieldTables = map[string]*fieldTable{
 	"ServiceEntry":    serviceEntryFields,
 	"HTTPRoute":       httpRouteFields,
 	"GRPCRoute":       grpcRouteFields,
+	// PeerAuthentication is a security kind; docs/security.md documents its fields.
+	"PeerAuthentication": peerAuthenticationFields,
 }
 
 // prefixed is every pattern under each prefix.
@@ -162,6 +164,13 @@ func trafficPolicyFields(prefix string, portLevel bool) []string {
 		"outlierDetection.baseEjectionTime",
 		"outlierDetection.maxEjectionPercent",
 		"outlierDetection.minHealthPercent",
+		"tls.mode",
+		"tls.clientCertificate",
+		"tls.privateKey",
+		"tls.caCertificates",
+		"tls.subjectAltNames",
+		"tls.sni",
+		"tls.insecureSkipVerify",
 	}
 	if portLevel {
 		fields = append(fields, "port.number")
@@ -174,14 +183,15 @@ func trafficPolicyFields(prefix string, portLevel bool) []string {
 // trafficPolicyWhy are the reasons for the unsupported fields of a traffic policy.
 func trafficPolicyWhy(prefixes ...string) map[string]string {
 	why := map[string]string{
-		"tls":                                "client TLS settings come with Trellis's mutual TLS; until then connections are plain",
-		"tunnel":                             "tunnelling through a proxy is not implemented",
-		"proxyProtocol":                      "the sidecar does not send the PROXY protocol header",
-		"loadBalancer.localityLbSetting":     "Trellis has no localities",
-		"loadBalancer.zoneAwareLbSetting":    "Trellis has no zones",
-		"loadBalancer.warmupDurationSecs":    "slow start is not implemented",
-		"loadBalancer.warmup":                "slow start is not implemented",
-		"loadBalancer.consistentHash.maglev": "only ring hash is implemented (use ringHash)",
+		"tls.credentialName":                                "sidecars read no Kubernetes Secrets; give clientCertificate, privateKey and caCertificates as files",
+		"tls.caCrl":                                         "certificate revocation lists are not checked",
+		"tunnel":                                            "tunnelling through a proxy is not implemented",
+		"proxyProtocol":                                     "the sidecar does not send the PROXY protocol header",
+		"loadBalancer.localityLbSetting":                    "Trellis has no localities",
+		"loadBalancer.zoneAwareLbSetting":                   "Trellis has no zones",
+		"loadBalancer.warmupDurationSecs":                   "slow start is not implemented",
+		"loadBalancer.warmup":                               "slow start is not implemented",
+		"loadBalancer.consistentHash.maglev":                "only ring hash is implemented (use ringHash)",
 		"loadBalancer.consistentHash.httpCookie.attributes": "cookie attributes are not implemented",
 		"connectionPool.tcp.tcpKeepalive":                   "TCP keepalive settings are not implemented",
 		"connectionPool.tcp.maxConnectionDuration":          "connections are not closed by age",
@@ -252,15 +262,14 @@ var serviceEntryFields = newFieldTable(
 		"spec.hosts", "spec.ports.number", "spec.ports.protocol", "spec.ports.name", "spec.ports.targetPort",
 		"spec.location", "spec.resolution", "spec.exportTo",
 		"spec.endpoints.address", "spec.endpoints.ports", "spec.endpoints.labels",
+		"spec.subjectAltNames", "spec.endpoints.serviceAccount",
 	},
 	map[string]string{
-		"spec.addresses":                "virtual IPs need transparent interception; clients reach the hosts by name",
-		"spec.workloadSelector":         "selecting WorkloadEntries and workloads is not implemented; list the endpoints",
-		"spec.subjectAltNames":          "client TLS comes with Trellis's mutual TLS",
-		"spec.endpoints.network":        "Trellis has one network",
-		"spec.endpoints.locality":       "Trellis has no localities",
-		"spec.endpoints.weight":         "endpoints are balanced equally",
-		"spec.endpoints.serviceAccount": "endpoint identities come with Trellis's mutual TLS",
+		"spec.addresses":          "virtual IPs need transparent interception; clients reach the hosts by name",
+		"spec.workloadSelector":   "selecting WorkloadEntries and workloads is not implemented; list the endpoints",
+		"spec.endpoints.network":  "Trellis has one network",
+		"spec.endpoints.locality": "Trellis has no localities",
+		"spec.endpoints.weight":   "endpoints are balanced equally",
 	},
 	map[string]valueCheck{
 		"spec.exportTo": onlyValues(exportToWhy, "*", "."),
@@ -340,4 +349,10 @@ var grpcRouteFields = newFieldTable(
 	),
 	gatewayWhy,
 	gatewayChecks,
+)
+
+var peerAuthenticationFields = newFieldTable(
+	[]string{"spec.selector.matchLabels", "spec.mtls.mode", "spec.portLevelMtls.*.mode"},
+	map[string]string{},
+	nil,
 )

@@ -53,6 +53,13 @@ type Mesh struct {
 	// so that nobody believes they are in force.
 	Unsupported []*config.Error `json:"unsupported,omitempty"`
 
+	// TrustDomain is the trust domain of the mesh's SPIFFE IDs.
+	TrustDomain string `json:"trustDomain"`
+	// RootNamespace holds the mesh-wide PeerAuthentication.
+	RootNamespace string `json:"rootNamespace"`
+	// PeerAuthentications are the policies in force, oldest first (see MTLSMode).
+	PeerAuthentications []*PeerAuthPolicy `json:"peerAuthentications,omitempty"`
+
 	byFQDN map[string]*Service
 }
 
@@ -75,6 +82,13 @@ type Service struct {
 	// External is true for a ServiceEntry with location MESH_EXTERNAL: the endpoints
 	// have no sidecar.
 	External bool `json:"external,omitempty"`
+	// SubjectAltNames are identities a ServiceEntry's endpoints present (its
+	// subjectAltNames), checked when a DestinationRule asks for ISTIO_MUTUAL.
+	SubjectAltNames []string `json:"subjectAltNames,omitempty"`
+
+	// backers are the Workloads declared in config that back the service: their
+	// identities are expected even before their sidecars connect.
+	backers []backer
 }
 
 // Port is one port of a service with the endpoints that serve it.
@@ -107,6 +121,12 @@ type Endpoint struct {
 	Address string `json:"address"`
 	// NodeID is the xDS node ID of the sidecar; empty for a ServiceEntry endpoint.
 	NodeID string `json:"nodeID,omitempty"`
+	// Identity is the sidecar's SPIFFE ID; empty for a ServiceEntry endpoint.
+	Identity string `json:"identity,omitempty"`
+	// MTLS is the effective PeerAuthentication mode of the sidecar's port (DISABLE
+	// for a sidecar that does not take part in mutual TLS); empty for a ServiceEntry
+	// endpoint.
+	MTLS MTLSMode `json:"mtls,omitempty"`
 	// Labels are the endpoint's labels, which DestinationRule subsets select.
 	Labels map[string]string `json:"-"`
 }

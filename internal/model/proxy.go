@@ -15,12 +15,18 @@ type Proxy struct {
 	Namespace string `json:"namespace"`
 	// Labels are the workload's labels, which sourceLabels of routes select.
 	Labels map[string]string `json:"labels,omitempty"`
+	// ServiceAccount is the workload's service account ("default" if empty): with the
+	// namespace and the trust domain, its SPIFFE ID (Mesh.Identity).
+	ServiceAccount string `json:"serviceAccount,omitempty"`
 	// Inbound are the workload's ports, as the sidecar serves them.
 	Inbound []InboundPort `json:"inbound,omitempty"`
 	// Outbound is the address of the outbound listener; empty: none.
 	Outbound string `json:"outbound,omitempty"`
 	// Upstreams are local TCP binds forwarding to a service port.
 	Upstreams []bootstrap.Upstream `json:"upstreams,omitempty"`
+	// MTLS is true when the sidecar takes part in mutual TLS (bootstrap.Metadata.MTLS):
+	// only then does it get TLS filter chains, transport sockets and secrets.
+	MTLS bool `json:"mtls,omitempty"`
 }
 
 // InboundPort is one workload port: the sidecar listens on Inbound and forwards to
@@ -37,12 +43,14 @@ type InboundPort struct {
 func NewProxy(inst registry.Instance) *Proxy {
 	md := inst.Metadata
 	p := &Proxy{
-		ID:        inst.NodeID,
-		Workload:  md.Workload,
-		Namespace: namespaceOr(md.Namespace),
-		Labels:    md.Labels,
-		Outbound:  md.Outbound,
-		Upstreams: append([]bootstrap.Upstream(nil), md.Upstreams...),
+		ID:             inst.NodeID,
+		Workload:       md.Workload,
+		Namespace:      namespaceOr(md.Namespace),
+		Labels:         md.Labels,
+		ServiceAccount: md.ServiceAccount,
+		Outbound:       md.Outbound,
+		Upstreams:      append([]bootstrap.Upstream(nil), md.Upstreams...),
+		MTLS:           md.MTLS,
 	}
 	for _, mp := range md.Ports {
 		p.Inbound = append(p.Inbound, InboundPort{

@@ -53,6 +53,8 @@ func (b *builder) addServiceEntry(se config.ServiceEntry) {
 			Origin:    OriginServiceEntry,
 			Source:    se.Pos.String(),
 			External:  spec.GetLocation() != networkingapi.ServiceEntry_MESH_INTERNAL,
+			// The identities its endpoints present, for a DestinationRule's ISTIO_MUTUAL.
+			SubjectAltNames: spec.GetSubjectAltNames(),
 		}
 		if spec.GetResolution() != networkingapi.ServiceEntry_STATIC {
 			// DNS and DNS_ROUND_ROBIN resolve the endpoints' names (or the host); NONE
@@ -130,7 +132,11 @@ func (b *builder) serviceEntryEndpoints(obj config.ObjectRef, spec *networkingap
 		if n, ok := ep.GetPorts()[p.GetName()]; ok && n != 0 {
 			number = n
 		}
-		out = append(out, Endpoint{Address: net.JoinHostPort(addr, strconv.FormatUint(uint64(number), 10)), Labels: ep.GetLabels()})
+		e := Endpoint{Address: net.JoinHostPort(addr, strconv.FormatUint(uint64(number), 10)), Labels: ep.GetLabels()}
+		if sa := ep.GetServiceAccount(); sa != "" {
+			e.Identity = b.mesh.Identity(obj.Namespace, sa)
+		}
+		out = append(out, e)
 	}
 	slices.SortFunc(out, func(a, b Endpoint) int { return cmp.Compare(a.Address, b.Address) })
 	return out

@@ -300,6 +300,8 @@ type TrafficPolicy struct {
 	ConnectionPool   *ConnectionPool   `json:"connectionPool,omitempty"`
 	OutlierDetection *OutlierDetection `json:"outlierDetection,omitempty"`
 	RetryBudget      *RetryBudget      `json:"retryBudget,omitempty"`
+	// TLS is the client TLS toward the cluster; nil: auto mTLS decides.
+	TLS *ClientTLS `json:"tls,omitempty"`
 }
 
 // Subset is a named subset of a service port's endpoints, from a DestinationRule.
@@ -328,6 +330,8 @@ type ClusterInfo struct {
 	Port      *Port
 	Policy    *TrafficPolicy
 	Endpoints []Endpoint
+	// TLS says how connections to the endpoints are secured; nil: plaintext.
+	TLS *ClusterTLS
 }
 
 // Cluster resolves a cluster reference, or returns an error saying what is missing.
@@ -341,12 +345,14 @@ func (m *Mesh) Cluster(ref ClusterRef) (ClusterInfo, error) {
 		return ClusterInfo{}, fmt.Errorf("cluster %s: service %s has no port %d", ref.Name(), ref.Service, ref.Port)
 	}
 	info := ClusterInfo{Ref: ref, Service: svc, Port: port, Policy: port.Policy, Endpoints: port.Endpoints}
+	var ss *Subset
 	if ref.Subset != "" {
-		ss := port.Subset(ref.Subset)
+		ss = port.Subset(ref.Subset)
 		if ss == nil {
 			return ClusterInfo{}, fmt.Errorf("cluster %s: service %s has no subset %q", ref.Name(), ref.Service, ref.Subset)
 		}
 		info.Policy, info.Endpoints = ss.Policy, ss.Endpoints
 	}
+	info.TLS = m.clusterTLS(svc, ss, info.Policy, info.Endpoints)
 	return info, nil
 }

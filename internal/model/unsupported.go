@@ -49,6 +49,9 @@ func Unsupported(cfg *config.Set) []*config.Error {
 	for _, o := range cfg.GRPCRoutes {
 		check(objectRef("GRPCRoute", &o.ObjectMeta, o.Pos), o.Spec)
 	}
+	for _, o := range cfg.PeerAuthentications {
+		check(objectRef("PeerAuthentication", &o.ObjectMeta, o.Pos), &o.Spec)
+	}
 	for _, o := range cfg.WorkloadEntries {
 		out = append(out, newError(objectRef("WorkloadEntry", &o.ObjectMeta, o.Pos), "",
 			"WorkloadEntry is not implemented: list a ServiceEntry's endpoints, or run the workload with a sidecar; ignored"))
@@ -249,6 +252,9 @@ func SetFields(cfg *config.Set) map[string]map[string]bool {
 	}
 	for _, o := range cfg.GRPCRoutes {
 		visit("GRPCRoute", o.Spec)
+	}
+	for _, o := range cfg.PeerAuthentications {
+		visit("PeerAuthentication", &o.Spec)
 	}
 	return out
 }

@@ -71,3 +71,19 @@ func ParseOutboundCluster(name string) (fqdn string, port uint32, err error) {
 	}
 	return parts[3], uint32(p), nil
 }
+
+// SDS secret names (docs/xds.md, "Security").
+const (
+	// WorkloadSecret is the sidecar's own certificate and key: the sidecar provides it
+	// itself (the key never leaves it); the control plane only refers to it.
+	WorkloadSecret = "default"
+	// RootCASecret is the trust bundle the control plane sends over SDS.
+	RootCASecret = "ROOTCA"
+)
+
+// UpstreamSNI is the SNI a client sidecar sends to a cluster's endpoints: the cluster
+// name outbound|<port>|<subset>|<fqdn> spelled with DNS-safe separators,
+// outbound_.<port>_.<subset>_.<fqdn>.
+func UpstreamSNI(fqdn string, port uint32, subset string) string {
+	return fmt.Sprintf("outbound_.%d_.%s_.%s", port, subset, fqdn)
+}

@@ -35,6 +35,10 @@ type Config struct {
 	// identities expected of the server); a server with none accepts any identity its
 	// bundle vouches for.
 	Peers []identity.ID
+	// Match, if set, also accepts a peer identity that is not in Peers when it
+	// returns true (prefix matching, for instance). A client needs Peers or Match; a
+	// server with neither accepts any identity its bundle vouches for.
+	Match func(identity.ID) bool
 	// ServerName is the SNI a client sends (not verified against the certificate).
 	ServerName string
 	// Now is the clock for expiry; default time.Now.
@@ -62,7 +66,7 @@ func ClientConfig(cfg Config) (*tls.Config, error) {
 	if err := cfg.check(); err != nil {
 		return nil, fmt.Errorf("building client TLS config: %w", err)
 	}
-	if len(cfg.Peers) == 0 {
+	if len(cfg.Peers) == 0 && cfg.Match == nil {
 		return nil, errors.New("building client TLS config: no identity expected of the server")
 	}
 	tc := base(cfg)
@@ -104,7 +108,10 @@ func (cfg Config) verify(cs tls.ConnectionState, usage x509.ExtKeyUsage) error {
 	if err != nil {
 		return err
 	}
-	if len(cfg.Peers) > 0 && !slices.Contains(cfg.Peers, id) {
+	if len(cfg.Peers) == 0 && cfg.Match == nil || slices.Contains(cfg.Peers, id) {
+		return nil
+	}
+	if cfg.Match == nil || !cfg.Match(id) {
 		return fmt.Errorf("peer identity %s is not allowed here", id)
 	}
 	return nil

@@ -10,7 +10,10 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
+
+	"trellis.dev/trellis/internal/names"
 
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/xdsclient"
@@ -26,6 +29,9 @@ func (p *Proxy) Apply(u xdsclient.Update) error {
 		msgs[name] = r.Message
 	}
 	if err := runtime.Validate(u.TypeURL, msgs); err != nil {
+		return err
+	}
+	if err := p.sec.checkUpdate(u.TypeURL, msgs); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -52,9 +58,15 @@ func (p *Proxy) Apply(u xdsclient.Update) error {
 	p.mu.Lock()
 	p.accepted = next
 	p.mu.Unlock()
+	if u.TypeURL == runtime.SecretType {
+		p.sec.applySecrets(u)
+	}
 	if buildErr != nil {
 		p.cfg.Logger.Debug("configuration not complete yet", "reason", buildErr)
 		return nil
+	}
+	if err := p.sec.secrets.Attach(table); err != nil {
+		p.cfg.Logger.Warn("TLS settings not usable; their connections fail", "error", err)
 	}
 	p.http.Upstreams().Attach(table)
 	p.table.Store(table)
@@ -78,6 +90,9 @@ func (p *Proxy) Wants(typeURL string) []string {
 		return runtime.RouteNames(res.Listeners)
 	case runtime.EndpointType:
 		return runtime.EndpointNames(res.Clusters)
+	case runtime.SecretType:
+		// The trust bundle, from the start (docs/xds.md, "Secrets").
+		return []string{names.RootCASecret}
 	}
 	return nil
 }
@@ -89,6 +104,7 @@ func resources(accepted map[string]xdsclient.Update) runtime.Resources {
 		Routes:    typed[*routev3.RouteConfiguration](accepted[runtime.RouteType]),
 		Clusters:  typed[*clusterv3.Cluster](accepted[runtime.ClusterType]),
 		Endpoints: typed[*endpointv3.ClusterLoadAssignment](accepted[runtime.EndpointType]),
+		Secrets:   typed[*tlsv3.Secret](accepted[runtime.SecretType]),
 	}
 }
 

@@ -16,6 +16,7 @@ var dumpTypes = []struct{ key, typeURL, short string }{
 	{"routes", runtime.RouteType, "rds"},
 	{"clusters", runtime.ClusterType, "cds"},
 	{"endpoints", runtime.EndpointType, "eds"},
+	{"secrets", runtime.SecretType, "sds"},
 }
 
 type dumpSection struct {

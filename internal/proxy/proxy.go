@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"trellis.dev/trellis/internal/proxy/listener"
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/stats"
+	"trellis.dev/trellis/internal/proxy/telemetry"
 	"trellis.dev/trellis/internal/proxy/xdsclient"
 )
 
@@ -45,6 +47,15 @@ type Proxy struct {
 	http      *forward.HTTP
 	clusters  *cluster.Manager
 	stats     *stats.Stats
+
+	// Telemetry: metrics, access log, tracing (docs/telemetry.md); metricsSrv is nil
+	// when the bootstrap names no metrics address; accessLog the opened log file.
+	telemetry  *telemetry.Telemetry
+	metricsSrv *telemetry.Server
+	accessLog  io.Closer
+
+	// sec is mutual TLS: the control plane connection, certificate and trust bundle.
+	sec *security
 
 	table    atomic.Pointer[runtime.Table]
 	ready    atomic.Bool
@@ -91,15 +102,24 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, stats: &stats.Stats{}, accepted: map[string]xdsclient.Update{}}
 	p.clusters = cluster.NewManager(cluster.Config{Logger: cfg.Logger})
-	p.http = forward.NewHTTP(forward.HTTPConfig{Tables: p, Clusters: p.clusters, Stats: p.stats, Logger: cfg.Logger})
+	if err := p.newTelemetry(); err != nil {
+		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
+	}
+	p.http = forward.NewHTTP(forward.HTTPConfig{Tables: p, Clusters: p.clusters, Stats: p.stats, Logger: cfg.Logger,
+		Telemetry: p.telemetry, PeerHeader: p.telemetry.PeerHeader()})
 	p.listeners = listener.New(listener.Config{
 		Tables:       p,
 		HTTP:         p.http,
-		TCP:          &forward.TCP{Stats: p.stats, Logger: cfg.Logger},
+		TCP:          &forward.TCP{Stats: p.stats, Recorder: p.telemetry, Logger: cfg.Logger},
 		Logger:       cfg.Logger,
 		DrainTimeout: cfg.DrainTimeout,
 	})
+	if err := p.newSecurity(); err != nil {
+		p.abandonTelemetry()
+		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
+	}
 	p.client, err = xdsclient.New(xdsclient.Config{
+		Conn:    p.sec.conn,
 		Server:  b.XDS,
 		Node:    node,
 		Delta:   b.Delta,
@@ -107,10 +127,12 @@ func New(cfg Config) (*Proxy, error) {
 		Logger:  cfg.Logger,
 	})
 	if err != nil {
+		p.abandonTelemetry()
 		return nil, err
 	}
 	p.admin, err = admin.New(admin.Config{Address: b.Admin, State: p, Logger: cfg.Logger})
 	if err != nil {
+		p.abandonTelemetry()
 		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
 	}
 	return p, nil
@@ -124,7 +146,7 @@ func (p *Proxy) Current() *runtime.Table { return p.table.Load() }
 
 // Ready reports whether the first complete configuration is applied and the sidecar is
 // not draining.
-func (p *Proxy) Ready() bool { return p.ready.Load() && !p.draining.Load() }
+func (p *Proxy) Ready() bool { return p.ready.Load() && !p.draining.Load() && p.sec.certReady() }
 
 // Run connects to the control plane and serves until ctx ends; then it stops taking
 // configuration, stops accepting, lets requests in flight finish for up to the drain
@@ -138,6 +160,14 @@ func (p *Proxy) Run(ctx context.Context) error {
 	adminDone := make(chan error, 1)
 	go func() { adminDone <- p.admin.Serve(adminCtx) }()
 
+	metricsDone := make(chan error, 1)
+	if p.metricsSrv != nil {
+		go func() { metricsDone <- p.metricsSrv.Serve(adminCtx) }()
+	} else {
+		metricsDone <- nil
+	}
+
+	waitRotator := p.sec.run(ctx)
 	xdsDone := make(chan error, 1)
 	go func() { xdsDone <- p.client.Run(ctx) }()
 
@@ -152,14 +182,20 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if err := <-xdsDone; err != nil && runErr == nil {
 		runErr = err
 	}
+	waitRotator()
+	p.sec.conn.Close()
 	drainCtx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 	defer cancel()
 	p.listeners.Shutdown(drainCtx)
 	p.http.Close()
 	p.http.Upstreams().Close()
 	p.clusters.Close()
+	p.closeTelemetry(drainCtx)
 	stopAdmin()
 	if err := <-adminDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	if err := <-metricsDone; err != nil && runErr == nil {
 		runErr = err
 	}
 	log.Info("sidecar stopped")

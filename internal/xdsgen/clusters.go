@@ -53,6 +53,12 @@ func (g *generator) cluster(ref model.ClusterRef) string {
 		g.res.Endpoints = append(g.res.Endpoints, g.assignment(name, info.Endpoints))
 	}
 	applyPolicy(c, info.Policy, info.Port.Protocol)
+	switch {
+	case g.proxy.MTLS:
+		c.TransportSocket = upstreamTLS(info)
+	case info.TLS != nil && !info.TLS.Auto:
+		g.errorf("cluster %s: the DestinationRule asks for TLS mode %s, but this sidecar does not take part in TLS; plaintext is used", name, info.TLS.Mode)
+	}
 	g.res.Clusters = append(g.res.Clusters, c)
 	return name
 }

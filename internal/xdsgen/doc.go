@@ -25,6 +25,15 @@
 // Every HTTP connection manager has the filters fault, CORS and router; fault and
 // CORS are configured per route (typed_per_filter_config).
 //
+// Mutual TLS (tls.go; docs/xds.md "Security"), for proxies that announce it
+// (model.Proxy.MTLS) only: each inbound listener gets a `tls` filter chain
+// (DownstreamTlsContext with the SDS secrets `default` and `ROOTCA`, XFCC set) and/or
+// a `plaintext` one (XFCC stripped), selected by the tls_inspector, by the port's
+// PeerAuthentication mode; each outbound cluster with a model.ClusterTLS gets an
+// UpstreamTlsContext. RootCASecret makes the `ROOTCA` secret, which the control plane
+// adds (the trust bundle is not part of the model). Proxies that do not announce
+// mutual TLS get exactly the plaintext resources of before.
+//
 // Every resource that is referenced is emitted and nothing else. Generation is pure
 // and deterministic: every slice is sorted by resource name, so the same input gives
 // the same resources (golden tests under testdata/ rely on this; run

@@ -14,7 +14,9 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -31,6 +33,9 @@ type Resources struct {
 	Routes    []*routev3.RouteConfiguration
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
+	// Secrets are SDS secrets: the control plane adds ROOTCA (RootCASecret);
+	// Generate emits none, since the trust bundle is not part of the model.
+	Secrets []*tlsv3.Secret
 }
 
 // Generate returns the resources of proxy in mesh. When some part cannot be generated
@@ -129,20 +134,35 @@ func (g *generator) inbound() {
 		}
 		name := names.InboundListener(p.Port)
 		cluster := names.InboundCluster(p.Port)
-		var filter *listenerv3.Filter
-		if model.IsHTTP(p.Protocol) {
-			filter = inlineHTTPFilter(name, &routev3.RouteConfiguration{
-				Name: name,
-				VirtualHosts: []*routev3.VirtualHost{{
-					Name:    name,
-					Domains: []string{"*"},
-					Routes:  []*routev3.Route{prefixRoute(cluster)},
+		filter := func(xfcc hcmv3.HttpConnectionManager_ForwardClientCertDetails) *listenerv3.Filter {
+			if !model.IsHTTP(p.Protocol) {
+				return tcpProxy(name, cluster)
+			}
+			m := &hcmv3.HttpConnectionManager{
+				StatPrefix: name,
+				RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
+					Name: name,
+					VirtualHosts: []*routev3.VirtualHost{{
+						Name:    name,
+						Domains: []string{"*"},
+						Routes:  []*routev3.Route{prefixRoute(cluster)},
+					}},
 				}},
-			})
-		} else {
-			filter = tcpProxy(name, cluster)
+				ForwardClientCertDetails: xfcc,
+			}
+			if xfcc == hcmv3.HttpConnectionManager_SANITIZE_SET {
+				m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true}
+			}
+			return httpFilter(m)
 		}
-		g.res.Listeners = append(g.res.Listeners, listener(name, addr, corev3.TrafficDirection_INBOUND, filter))
+		if !g.proxy.MTLS {
+			// A sidecar without mutual TLS gets the listener of before: one plaintext
+			// chain, nothing it would not know.
+			g.res.Listeners = append(g.res.Listeners, listener(name, addr, corev3.TrafficDirection_INBOUND, filter(hcmv3.HttpConnectionManager_SANITIZE)))
+		} else {
+			mode := g.mesh.MTLSMode(g.proxy.Namespace, g.proxy.Labels, p.Port)
+			g.res.Listeners = append(g.res.Listeners, inboundListener(name, addr, mode, p.Protocol, g.mesh.TrustDomain, filter))
+		}
 		g.res.Clusters = append(g.res.Clusters, staticCluster(cluster, p.Protocol, target))
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // MarshalJSON encodes the resources as one JSON object with the keys listeners,
-// routes, clusters and endpoints, each resource in protojson. The output is stable:
+// routes, clusters, endpoints and (when there are any) secrets, each resource in protojson. The output is stable:
 // the same resources always give the same bytes, so it serves golden files and debug
 // endpoints.
 func (r *Resources) MarshalJSON() ([]byte, error) {
@@ -18,6 +18,7 @@ func (r *Resources) MarshalJSON() ([]byte, error) {
 		Routes    []json.RawMessage `json:"routes"`
 		Clusters  []json.RawMessage `json:"clusters"`
 		Endpoints []json.RawMessage `json:"endpoints"`
+		Secrets   []json.RawMessage `json:"secrets,omitempty"`
 	}
 	var d doc
 	var err error
@@ -32,6 +33,11 @@ func (r *Resources) MarshalJSON() ([]byte, error) {
 	}
 	if d.Endpoints, err = rawAll(r.Endpoints); err != nil {
 		return nil, err
+	}
+	if len(r.Secrets) > 0 {
+		if d.Secrets, err = rawAll(r.Secrets); err != nil {
+			return nil, err
+		}
 	}
 	return json.Marshal(d)
 }

@@ -60,14 +60,6 @@ func rdsHTTPFilter(statPrefix, routeName string) *listenerv3.Filter {
 	})
 }
 
-// inlineHTTPFilter is an HTTP connection manager with an inline route configuration.
-func inlineHTTPFilter(statPrefix string, rc *routev3.RouteConfiguration) *listenerv3.Filter {
-	return httpFilter(&hcmv3.HttpConnectionManager{
-		StatPrefix:     statPrefix,
-		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc},
-	})
-}
-
 // httpFilter completes an HTTP connection manager (AUTO codec; the filters fault,
 // CORS, both configured per route, and the router) and wraps it in a network filter.
 func httpFilter(m *hcmv3.HttpConnectionManager) *listenerv3.Filter {

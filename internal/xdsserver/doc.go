@@ -1,5 +1,6 @@
 // Package xdsserver serves xDS to the proxies: ADS (State of the World and Delta) and
-// the individual LDS, RDS, CDS and EDS services, on a grpc.Server, with
+// the individual LDS, RDS, CDS, EDS and SDS services, on a grpc.Server (plaintext, or
+// TLS with WithGRPCOptions; the control plane adds the CA service with WithService), with
 // go-control-plane's server over a SnapshotCache in ADS mode.
 //
 // Data flow:

@@ -17,6 +17,7 @@ import (
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
@@ -66,7 +67,7 @@ type Server struct {
 type versions [types.UnknownType]string
 
 // The resource types Push sets, with their index in a snapshot.
-var resourceTypes = []types.ResponseType{types.Listener, types.Route, types.Cluster, types.Endpoint}
+var resourceTypes = []types.ResponseType{types.Listener, types.Route, types.Cluster, types.Endpoint, types.Secret}
 
 // New returns a Server; it serves nothing until Serve is called.
 func New(cfg Config) (*Server, error) {
@@ -112,14 +113,44 @@ func (s *Server) Register(g *grpc.Server) {
 	routeservice.RegisterRouteDiscoveryServiceServer(g, s.xds)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, s.xds)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, s.xds)
+	secretservice.RegisterSecretDiscoveryServiceServer(g, s.xds)
 }
 
-// Serve serves plaintext xDS on lis until ctx ends, then ends the open streams and
-// stops gracefully (within Config.StopTimeout). It returns nil after a stop caused by
-// ctx. A Server serves once.
-func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	g := grpc.NewServer()
+// ServeOption configures one Serve call.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	grpc     []grpc.ServerOption
+	services []func(grpc.ServiceRegistrar)
+}
+
+// WithGRPCOptions passes options to the gRPC server, such as TLS credentials
+// (grpc.Creds).
+func WithGRPCOptions(opts ...grpc.ServerOption) ServeOption {
+	return func(o *serveOptions) { o.grpc = append(o.grpc, opts...) }
+}
+
+// WithService registers one more service on the gRPC server beside xDS (the CA
+// service).
+func WithService(register func(grpc.ServiceRegistrar)) ServeOption {
+	return func(o *serveOptions) { o.services = append(o.services, register) }
+}
+
+// Serve serves xDS on lis until ctx ends, then ends the open streams and stops
+// gracefully (within Config.StopTimeout). It returns nil after a stop caused by ctx.
+// Plaintext unless opts give TLS credentials. A Server may serve on several
+// listeners at once (plaintext and TLS), each with its own Serve, all with the same
+// ctx; it serves no more once one of them has stopped.
+func (s *Server) Serve(ctx context.Context, lis net.Listener, opts ...ServeOption) error {
+	var o serveOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	g := grpc.NewServer(o.grpc...)
 	s.Register(g)
+	for _, register := range o.services {
+		register(g)
+	}
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(lis) }()
 	select {
@@ -221,6 +252,7 @@ func snapshot(res *xdsgen.Resources) (*cachev3.Snapshot, versions, error) {
 		types.Route:    asResources(res.Routes),
 		types.Cluster:  asResources(res.Clusters),
 		types.Endpoint: asResources(res.Endpoints),
+		types.Secret:   asResources(res.Secrets),
 	}
 	snap := &cachev3.Snapshot{}
 	var v versions

@@ -66,7 +66,7 @@ spec:
   service: %s
   ports: [{name: http, port: 8080}]
   command: %s
-`, name, svc, version, svc, fortioServer("$(PORT)", "", fmt.Sprintf(`"-echo-server-default-params", %q`, query)))
+`, name, svc, version, svc, fortioServer("$(PORT)", "", fmt.Sprintf(`"-max-echo-delay", "10s", "-echo-server-default-params", %q`, query)))
 }
 
 // tcpEchoWorkload is a Workload of service svc with labels app=svc and version: fortio's
@@ -98,8 +98,9 @@ spec:
 `, host, host, trafficPolicy)
 }
 
-// request is one GET through the mesh and what came back.
+// request is one request through the mesh, without a body.
 type request struct {
+	method string      // GET if empty
 	target string      // the URL
 	header http.Header // added to the request
 }
@@ -115,7 +116,11 @@ type answer struct {
 
 // do sends r with c and reads the whole answer.
 func do(ctx context.Context, c *http.Client, r request) (answer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.target, nil)
+	method := r.method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.target, nil)
 	if err != nil {
 		return answer{}, err
 	}
@@ -258,4 +263,45 @@ func concurrently(n int, f func(i int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// served runs f and returns how many requests the inbound listeners of each of ws
+// answered meanwhile, by workload name, once the counts have settled.
+func served(ctx context.Context, t *testing.T, ws []workloadState, want uint64, f func() error) map[string]uint64 {
+	t.Helper()
+	count := func() (map[string]uint64, uint64, error) {
+		counts, total := map[string]uint64{}, uint64(0)
+		for _, w := range ws {
+			n, err := inboundRequests(ctx, w)
+			if err != nil {
+				return nil, 0, err
+			}
+			counts[w.Name] = n
+			total += n
+		}
+		return counts, total, nil
+	}
+	before, start, err := count()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f(); err != nil {
+		t.Fatal(err)
+	}
+	var delta map[string]uint64
+	eventually(ctx, t, fmt.Sprintf("%d requests counted", want), func() error {
+		after, end, err := count()
+		if err != nil {
+			return err
+		}
+		delta = map[string]uint64{}
+		for name, n := range after {
+			delta[name] = n - before[name]
+		}
+		if end-start < want {
+			return fmt.Errorf("counted %v", delta)
+		}
+		return nil
+	})
+	return delta
 }

@@ -35,6 +35,7 @@ func main() {
 	flag.StringVar(&cfg.Name, "name", "latest", "base name of the report files")
 	flag.BoolVar(&cfg.GoBench, "gobench", true, "also run the Go benchmarks (go test -bench -benchmem)")
 	flag.StringVar(&pkgs, "gobench-pkgs", "./internal/...", "packages of the Go benchmarks, comma-separated")
+	gobenchOnly := flag.Bool("gobench-only", false, "run only the Go benchmarks and replace them in the existing report (-out, -name)")
 	flag.Parse()
 
 	d, err := time.ParseDuration(duration)
@@ -50,7 +51,11 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := bench.Run(ctx, cfg); err != nil {
+	run := bench.Run
+	if *gobenchOnly {
+		run = bench.RefreshGoBench
+	}
+	if _, err := run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "meshbench:", err)
 		os.Exit(1)
 	}

@@ -131,6 +131,9 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured) (
 		c.log.Debug("applied", "object", r.ref())
 		results = append(results, r)
 	}
+	if !crdsDone {
+		return results, c.waitEstablished(ctx, objs)
+	}
 	return results, nil
 }
 

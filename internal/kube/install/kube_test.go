@@ -126,6 +126,13 @@ func TestAgainstAPIServer(t *testing.T) {
 		}
 	}
 
+	// The API server picks up new webhook configurations asynchronously: wait until a
+	// dry-run pod comes back injected.
+	waitFor(ctx, t, "the injection webhook to take effect", func() bool {
+		got, err := pods.Pods("shop").Create(ctx, newPod("probe", nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err == nil && got.Annotations[inject.StatusAnnotation] != ""
+	})
+
 	t.Run("a pod in a labelled namespace is injected", func(t *testing.T) {
 		got, err := pods.Pods("shop").Create(ctx, newPod("app", map[string]string{"app": "shop"}), metav1.CreateOptions{})
 		if err != nil {
@@ -195,6 +202,11 @@ func TestAgainstAPIServer(t *testing.T) {
 			"spec":       map[string]any{"hosts": []any{"reviews"}, "http": []any{map[string]any{"route": route}}},
 		}}
 	}
+
+	waitFor(ctx, t, "the validating webhook to take effect", func() bool {
+		_, err := vsResource("v1").Create(ctx, virtualService("v1", "probe", 150), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err != nil && strings.Contains(err.Error(), "denied the request")
+	})
 
 	t.Run("a VirtualService with a weight of 150 is refused", func(t *testing.T) {
 		_, err := vsResource("v1").Create(ctx, virtualService("v1", "too-heavy", 150), metav1.CreateOptions{})
@@ -324,6 +336,20 @@ func mustObjects(t *testing.T, cfg install.Config) []*unstructured.Unstructured 
 		t.Fatal(err)
 	}
 	return objs
+}
+
+// waitFor polls cond until it holds, failing t if ctx ends first.
+func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 // waitGone polls get until it reports NotFound.

@@ -27,14 +27,15 @@ const Version = "v1.37.2"
 const startTimeout = 3 * time.Minute
 
 // BinDir is where the kube-apiserver and etcd binaries are: $TRELLIS_K8S_BIN, else
-// $HOME/.cache/trellis/k8s/<Version>.
+// $HOME/.cache/trellis/k8s/<Version> (/tmp for $HOME when it is unset), as
+// hack/k8s-tools.sh builds them.
 func BinDir() string {
 	if d := os.Getenv("TRELLIS_K8S_BIN"); d != "" {
 		return d
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		home = os.TempDir()
+		home = "/tmp" // as hack/k8s-tools.sh does without $HOME
 	}
 	return filepath.Join(home, ".cache", "trellis", "k8s", Version)
 }

@@ -23,6 +23,13 @@ type State interface {
 	WriteStats(w io.Writer) error
 }
 
+// CertsState is implemented by a State that has TLS certificates to show at /certs.
+type CertsState interface {
+	// WriteCerts writes the certificates and trust bundle in use as JSON (never a
+	// private key).
+	WriteCerts(w io.Writer) error
+}
+
 // Config configures the admin server.
 type Config struct {
 	// Address is where to listen; its host must be a loopback IP or "localhost".
@@ -62,6 +69,11 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
 		write(w, "text/plain; charset=utf-8", cfg.State.WriteStats)
 	})
+	if cs, ok := cfg.State.(CertsState); ok {
+		mux.HandleFunc("GET /certs", func(w http.ResponseWriter, _ *http.Request) {
+			write(w, "application/json", cs.WriteCerts)
+		})
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

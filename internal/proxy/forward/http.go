@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"trellis.dev/trellis/internal/proxy/cluster"
@@ -27,7 +28,22 @@ type HTTPConfig struct {
 	Stats *stats.Stats
 	// Recorder, if set, also receives every finished request's Info (telemetry).
 	Recorder reqinfo.Recorder
-	Logger   *slog.Logger
+	// Telemetry, if set, sees every request start (before routing) and end, with the
+	// Info's Telemetry part filled in.
+	Telemetry Telemetry
+	// PeerHeader, if set, is the value of the x-trellis-peer header (this workload)
+	// sent on requests to clusters whose endpoints are mesh workloads (that carry
+	// workload metadata).
+	PeerHeader string
+	Logger     *slog.Logger
+}
+
+// Telemetry observes the HTTP path: Start when a request arrives, before routing (it
+// may change the request's headers: trace context, the peer header), and Record when
+// the request is over.
+type Telemetry interface {
+	Start(r *http.Request, info *reqinfo.Info)
+	reqinfo.Recorder
 }
 
 // HTTP is the request path of HTTP connection manager listeners.
@@ -35,11 +51,17 @@ type HTTP struct {
 	cfg       HTTPConfig
 	upstreams *Upstreams
 	mirrors   *mirrors
+	// peerHeader is cfg.PeerHeader as a header value, shared by every request (its
+	// capacity is its length, so an append copies it).
+	peerHeader []string
 }
 
 // NewHTTP returns the HTTP request path. Close stops its mirror requests.
 func NewHTTP(cfg HTTPConfig) *HTTP {
 	h := &HTTP{cfg: cfg, mirrors: newMirrors(cfg.Logger)}
+	if cfg.PeerHeader != "" {
+		h.peerHeader = []string{cfg.PeerHeader}
+	}
 	h.upstreams = &Upstreams{logger: cfg.Logger, clusters: cfg.Clusters, stats: cfg.Stats, errorf: proxyError, pools: map[upstreamKey]*upstream{}}
 	return h
 }
@@ -63,17 +85,23 @@ type listenerHandler struct {
 
 func (lh *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l := lh.h.cfg.Tables.Current().ListenerAt(lh.addr)
-	if l == nil || l.Routes == nil {
+	chain := httpChain(l, r)
+	if chain == nil {
 		http.Error(w, "listener not configured", http.StatusServiceUnavailable)
 		return
 	}
 	x := newExchange(w, r, l.Name)
+	downstreamTLS(x, r, chain)
+	if t := lh.h.cfg.Telemetry; t != nil {
+		x.info.Telemetry.Inbound = l.Inbound
+		t.Start(r, &x.info)
+	}
 	defer lh.h.finish(x)
 	if r.Method == http.MethodConnect {
 		x.local(http.StatusMethodNotAllowed, "CONNECT is not supported", 0)
 		return
 	}
-	vh := l.Routes.VirtualHost(r.Host)
+	vh := chain.Routes.VirtualHost(r.Host)
 	if vh == nil {
 		x.local(http.StatusNotFound, "no route for host "+r.Host, reqinfo.NoRoute)
 		return
@@ -114,6 +142,34 @@ func (h *HTTP) finish(x *exchange) {
 	if h.cfg.Recorder != nil {
 		h.cfg.Recorder.Record(info)
 	}
+	if h.cfg.Telemetry != nil {
+		tm := &info.Telemetry
+		if !tm.Inbound && x.wc != nil && info.Host != "" {
+			tm.Peer = x.wc.Cluster.Peers[info.Host]
+		}
+		tm.GRPCStatus = -1
+		if tm.GRPC {
+			tm.GRPCStatus = sentGRPCStatus(x.rw.Header())
+		}
+		h.cfg.Telemetry.Record(info)
+	}
+}
+
+// sentGRPCStatus is the grpc-status sent to the client, in the headers or the
+// trailers, or -1.
+func sentGRPCStatus(h http.Header) int {
+	v, ok := h["Grpc-Status"]
+	if !ok {
+		v = h[http.TrailerPrefix+"Grpc-Status"]
+	}
+	if len(v) == 0 {
+		return -1
+	}
+	n, err := strconv.Atoi(v[0])
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // forward sends the request to one of the route's clusters through its upstream,
@@ -130,6 +186,9 @@ func (h *HTTP) forward(x *exchange, route *runtime.Route) {
 		return
 	}
 	r := x.req
+	if h.peerHeader != nil && c.Peers != nil {
+		r.Header[reqinfo.PeerHeader] = h.peerHeader
+	}
 	mutateRequest(r.Header, &wc.RequestHeaders, &route.RequestHeaders)
 	rewrite(r, route)
 	x.hashKey(a.HashPolicies)

@@ -12,14 +12,17 @@ import (
 	"time"
 
 	"trellis.dev/trellis/internal/lb"
+	"trellis.dev/trellis/internal/proxy/reqinfo"
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/stats"
 )
 
 // TCP is the connection path of TCP proxy listeners.
 type TCP struct {
-	Stats  *stats.Stats
-	Logger *slog.Logger
+	Stats *stats.Stats
+	// Recorder, if set, sees every connection open and close (telemetry).
+	Recorder reqinfo.TCPRecorder
+	Logger   *slog.Logger
 }
 
 // Serve proxies one accepted connection: it draws one of the listener's clusters by
@@ -42,6 +45,20 @@ func (p *TCP) Serve(ctx context.Context, down net.Conn, l *runtime.Listener) {
 	if up != nil {
 		ep = up.state.Pick(lb.Request{})
 	}
+	var ti *reqinfo.TCPInfo
+	if p.Recorder != nil {
+		ti = &reqinfo.TCPInfo{Listener: l.Name, Inbound: l.Inbound, Start: time.Now(), Cluster: c.Name}
+		if ep != nil {
+			ti.Host, ti.Peer = ep.Addr, c.Peers[ep.Addr]
+		} else {
+			ti.Flags.Set(reqinfo.NoHealthyUpstream)
+		}
+		p.Recorder.TCPOpened(ti)
+		defer func() {
+			ti.Duration = time.Since(ti.Start)
+			p.Recorder.TCPClosed(ti)
+		}()
+	}
 	if ep == nil {
 		p.Logger.Debug("no endpoint for TCP connection", "listener", l.Name, "cluster", c.Name)
 		return
@@ -49,10 +66,17 @@ func (p *TCP) Serve(ctx context.Context, down net.Conn, l *runtime.Listener) {
 	ep.Begin()
 	defer ep.End()
 	dialer := net.Dialer{Timeout: c.ConnectTimeout}
-	upc, err := dialer.DialContext(ctx, "tcp", ep.Addr)
+	dial := dialFunc(dialer.DialContext)
+	if c.TLS != nil {
+		dial = tlsDial(dial, c.TLS.Config, c.ConnectTimeout)
+	}
+	upc, err := dial(ctx, "tcp", ep.Addr)
 	if err != nil {
 		up.state.Report(ep, lb.Result{LocalFailure: true})
 		p.Logger.Debug("connecting TCP upstream", "listener", l.Name, "endpoint", ep.Addr, "error", err)
+		if ti != nil {
+			ti.Flags.Set(reqinfo.UpstreamConnectFailure)
+		}
 		return
 	}
 	defer upc.Close()
@@ -70,24 +94,30 @@ func (p *TCP) Serve(ctx context.Context, down net.Conn, l *runtime.Listener) {
 		src, dst = &activeConn{Conn: down, w: w}, &activeConn{Conn: upc, w: w}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { pipe(src, dst, closeBoth) })
-	pipe(dst, src, closeBoth)
+	var sent int64
+	wg.Go(func() { sent = pipe(src, dst, closeBoth) })
+	received := pipe(dst, src, closeBoth)
 	wg.Wait()
+	if ti != nil {
+		ti.BytesReceived, ti.BytesSent = received, sent
+	}
 }
 
-// pipe copies src to dst; at src's end it half-closes dst, on an error it closes both.
-func pipe(dst, src net.Conn, closeBoth func()) {
-	_, err := io.Copy(dst, src)
+// pipe copies src to dst and returns the bytes copied; at src's end it half-closes
+// dst, on an error it closes both.
+func pipe(dst, src net.Conn, closeBoth func()) int64 {
+	n, err := io.Copy(dst, src)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		closeBoth()
-		return
+		return n
 	}
 	if cw, ok := unwrapConn(dst).(interface{ CloseWrite() error }); ok && err == nil {
 		if cw.CloseWrite() == nil {
-			return
+			return n
 		}
 	}
 	closeBoth()
+	return n
 }
 
 func unwrapConn(c net.Conn) net.Conn {

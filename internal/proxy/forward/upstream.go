@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -43,6 +44,7 @@ type upstreamKey struct {
 	timeout     time.Duration
 	idleTimeout time.Duration
 	maxPerConn  uint32
+	tls         string // runtime.UpstreamTLS.Key; empty: plaintext
 }
 
 // upstream is one cluster's connection pool, the reverse proxy using it, and the
@@ -65,9 +67,13 @@ func (u *Upstreams) Attach(t *runtime.Table) {
 	for _, c := range t.Clusters {
 		key := upstreamKey{cluster: c.Name, http2: c.HTTP2, timeout: c.ConnectTimeout,
 			idleTimeout: c.IdleTimeout, maxPerConn: c.MaxRequestsPerConnection}
+		var tlsConfig *tls.Config
+		if c.TLS != nil {
+			key.tls, tlsConfig = c.TLS.Key, c.TLS.Config
+		}
 		up := u.pools[key]
 		if up == nil {
-			up = u.newUpstream(key, states[c.Name])
+			up = u.newUpstream(key, states[c.Name], tlsConfig)
 		}
 		next[key] = up
 		c.Upstream = up
@@ -89,11 +95,15 @@ func (u *Upstreams) Close() {
 	}
 }
 
-func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State) *upstream {
+func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State, tlsConfig *tls.Config) *upstream {
 	dialer := &net.Dialer{Timeout: key.timeout, KeepAlive: tcpKeepAlive}
 	dial := dialer.DialContext
+	if key.tls != "" {
+		// TLS under the transport: it sees a plain connection, pools and reuses it.
+		dial = tlsDial(dial, tlsConfig, key.timeout)
+	}
 	if key.maxPerConn > 0 && !key.http2 {
-		dial = countingDial(dialer)
+		dial = countingDial(dial)
 	}
 	protocols := new(http.Protocols)
 	if key.http2 {
@@ -137,9 +147,9 @@ func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State) *upstream
 }
 
 // countingDial wraps connections so that closeAfter can count their requests.
-func countingDial(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func countingDial(dial dialFunc) dialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, network, addr)
+		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}

@@ -37,6 +37,7 @@ func (m *Manager) serve(s *socket) {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge on the same port
+	protocols.SetHTTP2(true)            // h2 over TLS chains, by ALPN
 	s.http = &http.Server{
 		Handler:           m.cfg.HTTP.Handler(s.addr),
 		Protocols:         protocols,
@@ -67,24 +68,7 @@ func (m *Manager) accept(s *socket) {
 			continue
 		}
 		delay = 0
-		l := m.cfg.Tables.Current().ListenerAt(s.addr)
-		switch {
-		case l == nil:
-			conn.Close()
-		case l.Routes != nil:
-			if !s.queue.push(conn) {
-				conn.Close()
-			}
-		case l.TCP != nil:
-			if !s.track(conn) {
-				conn.Close()
-				continue
-			}
-			s.done.Go(func() {
-				defer s.untrack(conn)
-				m.cfg.TCP.Serve(s.ctx, conn, l)
-			})
-		}
+		m.dispatch(s, conn)
 	}
 }
 

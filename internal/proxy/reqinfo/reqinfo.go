@@ -123,9 +123,88 @@ type Info struct {
 	// body written to it.
 	BytesReceived int64
 	BytesSent     int64
+	// PeerIdentity is the SPIFFE ID of the client, verified by mutual TLS on the
+	// listener; empty on a plaintext connection.
+	PeerIdentity string
+
+	// Telemetry is filled only when the sidecar's telemetry is on.
+	Telemetry Telemetry
 }
 
 // Recorder receives every request's Info when the request is over.
 type Recorder interface {
 	Record(info *Info)
+}
+
+// PeerHeader carries the source workload of a request from the client's sidecar to
+// the server's (docs/xds.md, "Sidecar behaviour"): sent on outbound requests to
+// clusters of mesh workloads, read and removed by the inbound sidecar.
+const PeerHeader = "X-Trellis-Peer"
+
+// Peer names the workload at the other end of a request, for telemetry: the
+// destination endpoint of an outbound request (from its endpoint metadata), the source
+// of an inbound one (from the x-trellis-peer header). Peers are shared and never
+// modified; empty fields are unknown.
+type Peer struct {
+	Workload  string
+	Namespace string
+	App       string
+	Version   string
+	// Principal is the workload's SPIFFE ID.
+	Principal string
+}
+
+// Telemetry is what the telemetry adds to an Info: filled on the request path only
+// when telemetry is on (an HTTP path with a telemetry observer).
+type Telemetry struct {
+	// Inbound is true when the listener is an inbound one (traffic_direction INBOUND):
+	// the sidecar reports as the destination of the request.
+	Inbound bool
+	// Method, Authority (the Host), Path (without the query) and Proto ("HTTP/1.1",
+	// "HTTP/2.0") of the request as it arrived.
+	Method, Authority, Path, Proto string
+	// GRPC is true for a gRPC request (content-type application/grpc...); GRPCStatus is
+	// the grpc-status sent to the client, -1 when none was.
+	GRPC       bool
+	GRPCStatus int
+	// Peer is the other side: the source on an inbound listener, the destination
+	// endpoint on an outbound one; nil when unknown.
+	Peer *Peer
+	// TraceID is the request's trace id when tracing is on (zero otherwise).
+	TraceID [16]byte
+	// Span is the tracing's state for the request (its span), between the start of the
+	// request and Record.
+	Span any
+}
+
+// TCPInfo is what the sidecar records about one proxied TCP connection.
+type TCPInfo struct {
+	// Listener is the name of the listener that accepted the connection; Inbound says
+	// whether it is an inbound one.
+	Listener string
+	Inbound  bool
+	// Start is when the connection was accepted; Duration how long it lasted.
+	Start    time.Time
+	Duration time.Duration
+	// Cluster and Host are the upstream cluster and endpoint (host:port); Host is empty
+	// when no endpoint could be connected.
+	Cluster string
+	Host    string
+	// Peer is the other side when known: the destination endpoint of an outbound
+	// connection.
+	Peer *Peer
+	// Flags: UH when no endpoint was usable, UF when connecting to it failed.
+	Flags Flags
+	// BytesReceived were read from the downstream side and sent upstream; BytesSent
+	// were read from the upstream and written downstream.
+	BytesReceived int64
+	BytesSent     int64
+}
+
+// TCPRecorder receives every proxied TCP connection when it opens (its endpoint
+// picked, before connecting) and when it closes. It must not keep the TCPInfo after
+// the call.
+type TCPRecorder interface {
+	TCPOpened(info *TCPInfo)
+	TCPClosed(info *TCPInfo)
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 )
 
 // ErrUnresolved is wrapped by Build's error when a reference does not resolve yet:
@@ -37,6 +39,13 @@ func Build(res Resources) (*Table, error) {
 			if addrs, err = parseLoadAssignment(cla); err != nil {
 				return nil, asError(EndpointType, spec.edsName, err)
 			}
+			spec.cluster.Peers = endpointPeers(cla)
+		}
+		if tc := spec.cluster.TLS; tc != nil && tc.RootSecret != "" {
+			if _, ok := res.Secrets[tc.RootSecret]; !ok {
+				missing = append(missing, fmt.Sprintf("cluster %q: secret %q not received", name, tc.RootSecret))
+				continue
+			}
 		}
 		c := spec.cluster
 		c.Endpoints = addrs
@@ -48,38 +57,25 @@ func Build(res Resources) (*Table, error) {
 		if err != nil {
 			return nil, asError(ListenerType, name, err)
 		}
-		l := &Listener{Name: name, Address: spec.addr}
-		switch {
-		case spec.tcp != nil:
-			l.StatPrefix = spec.tcp.statPrefix
-			l.TCP = &TCPProxy{IdleTimeout: spec.tcp.idleTimeout, Clusters: spec.tcp.clusters}
-			for i := range l.TCP.Clusters {
-				wc := &l.TCP.Clusters[i]
-				if wc.Cluster = t.Clusters[wc.name]; wc.Cluster == nil {
-					missing = append(missing, fmt.Sprintf("listener %q: cluster %q not received", name, wc.name))
-				}
+		l := &Listener{Name: name, Address: spec.addr, Inspect: spec.inspect,
+			Inbound: res.Listeners[name].GetTrafficDirection() == corev3.TrafficDirection_INBOUND}
+		complete := true
+		for _, cs := range spec.chains {
+			fc, err := buildChain(res, name, cs, t.Clusters, routes, &missing)
+			if err != nil {
+				return nil, err
 			}
-		case spec.http.inline != nil:
-			l.StatPrefix = spec.http.statPrefix
-			l.Routes, missing = link(spec.http.inline, t.Clusters, missing)
-		default:
-			l.StatPrefix = spec.http.statPrefix
-			rt, ok := routes[spec.http.rds]
-			if !ok {
-				rc, received := res.Routes[spec.http.rds]
-				if !received {
-					missing = append(missing, fmt.Sprintf("listener %q: route configuration %q not received", name, spec.http.rds))
-					continue
-				}
-				rs, err := parseRouteConfig(rc)
-				if err != nil {
-					return nil, asError(RouteType, spec.http.rds, err)
-				}
-				rt, missing = link(rs, t.Clusters, missing)
-				routes[spec.http.rds] = rt
+			if fc == nil {
+				complete = false
+				continue
 			}
-			l.Routes = rt
+			l.Chains = append(l.Chains, fc)
 		}
+		if !complete {
+			continue
+		}
+		first := l.Chains[0]
+		l.StatPrefix, l.Routes, l.TCP = first.StatPrefix, first.Routes, first.TCP
 		t.Listeners[name] = l
 		t.byAddr[l.Address] = l
 	}
@@ -87,6 +83,52 @@ func Build(res Resources) (*Table, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnresolved, joinLimited(missing, 5))
 	}
 	return t, nil
+}
+
+// buildChain compiles one filter chain of listener name; nil (with what is missing
+// appended) when a reference does not resolve.
+func buildChain(res Resources, name string, cs *chainSpec, clusters map[string]*Cluster, routes map[string]*RouteTable, missing *[]string) (*FilterChain, error) {
+	fc := &FilterChain{Name: cs.name, TransportProtocol: cs.proto}
+	if cs.tls != nil {
+		if _, ok := res.Secrets[cs.tls.RootSecret]; !ok {
+			*missing = append(*missing, fmt.Sprintf("listener %q: secret %q not received", name, cs.tls.RootSecret))
+			return nil, nil
+		}
+		d := *cs.tls
+		fc.TLS = &d
+	}
+	switch {
+	case cs.tcp != nil:
+		fc.StatPrefix = cs.tcp.statPrefix
+		fc.TCP = &TCPProxy{IdleTimeout: cs.tcp.idleTimeout, Clusters: cs.tcp.clusters}
+		for i := range fc.TCP.Clusters {
+			wc := &fc.TCP.Clusters[i]
+			if wc.Cluster = clusters[wc.name]; wc.Cluster == nil {
+				*missing = append(*missing, fmt.Sprintf("listener %q: cluster %q not received", name, wc.name))
+			}
+		}
+	case cs.http.inline != nil:
+		fc.StatPrefix, fc.XFCC = cs.http.statPrefix, cs.http.xfcc
+		fc.Routes, *missing = link(cs.http.inline, clusters, *missing)
+	default:
+		fc.StatPrefix, fc.XFCC = cs.http.statPrefix, cs.http.xfcc
+		rt, ok := routes[cs.http.rds]
+		if !ok {
+			rc, received := res.Routes[cs.http.rds]
+			if !received {
+				*missing = append(*missing, fmt.Sprintf("listener %q: route configuration %q not received", name, cs.http.rds))
+				return nil, nil
+			}
+			rs, err := parseRouteConfig(rc)
+			if err != nil {
+				return nil, asError(RouteType, cs.http.rds, err)
+			}
+			rt, *missing = link(rs, clusters, *missing)
+			routes[cs.http.rds] = rt
+		}
+		fc.Routes = rt
+	}
+	return fc, nil
 }
 
 // link resolves a route configuration's clusters, appending what is missing.

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"trellis.dev/trellis/internal/lb"
+	"trellis.dev/trellis/internal/proxy/reqinfo"
 )
 
 // Cluster is a set of endpoints and how to reach and balance them. Its fields are
@@ -17,6 +18,10 @@ type Cluster struct {
 	// Endpoints are the endpoint addresses (host:port), in the order received. For a
 	// DNS cluster they are the host names to resolve, with their ports.
 	Endpoints []string
+	// Peers are the workloads behind the endpoints, by address, from the EDS
+	// endpoints' metadata (filter_metadata "trellis"), for telemetry; nil when none
+	// has any.
+	Peers map[string]*reqinfo.Peer
 	// DNS is set for STRICT_DNS clusters: Endpoints are resolved every DNSRefreshRate.
 	DNS            bool
 	DNSRefreshRate time.Duration
@@ -33,6 +38,8 @@ type Cluster struct {
 	Outlier *lb.OutlierConfig
 	// PanicThreshold is the healthy_panic_threshold in percent.
 	PanicThreshold float64
+	// TLS secures the connections to the endpoints; nil: plaintext.
+	TLS *UpstreamTLS
 	// Upstream is attached by the request path (its live state for this cluster)
 	// before the table is published; the runtime never reads it.
 	Upstream any

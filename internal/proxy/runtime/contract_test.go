@@ -12,10 +12,13 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"trellis.dev/trellis/internal/names"
 )
 
 // TestControlPlaneGoldens checks the contract from the other side: every per-proxy
@@ -29,7 +32,7 @@ func TestControlPlaneGoldens(t *testing.T) {
 	for _, f := range files {
 		var doc struct {
 			Resources *struct {
-				Listeners, Routes, Clusters, Endpoints []json.RawMessage
+				Listeners, Routes, Clusters, Endpoints, Secrets []json.RawMessage
 			} `json:"resources"`
 		}
 		data, err := os.ReadFile(f)
@@ -45,6 +48,12 @@ func TestControlPlaneGoldens(t *testing.T) {
 				Routes:    decodeAll[*routev3.RouteConfiguration](t, doc.Resources.Routes),
 				Clusters:  decodeAll[*clusterv3.Cluster](t, doc.Resources.Clusters),
 				Endpoints: decodeAll[*endpointv3.ClusterLoadAssignment](t, doc.Resources.Endpoints),
+				Secrets:   decodeAll[*tlsv3.Secret](t, doc.Resources.Secrets),
+			}
+			// The trust bundle depends on the CA, so goldens may leave it out; the
+			// control plane always sends it.
+			if _, ok := res.Secrets[names.RootCASecret]; !ok {
+				res.Secrets[names.RootCASecret] = &tlsv3.Secret{Name: names.RootCASecret}
 			}
 			for typeURL, msgs := range map[string]map[string]proto.Message{
 				ListenerType: generic(res.Listeners), RouteType: generic(res.Routes),

@@ -12,6 +12,12 @@ var listenerFields = fields(
 	"address.socket_address.address",
 	"address.socket_address.port_value",
 	"traffic_direction",
+	"listener_filters.name",
+	"listener_filters.typed_config",
+	"filter_chains.name",
+	"filter_chains.filter_chain_match.transport_protocol",
+	"filter_chains.transport_socket.name",
+	"filter_chains.transport_socket.typed_config",
 	"filter_chains.filters.name",
 	"filter_chains.filters.typed_config",
 )
@@ -124,6 +130,8 @@ var hcmFields = merge(
 		"rds.route_config_name",
 		"http_filters.name",
 		"http_filters.typed_config",
+		"forward_client_cert_details",
+		"set_current_client_cert_details.uri",
 	),
 	configSourceFields.withPrefix("rds.config_source"),
 	routeConfigFields.withPrefix("route_config"),
@@ -146,6 +154,9 @@ var loadAssignmentFields = fields(
 	"endpoints.locality.sub_zone",
 	"endpoints.lb_endpoints.endpoint.address.socket_address.address",
 	"endpoints.lb_endpoints.endpoint.address.socket_address.port_value",
+	// Workload metadata for telemetry (endpointPeers): only string values under the
+	// key "trellis", checked by parseLoadAssignment.
+	"endpoints.lb_endpoints.metadata.filter_metadata.fields.string_value",
 )
 
 var clusterFields = merge(
@@ -173,6 +184,8 @@ var clusterFields = merge(
 		"outlier_detection.base_ejection_time",
 		"outlier_detection.max_ejection_percent",
 		"common_lb_config.healthy_panic_threshold.value",
+		"transport_socket.name",
+		"transport_socket.typed_config",
 	),
 	configSourceFields.withPrefix("eds_cluster_config.eds_config"),
 	loadAssignmentFields.withPrefix("load_assignment"),

@@ -12,6 +12,7 @@ import (
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/proto"
@@ -29,14 +30,25 @@ const DefaultConnectTimeout = 5 * time.Second
 type listenerSpec struct {
 	name string
 	addr string // host:port, as net.Listen takes it
-	http *httpSpec
-	tcp  *tcpSpec
+	// chains are the filter chains, in order; inspect is set when a chain matches a
+	// transport protocol, so connections are peeked.
+	chains  []*chainSpec
+	inspect bool
+}
+
+type chainSpec struct {
+	name  string
+	proto string // transport_protocol matched: "tls", "raw_buffer", or "" for any
+	http  *httpSpec
+	tcp   *tcpSpec
+	tls   *DownstreamTLS
 }
 
 type httpSpec struct {
 	statPrefix string
 	rds        string     // route configuration name, when routes come over RDS
 	inline     *routeSpec // inline route configuration otherwise
+	xfcc       XFCC
 }
 
 type tcpSpec struct {
@@ -61,22 +73,76 @@ func parseListener(l *listenerv3.Listener) (*listenerSpec, error) {
 		return nil, prefixed("address.socket_address", err)
 	}
 	spec := &listenerSpec{name: l.GetName(), addr: addr}
-	if n := len(l.GetFilterChains()); n != 1 {
-		return nil, fieldErrorf("filter_chains", "must hold exactly one filter chain, not %d", n)
+	chains := l.GetFilterChains()
+	if len(chains) == 0 {
+		return nil, fieldErrorf("filter_chains", "must hold a filter chain")
 	}
-	filters := l.GetFilterChains()[0].GetFilters()
+	if len(chains) > 2 {
+		return nil, fieldErrorf("filter_chains", "must hold at most two filter chains (one per transport protocol), not %d", len(chains))
+	}
+	seen := map[string]int{}
+	for i, fc := range chains {
+		at := fmt.Sprintf("filter_chains[%d]", i)
+		cs, err := parseChain(fc)
+		if err != nil {
+			return nil, prefixed(at, err)
+		}
+		if j, dup := seen[cs.proto]; dup {
+			return nil, fieldErrorf(at+".filter_chain_match", "matches the same connections as filter_chains[%d]", j)
+		}
+		seen[cs.proto] = i
+		spec.inspect = spec.inspect || cs.proto != ""
+		spec.chains = append(spec.chains, cs)
+	}
+	for i, lf := range l.GetListenerFilters() {
+		at := fmt.Sprintf("listener_filters[%d]", i)
+		if lf.GetName() != TLSInspectorFilter {
+			return nil, fieldErrorf(at+".name", "listener filter %q is not supported (want %s)", lf.GetName(), TLSInspectorFilter)
+		}
+		if tc := lf.GetTypedConfig(); tc != nil {
+			cfg := &tlsinspectorv3.TlsInspector{}
+			if err := unpack(tc, cfg); err != nil {
+				return nil, prefixed(at+".typed_config", err)
+			}
+			if err := checkFields(cfg.ProtoReflect(), fields()); err != nil {
+				return nil, prefixed(at+".typed_config", err)
+			}
+		}
+	}
+	return pgvOr(l, spec)
+}
+
+// parseChain reads one filter chain: which connections it takes, how it terminates
+// TLS, and its one network filter.
+func parseChain(fc *listenerv3.FilterChain) (*chainSpec, error) {
+	cs := &chainSpec{name: fc.GetName(), proto: fc.GetFilterChainMatch().GetTransportProtocol()}
+	switch cs.proto {
+	case "", TransportTLS, TransportRaw:
+	default:
+		return nil, fieldErrorf("filter_chain_match.transport_protocol", "%q is not supported (want %q or %q)", cs.proto, TransportTLS, TransportRaw)
+	}
+	if ts := fc.GetTransportSocket(); ts != nil {
+		var err error
+		if cs.tls, err = parseDownstreamTLS(ts); err != nil {
+			return nil, prefixed("transport_socket", err)
+		}
+	} else if cs.proto == TransportTLS {
+		return nil, fieldErrorf("transport_socket", "is required on a chain matching %q (TLS passthrough is not supported)", TransportTLS)
+	}
+	filters := fc.GetFilters()
 	if n := len(filters); n != 1 {
-		return nil, fieldErrorf("filter_chains[0].filters", "must hold exactly one network filter, not %d", n)
+		return nil, fieldErrorf("filters", "must hold exactly one network filter, not %d", n)
 	}
-	const at = "filter_chains[0].filters[0]"
+	const at = "filters[0]"
 	f := filters[0]
+	var err error
 	switch f.GetName() {
 	case HTTPConnectionManagerFilter:
 		hcm := &hcmv3.HttpConnectionManager{}
 		if err := unpack(f.GetTypedConfig(), hcm); err != nil {
 			return nil, prefixed(at+".typed_config", err)
 		}
-		if spec.http, err = parseHCM(hcm); err != nil {
+		if cs.http, err = parseHCM(hcm); err != nil {
 			return nil, prefixed(at+".typed_config", err)
 		}
 	case TCPProxyFilter:
@@ -84,14 +150,14 @@ func parseListener(l *listenerv3.Listener) (*listenerSpec, error) {
 		if err := unpack(f.GetTypedConfig(), tp); err != nil {
 			return nil, prefixed(at+".typed_config", err)
 		}
-		if spec.tcp, err = parseTCPProxy(tp); err != nil {
+		if cs.tcp, err = parseTCPProxy(tp); err != nil {
 			return nil, prefixed(at+".typed_config", err)
 		}
 	default:
 		return nil, fieldErrorf(at+".name", "filter %q is not supported (want %s or %s)",
 			f.GetName(), HTTPConnectionManagerFilter, TCPProxyFilter)
 	}
-	return pgvOr(l, spec)
+	return cs, nil
 }
 
 func parseHCM(h *hcmv3.HttpConnectionManager) (*httpSpec, error) {
@@ -102,6 +168,13 @@ func parseHCM(h *hcmv3.HttpConnectionManager) (*httpSpec, error) {
 		return nil, fieldErrorf("codec_type", "%s is not supported (want AUTO)", h.GetCodecType())
 	}
 	spec := &httpSpec{statPrefix: h.GetStatPrefix()}
+	switch h.GetForwardClientCertDetails() {
+	case hcmv3.HttpConnectionManager_SANITIZE:
+	case hcmv3.HttpConnectionManager_SANITIZE_SET:
+		spec.xfcc = XFCC{Set: true, URI: h.GetSetCurrentClientCertDetails().GetUri()}
+	default:
+		return nil, fieldErrorf("forward_client_cert_details", "%s is not supported (want SANITIZE or SANITIZE_SET)", h.GetForwardClientCertDetails())
+	}
 	switch rs := h.GetRouteSpecifier().(type) {
 	case *hcmv3.HttpConnectionManager_Rds:
 		if err := checkADS(rs.Rds.GetConfigSource()); err != nil {
@@ -215,6 +288,9 @@ func parseLoadAssignment(cla *endpointv3.ClusterLoadAssignment) ([]string, error
 				return nil, prefixed(fmt.Sprintf("endpoints[%d].lb_endpoints[%d].endpoint.address.socket_address", i, j), err)
 			}
 			addrs = append(addrs, addr)
+			if err := checkPeerMetadata(lbe.GetMetadata()); err != nil {
+				return nil, prefixed(fmt.Sprintf("endpoints[%d].lb_endpoints[%d].metadata", i, j), err)
+			}
 		}
 	}
 	return pgvOr(cla, addrs)

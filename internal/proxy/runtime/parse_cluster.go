@@ -108,6 +108,13 @@ func parseCluster(c *clusterv3.Cluster) (*clusterSpec, error) {
 			cl.MaxRequestsPerConnection = common.GetMaxRequestsPerConnection().GetValue()
 		}
 	}
+	if ts := c.GetTransportSocket(); ts != nil {
+		u, err := parseUpstreamTLS(ts)
+		if err != nil {
+			return nil, prefixed("transport_socket", err)
+		}
+		cl.TLS = u
+	}
 	return pgvOr(c, spec)
 }
 

@@ -26,17 +26,60 @@ func (t *Table) ListenerAt(addr string) *Listener {
 	return t.byAddr[addr]
 }
 
-// Listener is one listener: an HTTP connection manager (Routes set) or a TCP proxy
-// (TCP set).
+// Listener is one listener: its filter chains, each an HTTP connection manager
+// (Routes set) or a TCP proxy (TCP set). Routes, TCP and StatPrefix repeat those of
+// the first chain, for the listeners that have one.
 type Listener struct {
 	Name string
 	// Address is host:port.
 	Address    string
 	StatPrefix string
+	// Inbound is true for a listener with traffic_direction INBOUND.
+	Inbound bool
 	// Routes are the HTTP routes; nil for a TCP proxy.
 	Routes *RouteTable
 	// TCP is the TCP proxy; nil for HTTP.
 	TCP *TCPProxy
+	// Chains are the filter chains, in order (at least one).
+	Chains []*FilterChain
+	// Inspect is set when a chain matches a transport protocol: the first bytes of
+	// each connection are peeked to tell TLS from plaintext.
+	Inspect bool
+}
+
+// FilterChain is one filter chain of a listener.
+type FilterChain struct {
+	Name string
+	// TransportProtocol is what the chain matches: TransportTLS, TransportRaw, or ""
+	// for any connection.
+	TransportProtocol string
+	StatPrefix        string
+	Routes            *RouteTable
+	TCP               *TCPProxy
+	// TLS, when set, terminates mutual TLS on the chain's connections.
+	TLS *DownstreamTLS
+	// XFCC is what the HTTP connection manager does with x-forwarded-client-cert.
+	XFCC XFCC
+}
+
+// Chain returns the filter chain for a connection that starts with a TLS
+// ClientHello (isTLS) or not: the chain matching that transport protocol, else a
+// chain matching any, else nil (the connection is refused).
+func (l *Listener) Chain(isTLS bool) *FilterChain {
+	want := TransportRaw
+	if isTLS {
+		want = TransportTLS
+	}
+	var any *FilterChain
+	for _, c := range l.Chains {
+		switch c.TransportProtocol {
+		case want:
+			return c
+		case "":
+			any = c
+		}
+	}
+	return any
 }
 
 // RouteTable is a compiled route configuration.

@@ -5,19 +5,21 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 )
 
-// Type URLs of the four resource types the sidecar implements.
+// Type URLs of the resource types the sidecar implements.
 const (
 	ListenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
 	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 	ClusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+	SecretType   = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 )
 
 // Types lists the resource types in the order the table is built from them.
-var Types = []string{ListenerType, RouteType, ClusterType, EndpointType}
+var Types = []string{ListenerType, RouteType, ClusterType, EndpointType, SecretType}
 
 // Names of the filters and extensions the sidecar implements.
 const (
@@ -34,9 +36,13 @@ type Resources struct {
 	Routes    map[string]*routev3.RouteConfiguration
 	Clusters  map[string]*clusterv3.Cluster
 	Endpoints map[string]*endpointv3.ClusterLoadAssignment
+	// Secrets are the secrets received over SDS (the trust bundle, ROOTCA). The
+	// sidecar's own certificate ("default") is not among them: it is provided
+	// locally, and Validate refuses a Secret of that name.
+	Secrets map[string]*tlsv3.Secret
 }
 
-// ResourceName returns the name of a resource of one of the four types, or "" for
+// ResourceName returns the name of a resource of one of the five types, or "" for
 // any other message.
 func ResourceName(m proto.Message) string {
 	switch r := m.(type) {
@@ -48,6 +54,8 @@ func ResourceName(m proto.Message) string {
 		return r.GetName()
 	case *endpointv3.ClusterLoadAssignment:
 		return r.GetClusterName()
+	case *tlsv3.Secret:
+		return r.GetName()
 	}
 	return ""
 }
@@ -63,6 +71,8 @@ func kindOf(typeURL string) string {
 		return "cluster"
 	case EndpointType:
 		return "cluster load assignment"
+	case SecretType:
+		return "secret"
 	}
 	return typeURL
 }

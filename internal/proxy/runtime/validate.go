@@ -9,6 +9,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -69,6 +70,10 @@ func validateOne(typeURL string, m proto.Message) (any, error) {
 	case *endpointv3.ClusterLoadAssignment:
 		if typeURL == EndpointType {
 			spec, err = parseLoadAssignment(r)
+		}
+	case *tlsv3.Secret:
+		if typeURL == SecretType {
+			spec, err = parseSecret(r)
 		}
 	}
 	name := ResourceName(m)

@@ -14,6 +14,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
@@ -22,8 +23,12 @@ import (
 
 // Config configures a Client.
 type Config struct {
-	// Server is the management server's address (host:port), plaintext gRPC.
+	// Server is the management server's address (host:port).
 	Server string
+	// Conn, if set, is the connection to the server (TLS, shared with the CA client);
+	// the client uses it and does not close it. Otherwise Run dials Server in
+	// plaintext.
+	Conn *grpc.ClientConn
 	// Node identifies the proxy; it is sent in the first request of every stream.
 	Node *corev3.Node
 	// Delta selects the incremental protocol instead of State of the World.
@@ -117,7 +122,8 @@ func New(cfg Config) (*Client, error) {
 		c.byURL[tu] = t
 	}
 	// Listeners and clusters first: they name the routes and endpoints to ask for.
-	c.types = []*typeState{c.byURL[runtime.ListenerType], c.byURL[runtime.ClusterType],
+	// The trust bundle before the clusters, whose TLS settings refer to it.
+	c.types = []*typeState{c.byURL[runtime.ListenerType], c.byURL[runtime.SecretType], c.byURL[runtime.ClusterType],
 		c.byURL[runtime.RouteType], c.byURL[runtime.EndpointType]}
 	return c, nil
 }
@@ -138,21 +144,15 @@ func (c *Client) Counts(typeURL string) Counts {
 // backoff when it breaks. What was accepted stays applied while disconnected. It
 // returns nil when ctx ends, or an error if the client cannot be set up.
 func (c *Client) Run(ctx context.Context) error {
-	conn, err := grpc.NewClient("passthrough:///"+c.cfg.Server,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff: backoff.Config{
-				BaseDelay:  c.cfg.MinBackoff,
-				Multiplier: 2,
-				Jitter:     0.2,
-				MaxDelay:   c.cfg.MaxBackoff,
-			},
-			MinConnectTimeout: 5 * time.Second,
-		}))
-	if err != nil {
-		return fmt.Errorf("creating xDS client for %s: %w", c.cfg.Server, err)
+	conn := c.cfg.Conn
+	if conn == nil {
+		var err error
+		conn, err = Dial(c.cfg.Server, insecure.NewCredentials(), c.cfg.MinBackoff, c.cfg.MaxBackoff)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
 	}
-	defer conn.Close()
 	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 	delay := c.cfg.MinBackoff
 	for {
@@ -230,4 +230,30 @@ func (t *typeState) wants(name string) bool {
 	}
 	_, ok := slices.BinarySearch(t.names, name)
 	return ok
+}
+
+// Dial makes the gRPC connection to a control plane (no I/O until first use), with
+// reconnection backoff between minBackoff and maxBackoff (defaults 100ms, 15s).
+func Dial(server string, creds credentials.TransportCredentials, minBackoff, maxBackoff time.Duration) (*grpc.ClientConn, error) {
+	if minBackoff <= 0 {
+		minBackoff = 100 * time.Millisecond
+	}
+	if maxBackoff < minBackoff {
+		maxBackoff = max(15*time.Second, minBackoff)
+	}
+	conn, err := grpc.NewClient("passthrough:///"+server,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  minBackoff,
+				Multiplier: 2,
+				Jitter:     0.2,
+				MaxDelay:   maxBackoff,
+			},
+			MinConnectTimeout: 5 * time.Second,
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("creating xDS client for %s: %w", server, err)
+	}
+	return conn, nil
 }

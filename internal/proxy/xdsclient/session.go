@@ -72,6 +72,12 @@ func (c *Client) session(ctx context.Context, ads discoveryv3.AggregatedDiscover
 		s = &sotwStream{s: ss, node: c.cfg.Node}
 	}
 	for _, t := range c.types {
+		if !t.wildcard && len(t.names) == 0 {
+			// Names wanted before anything is accepted: the trust bundle.
+			names := slices.Clone(c.cfg.Handler.Wants(t.typeURL))
+			slices.Sort(names)
+			t.names = slices.Compact(names)
+		}
 		t.nonce = ""
 		t.rejectedVersion, t.nackDelay = "", 0
 		if t.wildcard || len(t.names) > 0 {

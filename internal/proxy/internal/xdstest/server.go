@@ -2,6 +2,7 @@ package xdstest
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -42,6 +44,20 @@ type Request struct {
 // nil) until the test ends or Stop.
 func Start(t testing.TB, addr string, cache cachev3.SnapshotCache) *Server {
 	t.Helper()
+	return StartWith(t, addr, cache, Options{})
+}
+
+// Options add to the server: more gRPC services (the CA), TLS.
+type Options struct {
+	// Register adds services to the gRPC server, beside ADS.
+	Register func(grpc.ServiceRegistrar)
+	// TLS, if set, makes the server speak TLS with it.
+	TLS *tls.Config
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, addr string, cache cachev3.SnapshotCache, opts Options) *Server {
+	t.Helper()
 	if cache == nil {
 		cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
 	}
@@ -49,7 +65,14 @@ func Start(t testing.TB, addr string, cache cachev3.SnapshotCache) *Server {
 	if err != nil {
 		t.Fatalf("listening for xDS: %v", err)
 	}
-	s := &Server{Addr: lis.Addr().String(), Cache: cache, grpc: grpc.NewServer(), done: make(chan struct{})}
+	var sopts []grpc.ServerOption
+	if opts.TLS != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	}
+	s := &Server{Addr: lis.Addr().String(), Cache: cache, grpc: grpc.NewServer(sopts...), done: make(chan struct{})}
+	if opts.Register != nil {
+		opts.Register(s.grpc)
+	}
 	cb := serverv3.CallbackFuncs{
 		StreamRequestFunc: func(_ int64, r *discoveryv3.DiscoveryRequest) error {
 			s.record(Request{TypeURL: r.GetTypeUrl(), Version: r.GetVersionInfo(), Nonce: r.GetResponseNonce(),
@@ -92,7 +115,7 @@ func (s *Server) Requests() []Request {
 }
 
 // Set publishes a snapshot of resources (listeners, route configurations, clusters,
-// load assignments, in any order) to node.
+// load assignments, secrets, in any order) to node.
 func (s *Server) Set(t testing.TB, node, version string, resources ...proto.Message) {
 	t.Helper()
 	byType := map[resourcev3.Type][]types.Resource{}

@@ -1,0 +1,171 @@
+package listener
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"time"
+
+	"trellis.dev/trellis/internal/proxy/runtime"
+)
+
+// Timeouts of the first bytes of a connection.
+const (
+	// InspectTimeout bounds the wait for the bytes that tell TLS from plaintext (as
+	// Envoy's listener_filters_timeout). A connection that sends nothing for that long
+	// is taken as plaintext: a protocol where the server speaks first still works on
+	// a PERMISSIVE listener.
+	InspectTimeout = 15 * time.Second
+	// HandshakeTimeout bounds a TLS handshake.
+	HandshakeTimeout = 10 * time.Second
+)
+
+// dispatch hands an accepted connection to the filter chain of the listener at its
+// address in the current table. A listener with one plaintext chain takes it at
+// once; otherwise a goroutine of the socket peeks at the first bytes, picks the chain
+// (TLS ClientHello or not), terminates TLS if the chain says so, then serves it.
+func (m *Manager) dispatch(s *socket, conn net.Conn) {
+	l := m.cfg.Tables.Current().ListenerAt(s.addr)
+	if l == nil || len(l.Chains) == 0 {
+		conn.Close()
+		return
+	}
+	if !l.Inspect && l.Chains[0].TLS == nil {
+		m.serveChain(s, conn, l, l.Chains[0])
+		return
+	}
+	if !s.track(conn) {
+		conn.Close()
+		return
+	}
+	s.done.Go(func() {
+		c, chain := m.secure(s, conn, l)
+		s.untrack(conn)
+		if chain == nil {
+			conn.Close()
+			return
+		}
+		m.serveChain(s, c, l, chain)
+	})
+}
+
+// serveChain serves conn with chain: HTTP connections go to the socket's HTTP server,
+// TCP ones to the TCP proxy on a goroutine of the socket.
+func (m *Manager) serveChain(s *socket, conn net.Conn, l *runtime.Listener, chain *runtime.FilterChain) {
+	switch {
+	case chain.Routes != nil:
+		if !s.queue.push(conn) {
+			conn.Close()
+		}
+	case chain.TCP != nil:
+		if !s.track(conn) {
+			conn.Close()
+			return
+		}
+		if chain.TCP != l.TCP {
+			cl := *l
+			cl.TCP, cl.StatPrefix = chain.TCP, chain.StatPrefix
+			l = &cl
+		}
+		s.done.Go(func() {
+			defer s.untrack(conn)
+			m.cfg.TCP.Serve(s.ctx, conn, l)
+		})
+	default:
+		conn.Close()
+	}
+}
+
+// secure picks the chain of a connection and completes its TLS handshake when the
+// chain terminates TLS. It returns the connection to serve (the first bytes still to
+// be read), or a nil chain when the connection must be closed.
+func (m *Manager) secure(s *socket, conn net.Conn, l *runtime.Listener) (net.Conn, *runtime.FilterChain) {
+	var c net.Conn = conn
+	isTLS := false
+	if l.Inspect {
+		pc, err := peek(conn)
+		if err != nil {
+			m.cfg.Logger.Debug("inspecting connection", "listener", l.Name, "remote", conn.RemoteAddr(), "error", err)
+			return nil, nil
+		}
+		c, isTLS = pc, pc.isTLS()
+	}
+	chain := l.Chain(isTLS)
+	if chain == nil {
+		m.cfg.Logger.Debug("no filter chain for connection; closing", "listener", l.Name, "remote", conn.RemoteAddr(), "tls", isTLS)
+		return nil, nil
+	}
+	if chain.TLS == nil {
+		return c, chain
+	}
+	if chain.TLS.Config == nil {
+		m.cfg.Logger.Warn("filter chain has no TLS configuration; closing", "listener", l.Name, "chain", chain.Name)
+		return nil, nil
+	}
+	tc := tls.Server(c, chain.TLS.Config)
+	ctx, cancel := context.WithTimeout(s.ctx, HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		m.cfg.Logger.Debug("TLS handshake failed", "listener", l.Name, "chain", chain.Name, "remote", conn.RemoteAddr(), "error", err)
+		return nil, nil
+	}
+	return tc, chain
+}
+
+// peekedConn is a connection whose first bytes were read to inspect them; Read
+// returns them first.
+type peekedConn struct {
+	net.Conn
+	head []byte
+}
+
+// peek reads the first two bytes of conn (fewer if it ends or stays silent for
+// InspectTimeout).
+func peek(conn net.Conn) (*peekedConn, error) {
+	if err := conn.SetReadDeadline(time.Now().Add(InspectTimeout)); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, 8)
+	for len(buf) < 2 {
+		n, err := conn.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break // silent client: plaintext
+			}
+			if len(buf) == 0 {
+				return nil, err
+			}
+			break
+		}
+	}
+	if err := conn.SetReadDeadline(time.Time{}); err != nil {
+		return nil, err
+	}
+	return &peekedConn{Conn: conn, head: buf}, nil
+}
+
+// isTLS reports whether the first bytes are a TLS handshake record (type 22) of
+// version 3.x, as a ClientHello starts: the TLS inspector's "tls".
+func (c *peekedConn) isTLS() bool {
+	return len(c.head) >= 2 && c.head[0] == 22 && c.head[1] == 3
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) {
+	if len(c.head) > 0 {
+		n := copy(p, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite half-closes the connection, for the TCP proxy.
+func (c *peekedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("connection cannot half-close")
+}

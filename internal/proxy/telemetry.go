@@ -1,0 +1,65 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+
+	"trellis.dev/trellis/internal/proxy/telemetry"
+)
+
+// newTelemetry sets up the metrics, access log and tracing the bootstrap asks for,
+// and binds the metrics address.
+func (p *Proxy) newTelemetry() error {
+	b := p.cfg.Bootstrap
+	tc, accessLog, err := telemetry.FromBootstrap(b)
+	if err != nil {
+		return err
+	}
+	tc.Logger = p.cfg.Logger
+	if p.telemetry, err = telemetry.New(context.Background(), tc); err != nil {
+		if accessLog != nil {
+			accessLog.Close()
+		}
+		return err
+	}
+	p.accessLog = accessLog
+	if b.Metrics != "" {
+		p.metricsSrv, err = telemetry.NewServer(telemetry.ServerConfig{
+			Address:  b.Metrics,
+			Gatherer: p.telemetry.Metrics().Registry(),
+			Ready:    p.Ready,
+			Logger:   p.cfg.Logger,
+		})
+		if err != nil {
+			p.closeTelemetry(context.Background())
+			return fmt.Errorf("telemetry: %w", err)
+		}
+	}
+	return nil
+}
+
+// MetricsAddr returns the metrics server's address, or "" when there is none.
+func (p *Proxy) MetricsAddr() string {
+	if p.metricsSrv == nil {
+		return ""
+	}
+	return p.metricsSrv.Addr()
+}
+
+// abandonTelemetry releases the telemetry of a sidecar that will never run.
+func (p *Proxy) abandonTelemetry() {
+	if p.metricsSrv != nil {
+		p.metricsSrv.Close()
+	}
+	p.closeTelemetry(context.Background())
+}
+
+// closeTelemetry writes the access log lines and exports the spans still queued.
+func (p *Proxy) closeTelemetry(ctx context.Context) {
+	if err := p.telemetry.Close(ctx); err != nil {
+		p.cfg.Logger.Warn("stopping telemetry", "error", err)
+	}
+	if p.accessLog != nil {
+		p.accessLog.Close()
+	}
+}
