@@ -41,6 +41,10 @@ type Config struct {
 	// benchmarks run. Empty: found with `go env GOMOD` from the current directory.
 	ModuleDir string
 
+	// TryMTLS runs the trellis-mtls path although MTLSAvailable is false: for the
+	// engineer bringing mutual TLS up, before the path is declared available.
+	TryMTLS bool
+
 	// GoBench runs the Go benchmarks (go test -bench) of GoBenchPackages and adds
 	// them to the report.
 	GoBench bool

@@ -108,10 +108,14 @@ func startTrellis(ctx context.Context, bin, dir, name string, echo *echoServer, 
 	statePath := filepath.Join(dir, name+"-state.json")
 	os.Remove(statePath)
 	p := &trellisPath{outbound: params.Outbound, upstream: params.Upstream}
-	p.Child, err = child.Start(name, filepath.Join(dir, name+".log"), []string{
-		bin, "up", "-f", meshPath, "--state", statePath, "--xds-addr", "127.0.0.1:0",
-		"--data-dir", filepath.Join(dir, name+"-data"), "--log-level", "warn",
-	}, nil)
+	argv := []string{bin, "up", "-f", meshPath, "--state", statePath, "--xds-addr", "127.0.0.1:0",
+		"--data-dir", filepath.Join(dir, name+"-data"), "--log-level", "warn"}
+	// Newer binaries also serve xDS over TLS; a free port, not the default 15012 that
+	// another mesh on the machine may hold.
+	if child.HasFlag(bin, "up", "--secure-xds-addr") {
+		argv = append(argv, "--secure-xds-addr", "127.0.0.1:0")
+	}
+	p.Child, err = child.Start(name, filepath.Join(dir, name+".log"), argv, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -133,16 +133,20 @@ func startSession(ctx context.Context, cfg Config, n int) (*session, error) {
 	if err := writeMesh(s.mesh, meshFile(cfg.Services, nil)); err != nil {
 		return nil, err
 	}
-	ports, err := child.FreePorts(2)
+	ports, err := child.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
 	s.xds = child.Loopback(ports[0])
 	mon := child.Loopback(ports[1])
-	s.cp, err = child.Start("trellis control", filepath.Join(dir, "control.log"), []string{
-		cfg.Trellis, "control", "-f", s.mesh, "--xds-addr", s.xds, "--monitoring-addr", mon,
-		"--data-dir", filepath.Join(dir, "data"), "--log-level", "warn",
-	}, nil)
+	argv := []string{cfg.Trellis, "control", "-f", s.mesh, "--xds-addr", s.xds, "--monitoring-addr", mon,
+		"--data-dir", filepath.Join(dir, "data"), "--log-level", "warn"}
+	// A control plane that also serves xDS over TLS must not take the default port,
+	// which another control plane on the machine may hold.
+	if child.HasFlag(cfg.Trellis, "control", "--secure-xds-addr") {
+		argv = append(argv, "--secure-xds-addr", child.Loopback(ports[2]))
+	}
+	s.cp, err = child.Start("trellis control", filepath.Join(dir, "control.log"), argv, nil)
 	if err != nil {
 		return nil, err
 	}

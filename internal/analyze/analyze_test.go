@@ -35,7 +35,7 @@ func TestFiles(t *testing.T) {
 				`testdata/unsupported.yaml:31: warning: VirtualService default/reviews: spec.tls: not supported: TLS routes need routing by SNI, which the sidecar does not do; ignored`,
 				`testdata/unsupported.yaml:42: warning: DestinationRule default/reviews: spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH not supported: the sidecar does not see the original destination; ROUND_ROBIN is used`,
 				`testdata/unsupported.yaml:43: warning: DestinationRule default/reviews: spec.trafficPolicy.loadBalancer.localityLbSetting: not supported: Trellis has no localities; ignored`,
-				`testdata/unsupported.yaml:44: warning: DestinationRule default/reviews: spec.trafficPolicy.tls: not supported: client TLS settings come with Trellis's mutual TLS; until then connections are plain; ignored`,
+				`testdata/unsupported.yaml:44: warning: DestinationRule default/reviews: spec.trafficPolicy.tls.credentialName: not supported: sidecars read no Kubernetes Secrets; give clientCertificate, privateKey and caCertificates as files; ignored`,
 				`testdata/unsupported.yaml:49: warning: DestinationRule default/reviews: spec.trafficPolicy.portLevelSettings[0].connectionPool.tcp.tcpKeepalive: not supported: TCP keepalive settings are not implemented; ignored`,
 				`testdata/unsupported.yaml:55: warning: DestinationRule default/reviews: spec.subsets[0].trafficPolicy.outlierDetection.consecutiveLocalOriginFailures: not supported: local-origin failures are counted with the others; ignored`,
 				`testdata/unsupported.yaml:62: warning: ServiceEntry default/external: spec.addresses: not supported: virtual IPs need transparent interception; clients reach the hosts by name; ignored`,

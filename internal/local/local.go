@@ -16,6 +16,10 @@ import (
 	"trellis.dev/trellis/internal/config"
 )
 
+// DefaultSecureXDSAddr is the control plane's TLS address when XDSAddr is fixed and
+// SecureXDSAddr empty.
+const DefaultSecureXDSAddr = "127.0.0.1:15012"
+
 // Config configures `trellis up`.
 type Config struct {
 	// Files are the mesh files: Workloads, Services and every other kind the control
@@ -28,7 +32,8 @@ type Config struct {
 	// port on 127.0.0.1 (or on the given host).
 	XDSAddr string
 	// SecureXDSAddr is the control plane's TLS xDS and CA address, which the sidecars
-	// use. Empty or port 0: a free port on 127.0.0.1 (or on the given host).
+	// use. Port 0: a free port on 127.0.0.1 (or on the given host). Empty: a free port
+	// when XDSAddr picks one too (empty or port 0), else DefaultSecureXDSAddr.
 	SecureXDSAddr string
 	// PlaintextXDS makes the sidecars use XDSAddr (plaintext) instead of
 	// SecureXDSAddr. They still get certificates, over the plaintext connection.
@@ -192,6 +197,12 @@ func prepareFiles(cfg *Config) (cleanup func(), err error) {
 			os.RemoveAll(p)
 		}
 	}, nil
+}
+
+// picksPort reports whether resolveAddr chooses the port of addr: empty, or port 0.
+func picksPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return addr == "" || (err == nil && port == "0")
 }
 
 // resolveAddr returns addr, or addr's host with a free port when addr is empty or

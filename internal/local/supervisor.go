@@ -223,7 +223,11 @@ func newSupervisor(cfg Config, absFiles []string) (*supervisor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("choosing the xDS address: %w", err)
 	}
-	secureXDS, err := resolveAddr(cfg.SecureXDSAddr, ports)
+	secureAddr := cfg.SecureXDSAddr
+	if secureAddr == "" && !picksPort(cfg.XDSAddr) {
+		secureAddr = DefaultSecureXDSAddr
+	}
+	secureXDS, err := resolveAddr(secureAddr, ports)
 	if err != nil {
 		return nil, fmt.Errorf("choosing the secure xDS address: %w", err)
 	}

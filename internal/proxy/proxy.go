@@ -112,6 +112,7 @@ func New(cfg Config) (*Proxy, error) {
 		HTTP:         p.http,
 		TCP:          &forward.TCP{Stats: p.stats, Recorder: p.telemetry, Logger: cfg.Logger},
 		Logger:       cfg.Logger,
+		Stats:        p.stats,
 		DrainTimeout: cfg.DrainTimeout,
 	})
 	if err := p.newSecurity(); err != nil {

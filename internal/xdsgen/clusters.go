@@ -75,6 +75,7 @@ func (g *generator) assignment(name string, eps []model.Endpoint) *endpointv3.Cl
 		}
 		lbs = append(lbs, &endpointv3.LbEndpoint{
 			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}},
+			Metadata:       endpointMetadata(ep),
 		})
 	}
 	return &endpointv3.ClusterLoadAssignment{

@@ -33,6 +33,7 @@ func main() {
 	flag.StringVar(&cfg.Trellis, "trellis", "", "trellis binary (default: built from this module)")
 	flag.StringVar(&cfg.OutDir, "out", "", "directory of the report (default bench/results)")
 	flag.StringVar(&cfg.Name, "name", "latest", "base name of the report files")
+	flag.BoolVar(&cfg.TryMTLS, "try-mtls", false, "run the trellis-mtls path before it is declared available (bench.MTLSAvailable)")
 	flag.BoolVar(&cfg.GoBench, "gobench", true, "also run the Go benchmarks (go test -bench -benchmem)")
 	flag.StringVar(&pkgs, "gobench-pkgs", "./internal/...", "packages of the Go benchmarks, comma-separated")
 	gobenchOnly := flag.Bool("gobench-only", false, "run only the Go benchmarks and replace them in the existing report (-out, -name)")

@@ -135,3 +135,10 @@ func tail(path string, n int) string {
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], " / ")
 }
+
+// HasFlag reports whether `bin verb --help` lists flag (such as "--secure-xds-addr"):
+// for passing a flag that only newer binaries have.
+func HasFlag(bin, verb, flag string) bool {
+	out, _ := exec.Command(bin, verb, "--help").CombinedOutput()
+	return strings.Contains(string(out), flag+" ")
+}

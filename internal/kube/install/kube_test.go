@@ -2,6 +2,7 @@ package install_test
 
 import (
 	"context"
+	"fmt"
 	"encoding/pem"
 	"log/slog"
 	"net/http/httptest"
@@ -305,9 +306,12 @@ func TestAgainstAPIServer(t *testing.T) {
 			if k.CRDName() == foreign.Name {
 				continue
 			}
-			waitGone(ctx, t, func() error {
-				_, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, k.CRDName(), metav1.GetOptions{})
-				return err
+			waitGone(ctx, t, func() (string, error) {
+				crd, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, k.CRDName(), metav1.GetOptions{})
+				if err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("CRD %s: finalizers %v, conditions %+v", crd.Name, crd.Finalizers, crd.Status.Conditions), nil
 			})
 		}
 		if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, foreign.Name, metav1.GetOptions{}); err != nil {
@@ -352,19 +356,19 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// waitGone polls get until it reports NotFound.
-func waitGone(ctx context.Context, t *testing.T, get func() error) {
+// waitGone polls get until it reports NotFound; get describes the object otherwise.
+func waitGone(ctx context.Context, t *testing.T, get func() (string, error)) {
 	t.Helper()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := get()
+		what, err := get()
 		if apierrors.IsNotFound(err) {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("still there when the test timed out (last: %v)", err)
+			t.Fatalf("still there when the test timed out: %s (last error: %v)", what, err)
 		case <-tick.C:
 		}
 	}

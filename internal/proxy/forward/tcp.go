@@ -68,7 +68,7 @@ func (p *TCP) Serve(ctx context.Context, down net.Conn, l *runtime.Listener) {
 	dialer := net.Dialer{Timeout: c.ConnectTimeout}
 	dial := dialFunc(dialer.DialContext)
 	if c.TLS != nil {
-		dial = tlsDial(dial, c.TLS.Config, c.ConnectTimeout)
+		dial = tlsDial(dial, c.TLS.Config, c.ConnectTimeout, cc)
 	}
 	upc, err := dial(ctx, "tcp", ep.Addr)
 	if err != nil {

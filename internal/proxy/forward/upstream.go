@@ -100,7 +100,7 @@ func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State, tlsConfig
 	dial := dialer.DialContext
 	if key.tls != "" {
 		// TLS under the transport: it sees a plain connection, pools and reuses it.
-		dial = tlsDial(dial, tlsConfig, key.timeout)
+		dial = tlsDial(dial, tlsConfig, key.timeout, u.stats.Cluster(key.cluster))
 	}
 	if key.maxPerConn > 0 && !key.http2 {
 		dial = countingDial(dial)

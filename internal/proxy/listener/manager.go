@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"trellis.dev/trellis/internal/proxy/runtime"
+	"trellis.dev/trellis/internal/proxy/stats"
 )
 
 // Tables gives the runtime table in effect.
@@ -34,6 +35,8 @@ type Config struct {
 	HTTP   HTTPHandlers
 	TCP    TCPServer
 	Logger *slog.Logger
+	// Stats, if set, counts TLS handshakes per listener.
+	Stats *stats.Stats
 	// DrainTimeout bounds how long a removed listener, or every listener at
 	// Shutdown, lets its requests and connections finish.
 	DrainTimeout time.Duration

@@ -107,7 +107,16 @@ func (m *Manager) secure(s *socket, conn net.Conn, l *runtime.Listener) (net.Con
 	tc := tls.Server(c, chain.TLS.Config)
 	ctx, cancel := context.WithTimeout(s.ctx, HandshakeTimeout)
 	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
+	err := tc.HandshakeContext(ctx)
+	if m.cfg.Stats != nil {
+		ctr := m.cfg.Stats.Listener(l.Name)
+		if err != nil {
+			ctr.SSLErrors.Add(1)
+		} else {
+			ctr.SSLHandshakes.Add(1)
+		}
+	}
+	if err != nil {
 		m.cfg.Logger.Debug("TLS handshake failed", "listener", l.Name, "chain", chain.Name, "remote", conn.RemoteAddr(), "error", err)
 		return nil, nil
 	}

@@ -30,6 +30,10 @@ type Counters struct {
 	// (max_retries or the retry budget) refused.
 	Retries       atomic.Uint64
 	RetryOverflow atomic.Uint64
+	// SSLHandshakes counts completed TLS handshakes (a listener's with clients, a
+	// cluster's with its endpoints); SSLErrors failed ones.
+	SSLHandshakes atomic.Uint64
+	SSLErrors     atomic.Uint64
 }
 
 // Flags counts the response flags of one request.
@@ -119,6 +123,12 @@ func (s *Stats) WriteText(w io.Writer) error {
 			}
 			if n := c.RetryOverflow.Load(); n > 0 {
 				lines = append(lines, fmt.Sprintf("%s.%s.upstream_rq_retry_overflow %d", kind, name, n))
+			}
+			if n := c.SSLHandshakes.Load(); n > 0 {
+				lines = append(lines, fmt.Sprintf("%s.%s.ssl.handshake %d", kind, name, n))
+			}
+			if n := c.SSLErrors.Load(); n > 0 {
+				lines = append(lines, fmt.Sprintf("%s.%s.ssl.connection_error %d", kind, name, n))
 			}
 			if n := c.TCPTotal.Load(); n > 0 {
 				lines = append(lines, fmt.Sprintf("%s.%s.tcp_connections_total %d", kind, name, n))

@@ -54,7 +54,11 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	}
 	t := &Telemetry{cfg: cfg, metrics: m}
 	if cfg.Tracing != nil {
-		if t.tracer, err = tracing.New(ctx, *cfg.Tracing); err != nil {
+		tc := *cfg.Tracing
+		if tc.Logger == nil {
+			tc.Logger = cfg.Logger
+		}
+		if t.tracer, err = tracing.New(ctx, tc); err != nil {
 			return nil, fmt.Errorf("setting up tracing: %w", err)
 		}
 	}

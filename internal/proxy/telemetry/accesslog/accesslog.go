@@ -53,7 +53,9 @@ type entry struct {
 	flags                          reqinfo.Flags
 	cluster, host                  string
 	peer                           *reqinfo.Peer
-	sent, received                 int64
+	// principal is the mutual TLS peer's SPIFFE ID of an inbound request.
+	principal      string
+	sent, received int64
 }
 
 // New starts the writer goroutine; Close stops it.
@@ -76,7 +78,7 @@ func (l *Log) RecordHTTP(info *reqinfo.Info) {
 		inbound: tm.Inbound, start: info.Start, duration: info.Duration, traceID: tm.TraceID,
 		method: tm.Method, authority: tm.Authority, path: tm.Path, proto: tm.Proto,
 		code: info.Code, grpcStatus: tm.GRPCStatus, flags: info.Flags,
-		cluster: info.Cluster, host: info.Host, peer: tm.Peer,
+		cluster: info.Cluster, host: info.Host, peer: tm.Peer, principal: info.PeerIdentity,
 		sent: info.BytesSent, received: info.BytesReceived,
 	})
 }
@@ -205,6 +207,7 @@ func (l *Log) line(e entry) *Line {
 	self := party(&l.cfg.Self)
 	if e.inbound {
 		ln.Reporter, ln.Source, ln.Destination = "destination", party(e.peer), self
+		ln.Source.Principal = e.principal
 	} else {
 		ln.Reporter, ln.Source, ln.Destination = "source", self, party(e.peer)
 	}

@@ -163,7 +163,12 @@ func (m *Metrics) RecordHTTP(info *reqinfo.Info) {
 
 // peerPrincipal is the SPIFFE ID of the mutual TLS peer of an inbound request, empty
 // when the connection was not mutual TLS.
-func peerPrincipal(*reqinfo.Info) string { return "" }
+func peerPrincipal(info *reqinfo.Info) string {
+	if !info.Telemetry.Inbound {
+		return ""
+	}
+	return info.PeerIdentity
+}
 
 func (m *Metrics) httpSeriesFor(k httpKey) *httpSeries {
 	c := m.common(k.inbound, k.peer, k.principal, k.cluster, k.authority, k.flags)

@@ -167,6 +167,12 @@ func TestRecordHTTP(t *testing.T) {
 			want: with(in, "destination_service", "pp-canary.default.svc.cluster.local", "destination_service_name", "pp-canary"),
 		},
 		{
+			name: "inbound over mutual TLS",
+			info: reqinfo.Info{Code: 200, Cluster: "inbound|9080||", PeerIdentity: "spiffe://cluster.local/ns/web/sa/frontend",
+				Telemetry: reqinfo.Telemetry{Inbound: true, Peer: frontend, Authority: "productpage:9080"}},
+			want: with(in, "source_principal", "spiffe://cluster.local/ns/web/sa/frontend", "connection_security_policy", "mutual_tls"),
+		},
+		{
 			name: "inbound from outside the mesh",
 			info: reqinfo.Info{Code: 200, Cluster: "inbound|9080||",
 				Telemetry: reqinfo.Telemetry{Inbound: true, Authority: "127.0.0.1:15006"}},

@@ -3,11 +3,14 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -34,13 +37,17 @@ type Config struct {
 	// Sampling is the percentage (0 to 100) of new traces that are sampled; a request
 	// that carries a trace follows its parent's decision.
 	Sampling float64
-	// Endpoint is the OTLP/HTTP endpoint URL (http://host:4318, or a full URL ending
-	// in /v1/traces). Empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
-	// OTEL_EXPORTER_OTLP_ENDPOINT; none set: spans are not exported.
+	// Endpoint is the OTLP/HTTP collector URL: http://host:4318 (spans go to its
+	// /v1/traces) or a URL with a path (used as it is). Empty:
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; none set:
+	// spans are not exported.
 	Endpoint string
 	// ServiceName and ServiceNamespace name the sidecar's spans (service.name,
 	// service.namespace).
 	ServiceName, ServiceNamespace string
+	// Logger, if set, receives OpenTelemetry's errors (export failures): it becomes
+	// the process's OpenTelemetry error handler.
+	Logger *slog.Logger
 }
 
 // Tracer starts and ends the spans of the sidecar's hops.
@@ -68,11 +75,22 @@ func New(ctx context.Context, cfg Config) (*Tracer, error) {
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.Sampling / 100))),
 	}
+	if cfg.Logger != nil {
+		log := cfg.Logger
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "error", err) }))
+	}
 	t := &Tracer{}
 	if cfg.Endpoint != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
 		var eo []otlptracehttp.Option
 		if cfg.Endpoint != "" {
-			eo = append(eo, otlptracehttp.WithEndpointURL(cfg.Endpoint))
+			u, err := url.Parse(cfg.Endpoint)
+			if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+				return nil, fmt.Errorf("trace endpoint %q is not an http(s) URL", cfg.Endpoint)
+			}
+			if u.Path == "" || u.Path == "/" {
+				u.Path = "/v1/traces"
+			}
+			eo = append(eo, otlptracehttp.WithEndpointURL(u.String()))
 		}
 		exp, err := otlptracehttp.New(ctx, eo...)
 		if err != nil {
