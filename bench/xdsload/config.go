@@ -28,7 +28,7 @@ type Config struct {
 	// Default 3 minutes.
 	ChangeTimeout time.Duration
 	// MaxControlRSS stops a run whose control plane grows beyond it, so that a
-	// benchmark cannot exhaust the machine. Default 14 GiB.
+	// benchmark cannot exhaust the machine. Default 12 GiB.
 	MaxControlRSS uint64
 	// WorkDir holds the mesh file and the control plane's log and data. Required.
 	WorkDir string
@@ -64,7 +64,7 @@ func (c *Config) setDefaults() error {
 		c.ChangeTimeout = 3 * time.Minute
 	}
 	if c.MaxControlRSS == 0 {
-		c.MaxControlRSS = 14 << 30
+		c.MaxControlRSS = 12 << 30
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -67,6 +67,11 @@ type Config struct {
 	// DebounceAfter is the quiet period after a change before translating. Default
 	// 100ms.
 	DebounceAfter time.Duration
+	// Warmup bounds how long, at start, the first push waits for the sidecars of the
+	// Workloads declared in the files to register, so that a restarted control plane
+	// does not push services without their endpoints. Default DefaultWarmup; negative:
+	// no wait.
+	Warmup time.Duration
 
 	// XDSListener, SecureXDSListener and MonitoringListener, if set, are used
 	// instead of listening on XDSAddr, SecureXDSAddr and MonitoringAddr (tests pass
@@ -91,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DebounceAfter <= 0 {
 		c.DebounceAfter = DefaultDebounceAfter
+	}
+	if c.Warmup == 0 {
+		c.Warmup = DefaultWarmup
 	}
 }
 
@@ -145,6 +153,7 @@ func Run(ctx context.Context, cfg Config) error {
 		store: st, source: src, registry: reg, xds: xds, metrics: metrics,
 		logger: log.With("component", "translator"), debounce: cfg.DebounceAfter, maxDelay: MaxDebounce,
 		trustBundle:  sec.ca.TrustBundlePEM,
+		warmup:       cfg.Warmup,
 		buildOptions: []model.Option{model.WithTrustDomain(sec.ca.TrustDomain()), model.WithRootNamespace(cfg.RootNamespace)},
 	})
 	if err != nil {

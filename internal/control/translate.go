@@ -45,6 +45,9 @@ type translatorConfig struct {
 	trustBundle func() []byte
 	// buildOptions configure model.Build (trust domain, root namespace).
 	buildOptions []model.Option
+	// warmup bounds how long the first push waits for the declared Workloads'
+	// sidecars to register (see warmup); zero: no wait.
+	warmup time.Duration
 }
 
 // translator turns the store and the registry into every proxy's resources.
@@ -61,6 +64,8 @@ type translator struct {
 	// kick asks for a translation without a change of the store or the registry (the
 	// trust bundle changed).
 	kick chan struct{}
+	// warm holds pushes at start; owned by run's goroutine.
+	warm warmup
 }
 
 // state is one translation's result, immutable once published. Problems are those of
@@ -101,6 +106,9 @@ func (t *translator) run(ctx context.Context) error {
 	regChanged, unsubReg := t.registry.Subscribe()
 	defer unsubReg()
 
+	t.warm.until = time.Now().Add(t.warmup)
+	warmEnd := time.AfterFunc(t.warmup, t.trigger) // push at the deadline, if held
+	defer warmEnd.Stop()
 	select {
 	case <-t.source.Synced():
 	case <-ctx.Done():
@@ -180,9 +188,15 @@ func (t *translator) translate(ctx context.Context) {
 		proxies[inst.NodeID] = p
 		resources[inst.NodeID] = res
 	}
-	changed, err := t.xds.Push(ctx, resources)
-	if err != nil && ctx.Err() == nil {
-		t.logger.Error("pushing xDS resources", "err", err)
+	var changed []string
+	if t.warm.holding(snap.Config.Workloads, instances) {
+		t.logger.Debug("holding the first push until every declared workload's sidecar registers", "registered", len(instances))
+	} else {
+		var err error
+		changed, err = t.xds.Push(ctx, resources)
+		if err != nil && ctx.Err() == nil {
+			t.logger.Error("pushing xDS resources", "err", err)
+		}
 	}
 	t.duration.Observe(time.Since(start).Seconds())
 	t.logProblems(problems)

@@ -40,7 +40,7 @@ func TestNewPlan(t *testing.T) {
 		XDS: "127.0.0.1:15012", DataDir: "/data", Binary: "/bin/trellis",
 		Security: bootstrapSecurity{XDSCAFile: "/data/control/ca/roots.pem", TokenFile: "/data/control/join-token",
 			TrustDomain: "example.org", CertTTL: time.Hour, CertRenewEvery: 2 * time.Second},
-		BaseEnv: []string{"HOME=/root", "HTTP_PROXY=http://elsewhere"}, Ports: ports,
+		BaseEnv: []string{"HOME=/root", "HTTP_PROXY=http://elsewhere"}, Ports: ports, AccessLog: "-",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +68,11 @@ func TestNewPlan(t *testing.T) {
 		CertTTL:        bootstrap.Duration(time.Hour),
 		CertRenewEvery: bootstrap.Duration(2 * time.Second),
 		Admin:          pl.Addrs.Admin,
+		Metrics:        pl.Addrs.Metrics,
+		AccessLog:      "-",
+	}
+	if pl.Addrs.Metrics == "" || pl.Addrs.Metrics == pl.Addrs.Admin {
+		t.Errorf("metrics address %q: want a port of its own", pl.Addrs.Metrics)
 	}
 	if diff := cmp.Diff(want, pl.Bootstrap); diff != "" {
 		t.Errorf("bootstrap (-want +got):\n%s", diff)

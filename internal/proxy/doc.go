@@ -11,6 +11,7 @@
 //	                                │                        outlier detection, DNS)
 //	                                └──> listener.Activate
 //	request path: listener socket ──> forward.HTTP / forward.TCP ──> table.Load()
+//	              every request and connection ──> telemetry (metrics, access log, spans)
 //
 // Concurrency and ownership:
 //   - The xDS client's Run goroutine is the only writer of configuration: it calls
@@ -23,8 +24,19 @@
 //     forward.Upstreams owns the connection pools (its own mutex, configuration path
 //     only); cluster.Manager owns the clusters' live state and its goroutines (outlier
 //     interval timers, DNS resolution); counters are atomics in stats.
-//   - Run owns every goroutine: on ctx's end it stops the xDS client, drains the
-//     listeners for up to the drain timeout, and stops the admin server last.
+//   - Run owns every goroutine: on ctx's end it stops the xDS client and the
+//     certificate rotator, drains the listeners for up to the drain timeout, flushes
+//     the telemetry (access log writer, span exporter), and stops the admin and
+//     metrics servers last.
+//
+// Mutual TLS (mtls.go): New dials the control plane once (TLS with the bootstrap's CA
+// file, read again at every reconnection), for ADS and the CA service; with a join
+// token it makes a certclient.Rotator (the sidecar's certificate, secret "default")
+// and announces mtls in its node metadata. Apply rejects references to "default"
+// without a token and TLS clusters whose files cannot be read, swaps an accepted
+// ROOTCA into the secrets store's bundle, and has the store attach tls.Configs to the
+// table's TLS chains and clusters before publishing it. Ready waits for the first
+// certificate.
 //
 // The sidecar imports no control-plane package: only the Envoy protos and the leaf
 // packages names and bootstrap.

@@ -17,9 +17,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"trellis.dev/trellis/internal/bootstrap"
+	"trellis.dev/trellis/internal/certinfo"
 	"trellis.dev/trellis/internal/identity"
 	"trellis.dev/trellis/internal/proxy/internal/xdstest"
-	"trellis.dev/trellis/internal/proxy/secrets"
 )
 
 // xfccOf extracts what the header app saw of x-forwarded-client-cert.
@@ -182,7 +182,7 @@ func testMutualTLS(t *testing.T, mode xdstest.Mode) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var doc secrets.CertsDoc
+		var doc certinfo.Certs
 		if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 			t.Fatal(err)
 		}

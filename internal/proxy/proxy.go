@@ -96,7 +96,11 @@ func New(cfg Config) (*Proxy, error) {
 	if b.XDS == "" {
 		return nil, fmt.Errorf("bootstrap of %s: no xds address", b.Node.ID)
 	}
-	node, err := b.Node.ToProto()
+	announced := b.Node
+	// The sidecar says itself whether it takes part in mutual TLS: it does when it
+	// has a certificate source (docs/xds.md, "Security").
+	announced.Metadata.MTLS = b.TokenFile != ""
+	node, err := announced.ToProto()
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap of %s: %w", b.Node.ID, err)
 	}

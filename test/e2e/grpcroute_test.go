@@ -12,9 +12,9 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// grpcEcho is a Workload of service grpc-echo, labels app=grpc-echo and version:
+// grpcEchoApp is a Workload of service grpc-echo, labels app=grpc-echo and version:
 // fortio's gRPC server (which serves grpc.health.v1) on service port 8079.
-func grpcEcho(name, version string) string {
+func grpcEchoApp(name, version string) string {
 	return fmt.Sprintf(`---
 apiVersion: trellis.dev/v1alpha1
 kind: Workload
@@ -40,7 +40,7 @@ spec:
 func TestGRPCRoute(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	m := startMesh(ctx, t, grpcEcho("grpc-v1", "v1")+grpcEcho("grpc-v2", "v2")+`---
+	m := startMesh(ctx, t, grpcEchoApp("grpc-v1", "v1")+grpcEchoApp("grpc-v2", "v2")+`---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
 metadata: {name: grpc-echo}

@@ -69,9 +69,9 @@ spec:
 `, name, svc, version, svc, fortioServer("$(PORT)", "", fmt.Sprintf(`"-max-echo-delay", "10s", "-echo-server-default-params", %q`, query)))
 }
 
-// tcpEchoWorkload is a Workload of service svc with labels app=svc and version: fortio's
+// tcpEchoApp is a Workload of service svc with labels app=svc and version: fortio's
 // TCP echo server on service port 9000.
-func tcpEchoWorkload(name, svc, version string) string {
+func tcpEchoApp(name, svc, version string) string {
 	return fmt.Sprintf(`---
 apiVersion: trellis.dev/v1alpha1
 kind: Workload
@@ -84,18 +84,18 @@ spec:
 }
 
 // versionSubsets is a DestinationRule for host with subsets v1 and v2 by the version
-// label, and the trafficPolicy YAML (indented for spec, or empty) given.
-func versionSubsets(host, trafficPolicy string) string {
+// label.
+func versionSubsets(host string) string {
 	return fmt.Sprintf(`---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: %s}
 spec:
   host: %s
-%s  subsets:
+  subsets:
   - {name: v1, labels: {version: v1}}
   - {name: v2, labels: {version: v2}}
-`, host, host, trafficPolicy)
+`, host, host)
 }
 
 // request is one request through the mesh, without a body.

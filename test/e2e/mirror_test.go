@@ -13,7 +13,7 @@ import (
 func TestMirroring(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	m := startMesh(ctx, t, twoVersions("")+`---
+	m := startMesh(ctx, t, twoVersions()+`---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: echo}

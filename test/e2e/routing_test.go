@@ -9,17 +9,16 @@ import (
 )
 
 // twoVersions is service echo in versions v1 and v2, with a DestinationRule
-// defining both subsets (and trafficPolicy, if not empty).
-func twoVersions(trafficPolicy string, params ...string) string {
-	return httpEcho("echo-v1", "echo", "v1", params...) + httpEcho("echo-v2", "echo", "v2", params...) +
-		versionSubsets("echo", trafficPolicy)
+// defining both subsets.
+func twoVersions() string {
+	return httpEcho("echo-v1", "echo", "v1") + httpEcho("echo-v2", "echo", "v2") + versionSubsets("echo")
 }
 
 // Istio's "Request routing" task: requests of user jason go to v2, all others to v1.
 func TestRequestRouting(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	m := startMesh(ctx, t, twoVersions("")+`---
+	m := startMesh(ctx, t, twoVersions()+`---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: echo}
@@ -66,7 +65,7 @@ spec:
 func TestTrafficShifting(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	m := startMesh(ctx, t, twoVersions("")+`---
+	m := startMesh(ctx, t, twoVersions()+`---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: echo}

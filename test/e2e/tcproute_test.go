@@ -15,8 +15,8 @@ func TestTCPTrafficShifting(t *testing.T) {
 	defer cancel()
 	bind := freeAddr(t)
 	// The upstream names the service as name.namespace.
-	m := startMesh(ctx, t, tcpEchoWorkload("tcp-echo-v1", "tcp-echo", "v1")+tcpEchoWorkload("tcp-echo-v2", "tcp-echo", "v2")+
-		versionSubsets("tcp-echo", "")+`---
+	m := startMesh(ctx, t, tcpEchoApp("tcp-echo-v1", "tcp-echo", "v1")+tcpEchoApp("tcp-echo-v2", "tcp-echo", "v2")+
+		versionSubsets("tcp-echo")+`---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: tcp-echo}

@@ -29,6 +29,7 @@ func main() {
 	flag.IntVar(&cfg.Changes, "changes", 3, "changes of each kind (service, endpoint) per run")
 	flag.IntVar(&cfg.ConnectRate, "rate", 500, "proxies connecting per second")
 	flag.DurationVar(&cfg.ChangeTimeout, "timeout", 3*time.Minute, "how long to wait for every proxy to ACK a change")
+	maxRSS := flag.Float64("max-rss", 12, "stop a run when the control plane's RSS exceeds this many GiB")
 	flag.StringVar(&cfg.Trellis, "trellis", "", "trellis binary (default: built from this module)")
 	flag.StringVar(&out, "out", "bench/results", "directory of the report")
 	flag.StringVar(&name, "name", "xds-latest", "base name of the report files")
@@ -42,6 +43,7 @@ func main() {
 		}
 		cfg.Proxies = append(cfg.Proxies, n)
 	}
+	cfg.MaxControlRSS = uint64(*maxRSS * (1 << 30))
 	cfg.WorkDir = filepath.Join(out, "tmp", name)
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {

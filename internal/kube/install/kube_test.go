@@ -2,8 +2,8 @@ package install_test
 
 import (
 	"context"
-	"fmt"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
@@ -302,6 +302,8 @@ func TestAgainstAPIServer(t *testing.T) {
 		// CRDs go once their objects are gone (the API server's own finalizer); the
 		// namespace stays Terminating without a controller manager, so it only has to
 		// be marked for deletion.
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
 		for _, k := range install.Kinds() {
 			if k.CRDName() == foreign.Name {
 				continue

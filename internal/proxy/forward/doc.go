@@ -29,7 +29,19 @@
 // (UO); 504 upstream request timeout (UT); URX when retries ran out.
 //
 // Every request ends with a reqinfo.Info (status, flags, cluster, endpoint, attempts,
-// bytes, duration) recorded in the stats and passed to an optional Recorder.
+// bytes, duration) recorded in the stats and passed to an optional Recorder. With a
+// Telemetry (proxy/telemetry), Start sees each request before routing (trace context,
+// the x-trellis-peer header) and Record its Info when it is over, with the peer
+// workload (the endpoint's metadata, runtime.Cluster.Peers) and the gRPC status
+// filled in; requests to clusters of mesh workloads carry this workload's
+// x-trellis-peer header. TCP connections go to an optional reqinfo.TCPRecorder when
+// they open and close.
+//
+// Mutual TLS: xfcc.go picks the filter chain of a request (TLS or not), removes any
+// incoming x-forwarded-client-cert, sets it from the verified peer on a SANITIZE_SET
+// chain, and records the peer's SPIFFE ID in the Info. tls.go dials a cluster's TLS
+// beneath the connection pool (a plain-looking connection to the transport), so pooled
+// connections are reused; TCP upstreams use the same dialer.
 //
 // Upstreams (upstream.go): one http.Transport per cluster, HTTP/1.1 with a keep-alive
 // pool (idle timeout and requests per connection from the cluster's protocol

@@ -39,7 +39,12 @@ func redirect(x *exchange, route *runtime.Route) {
 		scheme, port = rd.Scheme, "" // the old scheme's port does not carry over
 	}
 	if rd.Host != "" {
-		host = rd.Host
+		// Envoy's host_redirect replaces the whole authority: a port in it wins.
+		if h, p, err := net.SplitHostPort(rd.Host); err == nil {
+			host, port = h, p
+		} else {
+			host = rd.Host
+		}
 	}
 	if rd.Port != 0 {
 		port = strconv.Itoa(int(rd.Port))

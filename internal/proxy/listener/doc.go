@@ -7,8 +7,16 @@
 // address the table no longer has; an unchanged address keeps its socket, never
 // rebound. Each serving socket runs an accept loop that looks up the listener at its
 // address in the current table per connection, and hands the connection to an
-// http.Server (HTTP/1.1 and h2c with prior knowledge on the same port) or to the TCP
-// proxy, so a listener may change name or kind without a rebind.
+// http.Server (HTTP/1.1 and h2c with prior knowledge on the same port; h2 by ALPN over
+// TLS) or to the TCP proxy, so a listener may change name or kind without a rebind.
+//
+// Filter chains (tls.go): a listener with one plaintext chain takes connections as they
+// come. Otherwise a goroutine per connection (tracked like a TCP connection, so drains
+// close it) peeks at the first two bytes without consuming them (the TLS inspector: a
+// handshake record of version 3.x is "tls", anything else "raw_buffer"; at most
+// InspectTimeout), picks the chain (runtime.Listener.Chain; none: the connection is
+// closed, as STRICT wants for plaintext), completes the chain's TLS handshake with the
+// tls.Config the sidecar attached to it, and only then hands the connection on.
 //
 // Concurrency: Manager.mu guards the socket map; each socket's goroutines (accept
 // loop, HTTP server, TCP connections) are tracked by its WaitGroup, and drains of

@@ -150,9 +150,8 @@ func peek(conn net.Conn) (*peekedConn, error) {
 			break
 		}
 	}
-	if err := conn.SetReadDeadline(time.Time{}); err != nil {
-		return nil, err
-	}
+	// A connection that cannot clear its deadline is already gone; its next read says so.
+	_ = conn.SetReadDeadline(time.Time{})
 	return &peekedConn{Conn: conn, head: buf}, nil
 }
 

@@ -1,7 +1,8 @@
 // Package reqinfo is what the sidecar records about each HTTP request it handles:
 // timing, status, Envoy-style response flags, the upstream used and bytes moved. The
 // request path fills one Info per request and hands it to a Recorder (the stats
-// counters now, telemetry later) when the request is over.
+// counters, and the telemetry: proxy/telemetry) when the request is over; a TCPInfo
+// per TCP connection goes to a TCPRecorder.
 //
 // An Info is owned by one request's goroutine until it is recorded; a Recorder must
 // not keep it after Record returns (the request path recycles it).

@@ -25,6 +25,14 @@
 // resource invalid, naming the field. Matching a request allocates nothing in the
 // common case.
 //
+// TLS (tls.go): a listener may have two filter chains told apart by transport
+// protocol ("tls", "raw_buffer") with the TLS inspector, each with its own network
+// filter and, for "tls", a DownstreamTlsContext; clusters may have an
+// UpstreamTlsContext; Secrets (SDS) carry the trust bundle. Build resolves references
+// to the ROOTCA secret like any other; "default" (the sidecar's own certificate) is
+// provided locally. The parsed DownstreamTLS and UpstreamTLS have a Config slot that
+// the sidecar fills before publication, as it does Cluster.Upstream.
+//
 // A Table is never modified after it is published, apart from the Upstream slot that
 // the request path fills before publication; the request path reads it without locks.
 // The package holds no state and starts no goroutines.

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"trellis.dev/trellis/internal/proxy/reqinfo"
 	"trellis.dev/trellis/internal/proxy/telemetry/accesslog"
 	"trellis.dev/trellis/internal/proxy/telemetry/metrics"
@@ -64,6 +66,14 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	}
 	if cfg.AccessLog != nil {
 		t.log = accesslog.New(accesslog.Config{Writer: cfg.AccessLog, Self: cfg.Self, Logger: cfg.Logger})
+		dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "trellis_access_log_dropped_total",
+			Help: "Access log lines dropped because the writer was behind.",
+		}, func() float64 { return float64(t.log.Dropped()) })
+		if err := m.Registry().Register(dropped); err != nil {
+			t.Close(ctx)
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
 	}
 	return t, nil
 }
