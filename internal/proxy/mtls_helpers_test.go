@@ -49,6 +49,9 @@ type tlsMesh struct {
 
 	client, server *Proxy
 
+	// extraIDs are more identities the client accepts from the server.
+	extraIDs []string
+
 	outbound, tcpBind     string // client sidecar
 	inHTTP, inH2, inTCP   string // server sidecar
 	app, h2app, tcpEchoer string
@@ -153,7 +156,7 @@ func (m *tlsMesh) publish(version string, root *tlsv3.Secret) {
 	echoC := names.OutboundCluster(echoFQDN, 80)
 	h2C := names.OutboundCluster(h2FQDN, 8080)
 	tcpC := names.OutboundCluster(tcpFQDN, 9000)
-	ids := []string{echoID.String()}
+	ids := append([]string{echoID.String()}, m.extraIDs...)
 	if mode == xdstest.Disable {
 		ids = nil
 	}

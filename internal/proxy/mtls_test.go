@@ -203,6 +203,45 @@ func testMutualTLS(t *testing.T, mode xdstest.Mode) {
 		}
 	})
 
+	t.Run("a changed transport socket gets new connections", func(t *testing.T) {
+		handshakes := func() int {
+			var b bytes.Buffer
+			m.client.WriteStats(&b)
+			var n int
+			for _, line := range strings.Split(b.String(), "\n") {
+				if strings.HasPrefix(line, "cluster.outbound|80||echo") && strings.Contains(line, ".ssl.handshake ") {
+					fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &n)
+				}
+			}
+			return n
+		}
+		if err := expect(outbound, "http://"+m.outbound+"/", "echo", 200, "xfcc=[By="); err != nil {
+			t.Fatal(err)
+		}
+		before := handshakes()
+		m.extraIDs = []string{"spiffe://cluster.local/ns/default/sa/echo-canary"}
+		defer func() { m.extraIDs = nil }()
+		m.publish("2", m.ca.RootCA())
+		eventually(t, 10*time.Second, "a new connection under the new settings", func() error {
+			if err := expect(outbound, "http://"+m.outbound+"/", "echo", 200, "xfcc=[By="); err != nil {
+				return err
+			}
+			if handshakes() == before {
+				return errNotYet
+			}
+			return nil
+		})
+		after := handshakes()
+		for range 10 {
+			if err := expect(outbound, "http://"+m.outbound+"/", "echo", 200, "xfcc=[By="); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := handshakes(); n != after {
+			t.Errorf("%d handshakes for 10 requests after the change; want the new connection reused", n-after)
+		}
+	})
+
 	t.Run("config dump shows the trust bundle", func(t *testing.T) {
 		if err := expect(http.DefaultClient, "http://"+m.server.AdminAddr()+"/config_dump", "", 200, `"ROOTCA"`); err != nil {
 			t.Error(err)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"trellis.dev/trellis/internal/lb"
@@ -54,6 +55,10 @@ type attempts struct {
 	// maxPerConn closes an HTTP/1.1 connection after this many requests (0: never).
 	maxPerConn uint32
 	stats      *stats.Counters
+	// retired is set when the pool is no longer in the table (its settings changed,
+	// its TLS for instance): connections are closed as requests end, not reused.
+	retired   atomic.Bool
+	closeIdle func()
 }
 
 func (t *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -68,7 +73,7 @@ func (t *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
 		policy = x.route.Action.Retry
 	}
 	done := &x.done
-	*done = attemptDone{breakers: br, request: true}
+	*done = attemptDone{breakers: br, request: true, pool: t}
 	tried := x.triedBuf[:0]
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -254,6 +259,7 @@ type attemptDone struct {
 	retry     bool
 	request   bool
 	cancelTry context.CancelCauseFunc
+	pool      *attempts
 
 	lastResp *http.Response
 	lastErr  error
@@ -297,6 +303,9 @@ func (d *attemptDone) releaseAll() {
 	if d.request {
 		d.breakers.EndRequest()
 		d.request = false
+	}
+	if d.pool != nil && d.pool.retired.Load() {
+		d.pool.closeIdle() // the connection just went idle in a pool nobody uses
 	}
 }
 

@@ -51,6 +51,7 @@ type upstreamKey struct {
 // cluster's live state (shared by every pool of the cluster's name).
 type upstream struct {
 	transport *http.Transport
+	attempts  *attempts
 	proxy     *httputil.ReverseProxy
 	state     *cluster.State
 }
@@ -80,6 +81,7 @@ func (u *Upstreams) Attach(t *runtime.Table) {
 	}
 	for key, up := range u.pools {
 		if next[key] == nil {
+			up.attempts.retired.Store(true)
 			up.transport.CloseIdleConnections()
 		}
 	}
@@ -128,7 +130,8 @@ func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State, tlsConfig
 			PingTimeout:     15 * time.Second,
 		}
 	}
-	at := &attempts{base: tr, state: state, http2: key.http2, maxPerConn: key.maxPerConn, stats: u.stats.Cluster(key.cluster)}
+	at := &attempts{base: tr, state: state, http2: key.http2, maxPerConn: key.maxPerConn, stats: u.stats.Cluster(key.cluster),
+		closeIdle: tr.CloseIdleConnections}
 	if key.http2 {
 		at.maxPerConn = 0
 	}
@@ -143,7 +146,7 @@ func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State, tlsConfig
 		ErrorLog:       slog.NewLogLogger(u.logger.Handler(), slog.LevelDebug),
 		ModifyResponse: modifyResponse,
 	}
-	return &upstream{transport: tr, proxy: rp, state: state}
+	return &upstream{transport: tr, attempts: at, proxy: rp, state: state}
 }
 
 // countingDial wraps connections so that closeAfter can count their requests.
