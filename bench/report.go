@@ -22,6 +22,8 @@ type Report struct {
 	// the machine.
 	Notes   []string `json:"notes,omitempty"`
 	GoBench *GoBench `json:"goBench,omitempty"`
+
+	builtTrellis string // the trellis binary Run built, removed when it returns
 }
 
 // Machine describes where the run happened and with what.

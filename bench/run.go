@@ -42,6 +42,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	paths, failed := startPaths(ctx, &cfg, echo, rep)
 	defer func() {
+		if rep.builtTrellis != "" {
+			os.RemoveAll(filepath.Dir(rep.builtTrellis))
+		}
 		for _, p := range paths {
 			p.stop()
 		}
@@ -140,9 +143,10 @@ func startPaths(ctx context.Context, cfg *Config, echo *echoServer, rep *Report)
 				continue
 			}
 			if cfg.Trellis == "" {
-				if cfg.Trellis, err = buildTrellis(ctx, cfg.ModuleDir, cfg.WorkDir); err != nil {
+				if cfg.Trellis, err = buildTrellis(ctx, cfg.ModuleDir); err != nil {
 					break
 				}
+				rep.builtTrellis = cfg.Trellis
 			}
 			p, err = startTrellis(ctx, cfg.Trellis, cfg.WorkDir, name, echo, mtls)
 		}
@@ -156,12 +160,18 @@ func startPaths(ctx context.Context, cfg *Config, echo *echoServer, rep *Report)
 	return paths, failed
 }
 
-// buildTrellis builds ./cmd/trellis of the module into dir.
-func buildTrellis(ctx context.Context, moduleDir, dir string) (string, error) {
+// buildTrellis builds ./cmd/trellis of the module into a temporary directory, which
+// Run removes when it returns.
+func buildTrellis(ctx context.Context, moduleDir string) (string, error) {
+	dir, err := os.MkdirTemp("", "trellis-bench-")
+	if err != nil {
+		return "", fmt.Errorf("building trellis: %w", err)
+	}
 	bin := filepath.Join(dir, "trellis")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/trellis")
 	cmd.Dir = moduleDir
 	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
 		return "", fmt.Errorf("building trellis: %w\n%s", err, out)
 	}
 	return bin, nil

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"trellis.dev/trellis/bench/internal/child"
-	"trellis.dev/trellis/internal/local"
 )
 
 // trellisPath is a `trellis up` mesh of two workloads: "echo", whose ports lead to the
@@ -22,17 +21,27 @@ import (
 // upstream bind. A request crosses the client sidecar, then the echo sidecar.
 type trellisPath struct {
 	*child.Child
-	state local.State
+	state upState
 	// outbound and upstream are the client sidecar's listeners.
 	outbound, upstream string
+}
+
+// upState is the part of `trellis up --state` (internal/local.State) the harness
+// reads. It is decoded here rather than imported, so the harness builds on its own.
+type upState struct {
+	Workloads []struct {
+		Name     string `json:"name"`
+		ProxyPID int    `json:"proxyPid"`
+	} `json:"workloads"`
 }
 
 // meshParams fill meshTemplate.
 type meshParams struct {
 	HTTPPort, GRPCPort, TCPPort int // the echo server's ports
 	Outbound, Upstream          string
-	// MTLS turns on mutual TLS between the sidecars, mesh-wide, as Istio users do:
-	// a PeerAuthentication in STRICT mode.
+	// MTLS turns on mutual TLS between the sidecars as Istio users do: a
+	// PeerAuthentication in STRICT mode for namespace default, where both workloads
+	// live (namespace-wide, so it does not depend on the mesh's root namespace).
 	MTLS bool
 }
 
@@ -127,13 +136,13 @@ func startTrellis(ctx context.Context, bin, dir, name string, echo *echoServer, 
 }
 
 // waitState polls for up's state file until it names both workloads' sidecars.
-func waitState(ctx context.Context, c *child.Child, path string) (local.State, error) {
+func waitState(ctx context.Context, c *child.Child, path string) (upState, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		var st local.State
+		var st upState
 		data, err := os.ReadFile(path)
 		if err == nil {
 			err = json.Unmarshal(data, &st)
@@ -173,7 +182,7 @@ func (p *trellisPath) procs() []measured {
 // stop stops `trellis up`, which stops the sidecars (they drain) and the control plane.
 func (p *trellisPath) stop() { p.Child.Stop(20 * time.Second) }
 
-func stateProxyPID(st local.State, workload string) int {
+func stateProxyPID(st upState, workload string) int {
 	for _, w := range st.Workloads {
 		if w.Name == workload {
 			return w.ProxyPID

@@ -133,6 +133,18 @@ type Metadata struct {
 	// sends the security fields only to sidecars that set it, and uses mutual TLS only
 	// toward workloads whose sidecar sets it.
 	MTLS bool `json:"mtls,omitempty"`
+	// Authz says that the sidecar implements the "Authorization and request
+	// authentication" section of docs/xds.md (RBAC, jwt_authn, ext_authz filters and
+	// path normalization). The sidecar sets it itself. The control plane sends those
+	// fields only to sidecars that set it; toward the others it fails closed.
+	Authz bool `json:"authz,omitempty"`
+	// Metrics is where the sidecar serves /stats/prometheus (the bound address of the
+	// bootstrap's Metrics), for the control plane's dashboard to scrape; empty when it
+	// serves no metrics. The sidecar sets it itself.
+	Metrics string `json:"metrics,omitempty"`
+	// Admin is the sidecar's admin address (loopback only), where the dashboard reads
+	// the request tap in local mode. The sidecar sets it itself.
+	Admin string `json:"admin,omitempty"`
 }
 
 // Port is one workload port as the sidecar serves it.

@@ -41,8 +41,12 @@ var (
 
 // Config configures a CA.
 type Config struct {
-	// DataDir holds the self-signed root under DataDir/ca. Not used with External.
+	// DataDir holds the self-signed root under DataDir/ca. Not used with External or
+	// Storage.
 	DataDir string
+	// Storage, if set, holds the self-signed root instead of DataDir (in Kubernetes, a
+	// Secret shared by every replica). Not used with External.
+	Storage Storage
 	// TrustDomain is the trust domain of every identity the CA signs; default
 	// identity.DefaultTrustDomain.
 	TrustDomain string

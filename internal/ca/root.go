@@ -36,6 +36,9 @@ func (c *CA) path(name string) string { return filepath.Join(c.cfg.DataDir, dirN
 // loadOrCreateRoot loads the persisted root and bundle, or creates and persists a root
 // when there is none.
 func (c *CA) loadOrCreateRoot() error {
+	if c.cfg.Storage != nil {
+		return c.loadOrCreateStored()
+	}
 	if c.cfg.DataDir == "" {
 		return errors.New("no data directory for the CA root")
 	}
@@ -74,18 +77,18 @@ func (c *CA) loadOrCreateRoot() error {
 func (c *CA) parseRoot(certPEM, keyPEM []byte) (*signer, error) {
 	certs, err := ParseCertificates(certPEM)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", c.path(rootCertFile), err)
+		return nil, fmt.Errorf("reading %s: %w", c.where(rootCertFile), err)
 	}
 	key, err := parseKey(keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", c.path(rootKeyFile), err)
+		return nil, fmt.Errorf("reading %s: %w", c.where(rootKeyFile), err)
 	}
 	cert := certs[0]
 	if !sameKey(cert.PublicKey, key) {
-		return nil, fmt.Errorf("%s does not hold the key of %s", c.path(rootKeyFile), c.path(rootCertFile))
+		return nil, fmt.Errorf("%s does not hold the key of %s", c.where(rootKeyFile), c.where(rootCertFile))
 	}
 	if !cert.IsCA || !isSelfSigned(cert) {
-		return nil, fmt.Errorf("%s is not a self-signed CA certificate", c.path(rootCertFile))
+		return nil, fmt.Errorf("%s is not a self-signed CA certificate", c.where(rootCertFile))
 	}
 	if now := c.cfg.Now(); now.After(cert.NotAfter) {
 		return nil, fmt.Errorf("CA root %s expired at %s; rotate it (move %s aside to start afresh)",
@@ -181,6 +184,9 @@ func (c *CA) newRoot() (*signer, error) {
 // persist writes the bundle first, so that a crash half way leaves the new root
 // trusted, then the key and the certificate.
 func (c *CA) persist(s *signer, roots []*x509.Certificate) error {
+	if c.cfg.Storage != nil {
+		return c.save(s, roots)
+	}
 	keyPEM, err := encodeKey(s.key)
 	if err != nil {
 		return err
@@ -198,6 +204,9 @@ func (c *CA) persist(s *signer, roots []*x509.Certificate) error {
 }
 
 func (c *CA) writeBundle(roots []*x509.Certificate) error {
+	if c.cfg.Storage != nil {
+		return c.save(c.signer, roots)
+	}
 	if err := writeFileAtomic(c.path(rootsFile), EncodeCertificates(roots...), 0o600); err != nil {
 		return fmt.Errorf("persisting trust bundle: %w", err)
 	}

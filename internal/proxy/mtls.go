@@ -86,6 +86,7 @@ func (s *security) startRotator(p *Proxy, id identity.ID) error {
 		RenewEvery: b.CertRenewEvery.Std(),
 		Logger:     p.cfg.Logger,
 		OnUpdate: func(c *certclient.Certificate) {
+			s.secrets.Renewed(c)
 			p.cfg.Logger.Info("workload certificate obtained", "identity", c.Identity.String(),
 				"expires", c.NotAfter, "serial", c.TLS.Leaf.SerialNumber.Text(16))
 		},

@@ -21,7 +21,10 @@ import (
 	"trellis.dev/trellis/bench/xdsload"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run runs the program and returns its exit code, so that its defers run.
+func run() int {
 	var cfg xdsload.Config
 	var proxies, out, name string
 	flag.StringVar(&proxies, "proxies", "1000,5000", "numbers of simulated proxies, one run each, comma-separated")
@@ -39,7 +42,7 @@ func main() {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
 		if err != nil || n <= 0 {
 			fmt.Fprintf(os.Stderr, "xdsload: -proxies: %q is not a positive number\n", p)
-			os.Exit(2)
+			return 2
 		}
 		cfg.Proxies = append(cfg.Proxies, n)
 	}
@@ -48,15 +51,21 @@ func main() {
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "xdsload:", err)
-		os.Exit(1)
+		return 1
 	}
 	if cfg.Trellis == "" {
-		cfg.Trellis = filepath.Join(cfg.WorkDir, "trellis")
+		tmp, err := os.MkdirTemp("", "trellis-xdsload-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "xdsload:", err)
+			return 1
+		}
+		defer os.RemoveAll(tmp)
+		cfg.Trellis = filepath.Join(tmp, "trellis")
 		build := exec.Command("go", "build", "-o", cfg.Trellis, "./cmd/trellis")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "xdsload: building trellis (run from the module root):", err)
-			os.Exit(1)
+			return 1
 		}
 	}
 
@@ -66,12 +75,13 @@ func main() {
 	if rep != nil {
 		if werr := rep.Write(out, name); werr != nil {
 			fmt.Fprintln(os.Stderr, "xdsload:", werr)
-			os.Exit(1)
+			return 1
 		}
 		rep.WriteMarkdown(os.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xdsload:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

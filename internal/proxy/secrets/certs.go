@@ -1,7 +1,9 @@
 package secrets
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"maps"
@@ -17,8 +19,8 @@ import (
 // from files, and the trust bundle. Never a private key.
 func (s *Store) Certs() certinfo.Certs {
 	doc := certinfo.Certs{Certificates: []certinfo.Certificate{}}
-	if w := s.cfg.Workload; w != nil {
-		if cur := w.Current(); cur != nil {
+	if s.cfg.Workload != nil {
+		if cur := s.presented(); cur != nil {
 			doc.Identity = cur.Identity.String()
 			doc.Certificates = append(doc.Certificates, certinfo.Certificate{
 				Name:     names.WorkloadSecret,
@@ -63,4 +65,10 @@ func chainInfo(ders [][]byte) []certinfo.Cert {
 		}
 	}
 	return out
+}
+
+// fingerprint is the SHA-256 of a DER certificate, in lowercase hex.
+func fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,16 @@ type Store struct {
 	bundle peertls.Bundle
 	meta   atomic.Pointer[bundleMeta]
 	files  *fileCache
+
+	// The certificate presented (present.go): chosen, read at every handshake;
+	// switchAt (unix ns, 0: none) is when to choose again. mu guards the rest.
+	chosen   atomic.Pointer[certclient.Certificate]
+	switchAt atomic.Int64
+	mu       sync.Mutex
+	latest   *certclient.Certificate
+	// rootSince is when each root of the bundle (by fingerprint) joined it.
+	rootSince map[string]time.Time
+	rootByFP  map[string]*x509.Certificate
 }
 
 // bundleMeta is what /certs shows of the trust bundle besides the roots.
@@ -75,6 +86,11 @@ func (s *Store) Identity() identity.ID { return s.cfg.Identity }
 func (s *Store) SetTrustBundle(name, version string, roots []*x509.Certificate) {
 	s.bundle.Set(roots)
 	s.meta.Store(&bundleMeta{name: name, version: version, roots: roots})
+	s.mu.Lock()
+	now := time.Now()
+	s.trackRootsLocked(roots, now)
+	s.chooseLocked(now)
+	s.mu.Unlock()
 	s.cfg.Logger.Info("trust bundle updated", "secret", name, "version", version, "roots", len(roots))
 }
 
@@ -119,7 +135,7 @@ func (s *Store) ServerConfig(d *runtime.DownstreamTLS) (*tls.Config, error) {
 		return nil, fmt.Errorf("secret %q is not available", d.CertSecret)
 	}
 	cfg, err := peertls.ServerConfig(peertls.Config{
-		Certificate: s.cfg.Workload.TLSCertificate,
+		Certificate: s.TLSCertificate,
 		Roots:       s.bundle.Pool,
 		NextProtos:  d.ALPN,
 		Match:       matchIDs(d.SANs),
@@ -144,7 +160,7 @@ func (s *Store) ClientConfig(u *runtime.UpstreamTLS) (*tls.Config, error) {
 		match = func(identity.ID) bool { return true }
 	}
 	cfg, err := peertls.ClientConfig(peertls.Config{
-		Certificate: s.cfg.Workload.TLSCertificate,
+		Certificate: s.TLSCertificate,
 		Roots:       s.bundle.Pool,
 		NextProtos:  u.ALPN,
 		ServerName:  u.SNI,

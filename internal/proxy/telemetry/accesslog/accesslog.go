@@ -72,25 +72,10 @@ func New(cfg Config) *Log {
 }
 
 // RecordHTTP queues the line of a finished request, or drops it when the queue is full.
-func (l *Log) RecordHTTP(info *reqinfo.Info) {
-	tm := &info.Telemetry
-	l.queue(entry{
-		inbound: tm.Inbound, start: info.Start, duration: info.Duration, traceID: tm.TraceID,
-		method: tm.Method, authority: tm.Authority, path: tm.Path, proto: tm.Proto,
-		code: info.Code, grpcStatus: tm.GRPCStatus, flags: info.Flags,
-		cluster: info.Cluster, host: info.Host, peer: tm.Peer, principal: info.PeerIdentity,
-		sent: info.BytesSent, received: info.BytesReceived,
-	})
-}
+func (l *Log) RecordHTTP(info *reqinfo.Info) { l.queue(httpEntry(info)) }
 
 // RecordTCP queues the line of a closed TCP connection.
-func (l *Log) RecordTCP(info *reqinfo.TCPInfo) {
-	l.queue(entry{
-		tcp: true, inbound: info.Inbound, start: info.Start, duration: info.Duration,
-		proto: "TCP", grpcStatus: -1, flags: info.Flags, cluster: info.Cluster, host: info.Host,
-		peer: info.Peer, sent: info.BytesSent, received: info.BytesReceived,
-	})
-}
+func (l *Log) RecordTCP(info *reqinfo.TCPInfo) { l.queue(tcpEntry(info)) }
 
 func (l *Log) queue(e entry) {
 	select {
@@ -182,7 +167,10 @@ func party(p *reqinfo.Peer) Party {
 	return Party{Workload: p.Workload, Namespace: p.Namespace, Principal: p.Principal}
 }
 
-func (l *Log) line(e entry) *Line {
+func (l *Log) line(e entry) *Line { return render(&l.cfg.Self, e) }
+
+// render is the line of e as reported by the sidecar of workload self.
+func render(self *reqinfo.Peer, e entry) *Line {
 	ln := &Line{
 		Time:            e.start.UTC().Format(time.RFC3339Nano),
 		Method:          e.method,
@@ -204,12 +192,12 @@ func (l *Log) line(e entry) *Line {
 		s := e.grpcStatus
 		ln.GRPCStatus = &s
 	}
-	self := party(&l.cfg.Self)
+	me := party(self)
 	if e.inbound {
-		ln.Reporter, ln.Source, ln.Destination = "destination", party(e.peer), self
+		ln.Reporter, ln.Source, ln.Destination = "destination", party(e.peer), me
 		ln.Source.Principal = e.principal
 	} else {
-		ln.Reporter, ln.Source, ln.Destination = "source", self, party(e.peer)
+		ln.Reporter, ln.Source, ln.Destination = "source", me, party(e.peer)
 	}
 	return ln
 }
