@@ -9,14 +9,14 @@ import (
 	"trellis.dev/trellis/internal/certclient"
 )
 
-// RootSettle is how long a root must have been in the trust bundle before the sidecar
+// DefaultRootSettle is how long a root must have been in the trust bundle before the sidecar
 // presents a certificate it issued. After a root rotation the CA signs with the new
 // root at once, while the new bundle reaches the sidecars a moment later: a sidecar
 // that presented its renewed certificate at once would be refused by peers that do
 // not trust the new root yet. So it keeps presenting its previous certificate until
 // the new root has settled in its own bundle (and so, within milliseconds, in its
 // peers').
-const RootSettle = 2 * time.Second
+const DefaultRootSettle = 2 * time.Second
 
 // expiryMargin: a certificate this close to its expiry is replaced whatever the
 // root of the new one.
@@ -83,7 +83,7 @@ func (s *Store) chooseLocked(now time.Time) {
 }
 
 // settledAtLocked is when the root that issued c has been in the bundle for
-// RootSettle; known is false when no root of the bundle issued it. Before the first
+// Config.RootSettle; known is false when no root of the bundle issued it. Before the first
 // bundle every certificate is settled.
 func (s *Store) settledAtLocked(c *certclient.Certificate) (time.Time, bool) {
 	if len(s.rootSince) == 0 {
@@ -96,7 +96,7 @@ func (s *Store) settledAtLocked(c *certclient.Certificate) (time.Time, bool) {
 	}
 	for fp, since := range s.rootSince {
 		if r := s.rootByFP[fp]; r != nil && top.CheckSignatureFrom(r) == nil {
-			return since.Add(RootSettle), true
+			return since.Add(s.cfg.RootSettle), true
 		}
 	}
 	return time.Time{}, false
@@ -115,7 +115,7 @@ func (s *Store) trackRootsLocked(roots []*x509.Certificate, now time.Time) {
 		case ok:
 			since[fp] = t
 		case first:
-			since[fp] = now.Add(-RootSettle)
+			since[fp] = now.Add(-s.cfg.RootSettle)
 		default:
 			since[fp] = now
 		}

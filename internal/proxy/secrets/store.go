@@ -37,7 +37,10 @@ type Config struct {
 	// certificate will be renewed; defaults certclient's.
 	RenewFraction float64
 	RenewEvery    time.Duration
-	Logger        *slog.Logger
+	// RootSettle is how long a new root must have been in the trust bundle before
+	// a certificate it issued is presented; default DefaultRootSettle.
+	RootSettle time.Duration
+	Logger     *slog.Logger
 }
 
 // Store is the sidecar's TLS material: its certificate and its trust bundle.
@@ -71,6 +74,9 @@ func New(cfg Config) *Store {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RootSettle <= 0 {
+		cfg.RootSettle = DefaultRootSettle
 	}
 	return &Store{cfg: cfg, files: newFileCache()}
 }

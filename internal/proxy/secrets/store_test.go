@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"trellis.dev/trellis/internal/certclient"
 	"trellis.dev/trellis/internal/certinfo"
 	"trellis.dev/trellis/internal/proxy/runtime"
 )
@@ -226,5 +227,55 @@ func TestTrustBundleInCerts(t *testing.T) {
 	}
 	if s.bundle.Pool() == nil {
 		t.Error("the bundle's pool is empty after SetTrustBundle")
+	}
+}
+
+func TestPresentedCertificateWaitsForItsRoot(t *testing.T) {
+	r1, r2 := newTestCA(t, "root 1"), newTestCA(t, "root 2")
+	workload := func(ca *testCA) *certclient.Certificate {
+		c := ca.issue(t, x509.ExtKeyUsageClientAuth)
+		leaf, _ := x509.ParseCertificate(c.Certificate[0])
+		c.Leaf = leaf
+		return &certclient.Certificate{TLS: &c, Received: time.Now(), NotAfter: leaf.NotAfter}
+	}
+	presented := func(s *Store) *tls.Certificate {
+		c, err := s.TLSCertificate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	s := New(Config{RootSettle: 200 * time.Millisecond})
+	s.SetTrustBundle("ROOTCA", "1", []*x509.Certificate{r1.cert})
+	c1 := workload(r1)
+	s.Renewed(c1)
+	if presented(s) != c1.TLS {
+		t.Fatal("the first certificate is not presented")
+	}
+	// The CA rotated its root: the renewed certificate waits for the new root.
+	c2 := workload(r2)
+	s.Renewed(c2)
+	if presented(s) != c1.TLS {
+		t.Error("a certificate of a root not in the bundle is presented")
+	}
+	s.SetTrustBundle("ROOTCA", "2", []*x509.Certificate{r1.cert, r2.cert})
+	if presented(s) != c1.TLS {
+		t.Error("a certificate of a root just added is presented before the root settled")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for presented(s) != c2.TLS {
+		if time.Now().After(deadline) {
+			t.Fatal("the renewed certificate is still not presented after its root settled")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	if got := s.Certs().Certificates; len(got) != 0 {
+		t.Errorf("/certs without a Workload lists %v", got)
+	}
+	// Renewals under a settled root are presented at once.
+	c3 := workload(r2)
+	s.Renewed(c3)
+	if presented(s) != c3.TLS {
+		t.Error("a renewal under a settled root is not presented at once")
 	}
 }
