@@ -33,7 +33,8 @@ writes to <data-dir>/join-token), and serves xDS and the CA over TLS on
 --secure-xds-addr with a certificate verified by <data-dir>/ca/roots.pem.
 
 It serves /metrics, /ready, /debug/config and the CA operations (POST /ca/rotate,
-POST /ca/retire-old-roots, loopback only) on the monitoring address, and stops
+POST /ca/retire-old-roots, loopback only) on the monitoring address, the dashboard
+(service graph, golden signals, live tap) on the dashboard address, and stops
 gracefully on SIGINT or SIGTERM.`,
 		Example: `  trellis control -f mesh.yaml --data-dir /var/lib/trellis
   curl -X POST http://127.0.0.1:15014/ca/rotate`,
@@ -68,6 +69,9 @@ gracefully on SIGINT or SIGTERM.`,
 	f.StringVar(&ext.ChainFile, "ca-chain", "", "user-supplied CA: certificates between it and the root, PEM (optional)")
 	f.StringVar(&ext.RootFile, "ca-root", "", "user-supplied CA: the root(s) it chains to, PEM: the trust bundle")
 	f.StringVar(&cfg.MonitoringAddr, "monitoring-addr", control.DefaultMonitoringAddr, "address to serve /metrics, /ready and /debug/* on")
+	f.StringVar(&cfg.DashboardAddr, "dashboard-addr", control.DefaultDashboardAddr, `address to serve the dashboard (web UI and /api/) on; "" turns it off`)
+	f.BoolVar(&cfg.DashboardTap, "dashboard-tap", false, "let the dashboard tap the sidecars at their admin addresses (local mode: they must be reachable from here)")
+	f.DurationVar(&cfg.DashboardScrapeInterval, "dashboard-scrape-interval", 0, "how often the dashboard scrapes the sidecars' metrics (default 5s)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the control plane's data (created if missing)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.MarkFlagRequired("file")

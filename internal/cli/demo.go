@@ -39,6 +39,7 @@ It prints what runs where once everything is ready.`,
 	f.DurationVar(&cfg.Duration, "duration", 0, "stop by itself after this long (0: run until interrupted)")
 	f.StringVar(&cfg.StatePath, "state", "", "write the chosen addresses and pids as JSON to this file")
 	f.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:0", "control plane xDS address; port 0 picks a free port")
+	f.StringVar(&cfg.DashboardAddr, "dashboard-addr", "", "the dashboard's address; port 0 picks a free port (default: 127.0.0.1:15080 when --xds-addr is fixed, else a free port)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the control plane's data and the sidecars' bootstraps (default: temporary)")
 	f.StringVar(&logLevel, "log-level", "warn", "log level of the mesh's processes: debug, info, warn or error (the demo shows its summary and the load generator's lines either way)")
 	return cmd

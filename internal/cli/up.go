@@ -41,6 +41,7 @@ on SIGINT or SIGTERM stops the apps, then the sidecars, then the control plane.`
 	f.StringVar(&cfg.StatePath, "state", "", "write the chosen addresses and pids as JSON to this file once every sidecar is ready")
 	f.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:15010", "control plane plaintext xDS address; port 0 picks a free port")
 	f.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", "", "control plane TLS xDS and CA address, which the sidecars use; port 0 picks a free port (default 127.0.0.1:15012, or a free port when --xds-addr picks one)")
+	f.StringVar(&cfg.DashboardAddr, "dashboard-addr", "", "the dashboard's address (web UI and /api/); port 0 picks a free port (default 127.0.0.1:15080, or a free port when --xds-addr picks one)")
 	f.BoolVar(&cfg.PlaintextXDS, "plaintext-xds", false, "make the sidecars use the plaintext xDS address (they still get certificates, over it)")
 	f.StringVar(&cfg.TrustDomain, "trust-domain", "", "trust domain of the workloads' SPIFFE IDs (default cluster.local)")
 	f.StringVar(&cfg.RootNamespace, "root-namespace", "", "namespace of mesh-wide PeerAuthentication (default trellis-system)")

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"trellis.dev/trellis/internal/ca"
+	"trellis.dev/trellis/internal/dashboard"
 	"trellis.dev/trellis/internal/model"
 	"trellis.dev/trellis/internal/registry"
 	"trellis.dev/trellis/internal/source/file"
@@ -27,6 +28,7 @@ const (
 	DefaultXDSAddr        = "127.0.0.1:15010"
 	DefaultSecureXDSAddr  = "127.0.0.1:15012"
 	DefaultMonitoringAddr = "127.0.0.1:15014"
+	DefaultDashboardAddr  = "127.0.0.1:15080"
 	DefaultDebounceAfter  = 100 * time.Millisecond
 	// MaxDebounce bounds how long a burst of changes may delay a translation.
 	MaxDebounce = time.Second
@@ -73,12 +75,24 @@ type Config struct {
 	// no wait.
 	Warmup time.Duration
 
-	// XDSListener, SecureXDSListener and MonitoringListener, if set, are used
-	// instead of listening on XDSAddr, SecureXDSAddr and MonitoringAddr (tests pass
-	// listeners on port 0). Run closes them.
+	// DashboardAddr is where the dashboard (web UI and JSON API, docs/dashboard.md)
+	// is served; empty: no dashboard (`trellis control` defaults it to
+	// DefaultDashboardAddr).
+	DashboardAddr string
+	// DashboardTap lets the dashboard read the sidecars' request taps at their
+	// announced admin addresses, which only local mode can reach.
+	DashboardTap bool
+	// DashboardScrapeInterval is how often the dashboard scrapes the sidecars'
+	// metrics. Default dashboard.DefaultScrapeInterval.
+	DashboardScrapeInterval time.Duration
+
+	// XDSListener, SecureXDSListener, MonitoringListener and DashboardListener, if
+	// set, are used instead of listening on XDSAddr, SecureXDSAddr, MonitoringAddr and
+	// DashboardAddr (tests pass listeners on port 0). Run closes them.
 	XDSListener        net.Listener
 	SecureXDSListener  net.Listener
 	MonitoringListener net.Listener
+	DashboardListener  net.Listener
 }
 
 func (c *Config) setDefaults() {
@@ -161,6 +175,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	sec.onBundleChange = tr.trigger
 
+	var dash *dashboard.Dashboard
+	if lis.dash != nil {
+		dash, err = dashboard.New(dashboard.Config{Sidecars: reg, Tap: cfg.DashboardTap,
+			ScrapeInterval: cfg.DashboardScrapeInterval, Logger: log.With("component", "dashboard")})
+		if err != nil {
+			return err
+		}
+		log.Info("dashboard", "url", "http://"+lis.dash.Addr().String()+"/", "tap", cfg.DashboardTap)
+	}
+
 	mux := monitoringHandler(metrics, tr)
 	sec.register(mux)
 	mon := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -209,6 +233,9 @@ func Run(ctx context.Context, cfg Config) error {
 		<-errc
 		return err
 	})
+	if dash != nil {
+		run("dashboard", func() error { return dash.Serve(ctx, lis.dash) })
+	}
 	wg.Wait()
 	log.Info("control plane stopped")
 	return firstErr
@@ -217,10 +244,11 @@ func Run(ctx context.Context, cfg Config) error {
 // listeners are the control plane's listeners.
 type listeners struct {
 	xds, secure, mon net.Listener
+	dash             net.Listener // nil: no dashboard
 }
 
 func (l *listeners) close() {
-	for _, c := range []net.Listener{l.xds, l.secure, l.mon} {
+	for _, c := range []net.Listener{l.xds, l.secure, l.mon, l.dash} {
 		if c != nil {
 			c.Close()
 		}
@@ -230,7 +258,7 @@ func (l *listeners) close() {
 // listen opens the xDS, secure xDS and monitoring listeners, unless the config
 // carries them.
 func listen(cfg Config) (*listeners, error) {
-	l := &listeners{xds: cfg.XDSListener, secure: cfg.SecureXDSListener, mon: cfg.MonitoringListener}
+	l := &listeners{xds: cfg.XDSListener, secure: cfg.SecureXDSListener, mon: cfg.MonitoringListener, dash: cfg.DashboardListener}
 	open := func(lis *net.Listener, addr, what string) error {
 		if *lis != nil {
 			return nil
@@ -245,6 +273,7 @@ func listen(cfg Config) (*listeners, error) {
 		open(&l.xds, cfg.XDSAddr, "xDS"),
 		open(&l.secure, cfg.SecureXDSAddr, "secure xDS"),
 		open(&l.mon, cfg.MonitoringAddr, "monitoring"),
+		openDashboard(l, cfg.DashboardAddr),
 	} {
 		if e != nil {
 			l.close()
@@ -252,4 +281,16 @@ func listen(cfg Config) (*listeners, error) {
 		}
 	}
 	return l, nil
+}
+
+// openDashboard opens the dashboard's listener when an address is configured.
+func openDashboard(l *listeners, addr string) error {
+	if l.dash != nil || addr == "" {
+		return nil
+	}
+	var err error
+	if l.dash, err = net.Listen("tcp", addr); err != nil {
+		return fmt.Errorf("listening for the dashboard: %w", err)
+	}
+	return nil
 }

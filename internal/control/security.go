@@ -41,26 +41,43 @@ func JoinTokenFile(dataDir string) string { return filepath.Join(dataDir, casvc.
 // trust bundle (PEM), which verifies its serving certificate and every workload's.
 func TrustBundleFile(dataDir string) string { return ca.TrustBundleFile(dataDir) }
 
-// newSecurity loads or creates the CA in cfg.DataDir, the join token, and the CA
-// service, registering the CA's metrics.
-func newSecurity(cfg Config, metrics prometheus.Registerer, log *slog.Logger) (*security, error) {
-	authority, err := ca.New(ca.Config{
+// securityParts are what Kubernetes mode supplies instead of the data directory's
+// CA and join token: the CA loaded from its Secret, and the TokenReview authenticator.
+type securityParts struct {
+	ca   *ca.CA
+	auth casvc.Authenticator
+}
+
+// caConfig is the CA's configuration from the control plane's.
+func caConfig(cfg Config, log *slog.Logger) ca.Config {
+	return ca.Config{
 		DataDir:     cfg.DataDir,
 		TrustDomain: cfg.TrustDomain,
 		CertTTL:     cfg.CertTTL,
 		External:    cfg.ExternalCA,
 		Logger:      log,
-	})
-	if err != nil {
-		return nil, err
 	}
-	token, err := casvc.JoinToken(cfg.DataDir)
-	if err != nil {
-		return nil, err
+}
+
+// newSecurity loads or creates the CA in cfg.DataDir and the join token (or takes
+// them from parts, in Kubernetes mode), and the CA service, registering the CA's
+// metrics.
+func newSecurity(cfg Config, metrics prometheus.Registerer, log *slog.Logger, parts *securityParts) (*security, error) {
+	if parts == nil {
+		authority, err := ca.New(caConfig(cfg, log))
+		if err != nil {
+			return nil, err
+		}
+		token, err := casvc.JoinToken(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		parts = &securityParts{ca: authority, auth: casvc.NewTokenAuthenticator(token, authority.TrustDomain())}
 	}
+	authority := parts.ca
 	svc, err := casvc.New(casvc.Config{
 		Signer:        authority,
-		Authenticator: casvc.NewTokenAuthenticator(token, authority.TrustDomain()),
+		Authenticator: parts.auth,
 		Logger:        log,
 		Registerer:    metrics,
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,17 @@ type translatorConfig struct {
 	// warmup bounds how long the first push waits for the declared Workloads'
 	// sidecars to register (see warmup); zero: no wait.
 	warmup time.Duration
+	// discovery, if set, gives the services' endpoints known from service discovery
+	// (Kubernetes EndpointSlices).
+	discovery endpointSource
+}
+
+// endpointSource is what the translator needs of service discovery.
+type endpointSource interface {
+	// Endpoints are the current endpoints.
+	Endpoints() []model.DiscoveredEndpoint
+	// Subscribe signals changes of Endpoints.
+	Subscribe() (<-chan struct{}, func())
 }
 
 // translator turns the store and the registry into every proxy's resources.
@@ -105,6 +117,12 @@ func (t *translator) run(ctx context.Context) error {
 	defer unsubStore()
 	regChanged, unsubReg := t.registry.Subscribe()
 	defer unsubReg()
+	var discoveryChanged <-chan struct{} // nil without discovery: never ready
+	if t.discovery != nil {
+		ch, unsub := t.discovery.Subscribe()
+		defer unsub()
+		discoveryChanged = ch
+	}
 
 	t.warm.until = time.Now().Add(t.warmup)
 	warmEnd := time.AfterFunc(t.warmup, t.trigger) // push at the deadline, if held
@@ -128,6 +146,7 @@ func (t *translator) run(ctx context.Context) error {
 			return nil
 		case <-storeChanged:
 		case <-regChanged:
+		case <-discoveryChanged:
 		case <-t.kick:
 		case <-timer.C:
 			first = time.Time{}
@@ -157,7 +176,11 @@ func (t *translator) translate(ctx context.Context) {
 	start := time.Now()
 	snap := t.store.Snapshot()
 	instances := t.registry.Instances()
-	mesh := model.Build(snap.Config, instances, t.buildOptions...)
+	opts := t.buildOptions
+	if t.discovery != nil {
+		opts = append(slices.Clip(opts), model.WithEndpoints(t.discovery.Endpoints()))
+	}
+	mesh := model.Build(snap.Config, instances, opts...)
 	var rootCA []*tlsv3.Secret
 	if t.trustBundle != nil {
 		rootCA = []*tlsv3.Secret{xdsgen.RootCASecret(t.trustBundle())}

@@ -26,12 +26,13 @@ var Mesh []byte
 type Config struct {
 	// Duration stops the demo by itself after that long; 0 runs it until ctx is done.
 	Duration time.Duration
-	// StatePath, XDSAddr, DataDir and Binary are passed to local.Run.
-	StatePath string
-	XDSAddr   string
-	DataDir   string
-	Binary    string
-	Logger    *slog.Logger
+	// StatePath, XDSAddr, DashboardAddr, DataDir and Binary are passed to local.Run.
+	StatePath     string
+	XDSAddr       string
+	DashboardAddr string
+	DataDir       string
+	Binary        string
+	Logger        *slog.Logger
 	// Out receives the summary of what runs where; Stdout and Stderr the children's
 	// output (see local.Config).
 	Out            io.Writer
@@ -60,11 +61,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var once sync.Once
 	err = local.Run(ctx, local.Config{
-		Files:     []string{meshPath},
-		StatePath: cfg.StatePath,
-		XDSAddr:   cfg.XDSAddr,
-		DataDir:   cfg.DataDir,
-		Binary:    cfg.Binary,
+		Files:         []string{meshPath},
+		StatePath:     cfg.StatePath,
+		XDSAddr:       cfg.XDSAddr,
+		DataDir:       cfg.DataDir,
+		DashboardAddr: cfg.DashboardAddr,
+		Binary:        cfg.Binary,
 		// The load generator's requests would drown the summary and load lines.
 		AccessLog: "off",
 		Logger:    cfg.Logger,
@@ -98,6 +100,10 @@ func Summary(st local.State, duration time.Duration) string {
 		}
 	}
 	tw.Flush()
+	if st.ControlPlane.Dashboard != "" {
+		fmt.Fprintf(&b, "\nDashboard (service graph, golden signals, live tap): http://%s/\n", st.ControlPlane.Dashboard)
+		fmt.Fprintf(&b, "  or in a terminal: trellis stat|top|tap --dashboard http://%s\n", st.ControlPlane.Dashboard)
+	}
 	if outbound != "" {
 		fmt.Fprintf(&b, "\nCall the mesh through the loadgen's sidecar:\n")
 		fmt.Fprintf(&b, "  curl -x http://%s http://frontend:9080/\n", outbound)

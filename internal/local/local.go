@@ -20,6 +20,10 @@ import (
 // SecureXDSAddr empty.
 const DefaultSecureXDSAddr = "127.0.0.1:15012"
 
+// DefaultDashboardAddr is the control plane's dashboard address when XDSAddr is
+// fixed and DashboardAddr empty.
+const DefaultDashboardAddr = "127.0.0.1:15080"
+
 // Config configures `trellis up`.
 type Config struct {
 	// Files are the mesh files: Workloads, Services and every other kind the control
@@ -35,6 +39,9 @@ type Config struct {
 	// use. Port 0: a free port on 127.0.0.1 (or on the given host). Empty: a free port
 	// when XDSAddr picks one too (empty or port 0), else DefaultSecureXDSAddr.
 	SecureXDSAddr string
+	// DashboardAddr is the control plane's dashboard (web UI and JSON API). Port 0: a
+	// free port. Empty: a free port when XDSAddr picks one, else DefaultDashboardAddr.
+	DashboardAddr string
 	// PlaintextXDS makes the sidecars use XDSAddr (plaintext) instead of
 	// SecureXDSAddr. They still get certificates, over the plaintext connection.
 	PlaintextXDS bool
@@ -151,7 +158,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s.control = startProc(s.controlSpec(), s.procOpts)
-	cfg.Logger.Info("starting control plane", "xds", s.xds, "secureXDS", s.secureXDS, "monitoring", s.monitoring)
+	cfg.Logger.Info("starting control plane", "xds", s.xds, "secureXDS", s.secureXDS, "monitoring", s.monitoring,
+		"dashboard", "http://"+s.dashboard+"/")
 	// The sidecars read the join token and the trust bundle at start.
 	if err := waitForFiles(ctx, controlStartTimeout, s.tokenFile(), s.bundleFile()); err != nil {
 		cfg.Logger.Warn("the control plane has not written its join token and trust bundle; starting the sidecars anyway", "error", err)

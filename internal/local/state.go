@@ -31,6 +31,8 @@ type ControlPlaneState struct {
 	SecureXDS   string `json:"secureXds"`
 	TrustBundle string `json:"trustBundle"`
 	JoinToken   string `json:"joinToken"`
+	// Dashboard is the dashboard's address (web UI at /, JSON API under /api/).
+	Dashboard string `json:"dashboard"`
 }
 
 // WorkloadState describes one workload's app and sidecar.
@@ -190,7 +192,8 @@ func (s *supervisor) stateLoop(ctx context.Context) {
 // app not started.
 func (s *supervisor) currentState(ctx context.Context) (State, []string) {
 	st := State{ControlPlane: ControlPlaneState{PID: s.control.PID(), XDS: s.xds, Monitoring: s.monitoring,
-		SecureXDS: s.secureXDS, TrustBundle: s.bundleFile(), JoinToken: s.tokenFile()}}
+		SecureXDS: s.secureXDS, TrustBundle: s.bundleFile(), JoinToken: s.tokenFile(),
+		Dashboard: s.dashboard}}
 	var notReady []string
 	if st.ControlPlane.PID == 0 {
 		notReady = append(notReady, "control")

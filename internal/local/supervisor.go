@@ -23,6 +23,7 @@ type supervisor struct {
 	xds        string
 	secureXDS  string
 	monitoring string
+	dashboard  string
 	procOpts   procOptions
 	control    *proc
 	changed    chan struct{} // buffered 1: the state may have changed
@@ -48,6 +49,8 @@ func (s *supervisor) controlSpec() procSpec {
 		"--xds-addr", s.xds,
 		"--secure-xds-addr", s.secureXDS,
 		"--monitoring-addr", s.monitoring,
+		// The sidecars' admin addresses are on this host: the dashboard can tap them.
+		"--dashboard-addr", s.dashboard, "--dashboard-tap",
 		"--data-dir", s.controlDir(),
 		"--log-level", s.cfg.LogLevel,
 	)
@@ -235,6 +238,14 @@ func newSupervisor(cfg Config, absFiles []string) (*supervisor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("choosing the monitoring address: %w", err)
 	}
+	dashAddr := cfg.DashboardAddr
+	if dashAddr == "" && !picksPort(cfg.XDSAddr) {
+		dashAddr = DefaultDashboardAddr
+	}
+	dashboard, err := resolveAddr(dashAddr, ports)
+	if err != nil {
+		return nil, fmt.Errorf("choosing the dashboard address: %w", err)
+	}
 	s := &supervisor{
 		cfg:        cfg,
 		absFiles:   absFiles,
@@ -242,6 +253,7 @@ func newSupervisor(cfg Config, absFiles []string) (*supervisor, error) {
 		xds:        xds,
 		secureXDS:  secureXDS,
 		monitoring: monitoring,
+		dashboard:  dashboard,
 		runs:       map[string]*workloadRun{},
 		changed:    make(chan struct{}, 1),
 		procOpts: procOptions{

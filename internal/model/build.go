@@ -25,6 +25,12 @@ type Option func(*options)
 type options struct {
 	trustDomain   string
 	rootNamespace string
+	// authorization (authz_options.go)
+	extAuthz          []ExtAuthzProvider
+	jwks              func(uri string) (string, bool)
+	pathNormalization PathNormalization
+	// endpoints from service discovery (discovered.go)
+	discovered []DiscoveredEndpoint
 }
 
 // WithTrustDomain sets the trust domain of the workloads' SPIFFE IDs; default
@@ -53,7 +59,8 @@ func Build(cfg *config.Set, instances []registry.Instance, opts ...Option) *Mesh
 	if cfg == nil {
 		cfg = &config.Set{}
 	}
-	o := options{trustDomain: identity.DefaultTrustDomain, rootNamespace: DefaultRootNamespace}
+	o := options{trustDomain: identity.DefaultTrustDomain, rootNamespace: DefaultRootNamespace,
+		pathNormalization: DefaultPathNormalization}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -78,6 +85,7 @@ func Build(cfg *config.Set, instances []registry.Instance, opts ...Option) *Mesh
 		b.addEndpoints(inst)
 		b.workloadPolicyConflicts(inst.NodeID, namespaceOr(inst.Metadata.Namespace), inst.Metadata.Labels)
 	}
+	b.addDiscoveredEndpoints()
 	for _, se := range cfg.ServiceEntries {
 		b.addServiceEntry(se)
 	}
@@ -93,6 +101,7 @@ func Build(cfg *config.Set, instances []registry.Instance, opts ...Option) *Mesh
 	}
 	b.addGatewayRoutes(cfg.HTTPRoutes, cfg.GRPCRoutes)
 	b.checkMixedModes()
+	b.addSecurityPolicies(cfg, instances)
 	b.mesh.Unsupported = append(Unsupported(cfg), b.mesh.Unsupported...)
 	sortErrors(b.mesh.ConfigErrors)
 	sortErrors(b.mesh.Unsupported)
@@ -111,6 +120,8 @@ type builder struct {
 	// reported are the traffic problems already recorded, so that a rule applied to
 	// several ports reports a problem once.
 	reported map[string]bool
+	// nameRefs are the namespaces and principals security policies name exactly.
+	nameRefs []nameRef
 }
 
 type selectorService struct {
@@ -155,6 +166,7 @@ func (b *builder) newService(name, namespace string, origin Origin, source strin
 func (b *builder) addService(cs config.Service) {
 	ns := namespaceOr(cs.Namespace)
 	s := b.newService(cs.Name, ns, OriginService, cs.Pos.String())
+	s.Addresses = serviceAddresses(cs.Spec)
 	sel := labels.Nothing()
 	if len(cs.Spec.Selector) > 0 {
 		sel = labels.SelectorFromSet(cs.Spec.Selector)

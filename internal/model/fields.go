@@ -49,6 +49,9 @@ var fieldTables = map[string]*fieldTable{
 	"GRPCRoute":       grpcRouteFields,
 	// PeerAuthentication is a security kind; docs/security.md documents its fields.
 	"PeerAuthentication": peerAuthenticationFields,
+	// AuthorizationPolicy and RequestAuthentication: docs/authorization.md.
+	"AuthorizationPolicy":   authorizationPolicyFields,
+	"RequestAuthentication": requestAuthenticationFields,
 }
 
 // prefixed is every pattern under each prefix.

@@ -59,6 +59,17 @@ type Mesh struct {
 	RootNamespace string `json:"rootNamespace"`
 	// PeerAuthentications are the policies in force, oldest first (see MTLSMode).
 	PeerAuthentications []*PeerAuthPolicy `json:"peerAuthentications,omitempty"`
+	// Authorization (authz.go, jwt.go): the AuthorizationPolicies and
+	// RequestAuthentications in force, in document order; the external authorizers
+	// and the path normalization of the control plane's options ("" is the default,
+	// DECODE_AND_MERGE_SLASHES).
+	AuthzPolicies     []*AuthzPolicy     `json:"authzPolicies,omitempty"`
+	JWTPolicies       []*JWTPolicy       `json:"jwtPolicies,omitempty"`
+	ExtAuthz          []ExtAuthzProvider `json:"extAuthz,omitempty"`
+	PathNormalization PathNormalization  `json:"pathNormalization,omitempty"`
+	// Warnings are configurations that are valid but probably not what was meant
+	// (an authorization policy that can never match, an unknown namespace).
+	Warnings []*config.Error `json:"warnings,omitempty"`
 
 	byFQDN map[string]*Service
 }
@@ -85,6 +96,9 @@ type Service struct {
 	// SubjectAltNames are identities a ServiceEntry's endpoints present (its
 	// subjectAltNames), checked when a DestinationRule asks for ISTIO_MUTUAL.
 	SubjectAltNames []string `json:"subjectAltNames,omitempty"`
+	// Addresses are the service's virtual IPs (a Kubernetes Service's cluster IPs),
+	// by which transparently intercepted traffic is matched to it; empty: none.
+	Addresses []string `json:"addresses,omitempty"`
 
 	// backers are the Workloads declared in config that back the service: their
 	// identities are expected even before their sidecars connect.

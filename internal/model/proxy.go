@@ -27,6 +27,10 @@ type Proxy struct {
 	// MTLS is true when the sidecar takes part in mutual TLS (bootstrap.Metadata.MTLS):
 	// only then does it get TLS filter chains, transport sockets and secrets.
 	MTLS bool `json:"mtls,omitempty"`
+	// Authz is true when the sidecar implements authorization
+	// (bootstrap.Metadata.Authz): only then does it get RBAC, jwt_authn and ext_authz
+	// filters and path normalization; toward the others the generator fails closed.
+	Authz bool `json:"authz,omitempty"`
 }
 
 // InboundPort is one workload port: the sidecar listens on Inbound and forwards to
@@ -51,6 +55,7 @@ func NewProxy(inst registry.Instance) *Proxy {
 		Outbound:       md.Outbound,
 		Upstreams:      append([]bootstrap.Upstream(nil), md.Upstreams...),
 		MTLS:           md.MTLS,
+		Authz:          md.Authz,
 	}
 	for _, mp := range md.Ports {
 		p.Inbound = append(p.Inbound, InboundPort{

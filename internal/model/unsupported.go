@@ -52,6 +52,12 @@ func Unsupported(cfg *config.Set) []*config.Error {
 	for _, o := range cfg.PeerAuthentications {
 		check(objectRef("PeerAuthentication", &o.ObjectMeta, o.Pos), &o.Spec)
 	}
+	for _, o := range cfg.AuthorizationPolicies {
+		check(objectRef("AuthorizationPolicy", &o.ObjectMeta, o.Pos), &o.Spec)
+	}
+	for _, o := range cfg.RequestAuthentications {
+		check(objectRef("RequestAuthentication", &o.ObjectMeta, o.Pos), &o.Spec)
+	}
 	for _, o := range cfg.WorkloadEntries {
 		out = append(out, newError(objectRef("WorkloadEntry", &o.ObjectMeta, o.Pos), "",
 			"WorkloadEntry is not implemented: list a ServiceEntry's endpoints, or run the workload with a sidecar; ignored"))
@@ -255,6 +261,12 @@ func SetFields(cfg *config.Set) map[string]map[string]bool {
 	}
 	for _, o := range cfg.PeerAuthentications {
 		visit("PeerAuthentication", &o.Spec)
+	}
+	for _, o := range cfg.AuthorizationPolicies {
+		visit("AuthorizationPolicy", &o.Spec)
+	}
+	for _, o := range cfg.RequestAuthentications {
+		visit("RequestAuthentication", &o.Spec)
 	}
 	return out
 }

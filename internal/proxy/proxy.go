@@ -100,10 +100,6 @@ func New(cfg Config) (*Proxy, error) {
 	// The sidecar says itself whether it takes part in mutual TLS: it does when it
 	// has a certificate source (docs/xds.md, "Security").
 	announced.Metadata.MTLS = b.TokenFile != ""
-	node, err := announced.ToProto()
-	if err != nil {
-		return nil, fmt.Errorf("bootstrap of %s: %w", b.Node.ID, err)
-	}
 	p := &Proxy{cfg: cfg, stats: &stats.Stats{}, accepted: map[string]xdsclient.Update{}}
 	p.clusters = cluster.NewManager(cluster.Config{Logger: cfg.Logger})
 	if err := p.newTelemetry(); err != nil {
@@ -123,6 +119,20 @@ func New(cfg Config) (*Proxy, error) {
 		p.abandonTelemetry()
 		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
 	}
+	var err error
+	p.admin, err = admin.New(admin.Config{Address: b.Admin, State: p, Logger: cfg.Logger})
+	if err != nil {
+		p.abandonTelemetry()
+		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
+	}
+	// The control plane's dashboard scrapes and taps the sidecar where it says.
+	announced.Metadata.Metrics, announced.Metadata.Admin = p.MetricsAddr(), p.admin.Addr()
+	node, err := announced.ToProto()
+	if err != nil {
+		p.admin.Close()
+		p.abandonTelemetry()
+		return nil, fmt.Errorf("bootstrap of %s: %w", b.Node.ID, err)
+	}
 	p.client, err = xdsclient.New(xdsclient.Config{
 		Conn:    p.sec.conn,
 		Server:  b.XDS,
@@ -132,13 +142,9 @@ func New(cfg Config) (*Proxy, error) {
 		Logger:  cfg.Logger,
 	})
 	if err != nil {
+		p.admin.Close()
 		p.abandonTelemetry()
 		return nil, err
-	}
-	p.admin, err = admin.New(admin.Config{Address: b.Admin, State: p, Logger: cfg.Logger})
-	if err != nil {
-		p.abandonTelemetry()
-		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
 	}
 	return p, nil
 }

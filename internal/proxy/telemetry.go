@@ -3,7 +3,9 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net/http"
 
+	"trellis.dev/trellis/internal/proxy/admin"
 	"trellis.dev/trellis/internal/proxy/telemetry"
 )
 
@@ -36,6 +38,13 @@ func (p *Proxy) newTelemetry() error {
 		}
 	}
 	return nil
+}
+
+var _ admin.TapState = (*Proxy)(nil)
+
+// ServeTap streams the sidecar's requests (the admin /tap endpoint).
+func (p *Proxy) ServeTap(w http.ResponseWriter, r *http.Request) {
+	p.telemetry.Tap().ServeHTTP(w, r)
 }
 
 // MetricsAddr returns the metrics server's address, or "" when there is none.

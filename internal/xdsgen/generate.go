@@ -46,6 +46,7 @@ func Generate(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
 	g.outbound()
 	g.inbound()
 	g.upstreams()
+	g.extAuthzClusters()
 	g.sort()
 	return g.res, errors.Join(g.errs...)
 }
@@ -57,7 +58,9 @@ type generator struct {
 	clusters map[string]bool // outbound clusters already emitted, by name
 	// upstreamBinds maps upstream listener names to their bind address.
 	upstreamBinds map[string]string
-	errs          []error
+	// extAuthz are the external authorizers the inbound ports use (authz.go).
+	extAuthz []model.ExtAuthzProvider
+	errs     []error
 }
 
 func (g *generator) errorf(format string, args ...any) {
@@ -75,7 +78,9 @@ func (g *generator) outbound() {
 		g.errorf("outbound listener: %v", err)
 		return
 	}
-	hcm := rdsHTTPFilter(names.OutboundListener, names.OutboundRoute)
+	m := rdsHCM(names.OutboundListener, names.OutboundRoute)
+	g.normalize(m)
+	hcm := httpFilter(m)
 	g.res.Listeners = append(g.res.Listeners, listener(names.OutboundListener, addr, corev3.TrafficDirection_OUTBOUND, hcm))
 
 	rc := &routev3.RouteConfiguration{Name: names.OutboundRoute}
@@ -134,9 +139,26 @@ func (g *generator) inbound() {
 		}
 		name := names.InboundListener(p.Port)
 		cluster := names.InboundCluster(p.Port)
-		filter := func(xfcc hcmv3.HttpConnectionManager_ForwardClientCertDetails) *listenerv3.Filter {
+		authz := g.authzFor(p)
+		route := prefixRoute(cluster)
+		if !g.proxy.Authz && authz.enforcing() {
+			// A sidecar that cannot enforce authorization must not serve the port:
+			// fail closed (docs/xds.md, "Authorization and request authentication").
 			if !model.IsHTTP(p.Protocol) {
-				return tcpProxy(name, cluster)
+				g.errorf("inbound port %d: authorization policies apply but the sidecar does not implement them (no metadata authz); no listener", p.Port)
+				g.res.Clusters = append(g.res.Clusters, staticCluster(cluster, p.Protocol, target))
+				continue
+			}
+			g.errorf("inbound port %d: authorization policies apply but the sidecar does not implement them (no metadata authz); every request is denied", p.Port)
+			route = deniedRoute()
+		}
+		filter := func(xfcc hcmv3.HttpConnectionManager_ForwardClientCertDetails) []*listenerv3.Filter {
+			if !model.IsHTTP(p.Protocol) {
+				var fs []*listenerv3.Filter
+				if g.proxy.Authz {
+					fs = g.networkAuthzFilters(authz, p.Port, name)
+				}
+				return append(fs, tcpProxy(name, cluster))
 			}
 			m := &hcmv3.HttpConnectionManager{
 				StatPrefix: name,
@@ -145,7 +167,7 @@ func (g *generator) inbound() {
 					VirtualHosts: []*routev3.VirtualHost{{
 						Name:    name,
 						Domains: []string{"*"},
-						Routes:  []*routev3.Route{prefixRoute(cluster)},
+						Routes:  []*routev3.Route{route},
 					}},
 				}},
 				ForwardClientCertDetails: xfcc,
@@ -153,12 +175,18 @@ func (g *generator) inbound() {
 			if xfcc == hcmv3.HttpConnectionManager_SANITIZE_SET {
 				m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true}
 			}
-			return httpFilter(m)
+			if g.proxy.Authz {
+				g.normalize(m)
+				m.HttpFilters = g.httpAuthzFilters(authz, p.Port)
+			}
+			return []*listenerv3.Filter{httpFilter(m)}
 		}
 		if !g.proxy.MTLS {
 			// A sidecar without mutual TLS gets the listener of before: one plaintext
 			// chain, nothing it would not know.
-			g.res.Listeners = append(g.res.Listeners, listener(name, addr, corev3.TrafficDirection_INBOUND, filter(hcmv3.HttpConnectionManager_SANITIZE)))
+			l := &listenerv3.Listener{Name: name, Address: addr, TrafficDirection: corev3.TrafficDirection_INBOUND,
+				FilterChains: []*listenerv3.FilterChain{{Filters: filter(hcmv3.HttpConnectionManager_SANITIZE)}}}
+			g.res.Listeners = append(g.res.Listeners, l)
 		} else {
 			mode := g.mesh.MTLSMode(g.proxy.Namespace, g.proxy.Labels, p.Port)
 			g.res.Listeners = append(g.res.Listeners, inboundListener(name, addr, mode, p.Protocol, g.mesh.TrustDomain, filter))

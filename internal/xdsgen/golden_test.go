@@ -3,7 +3,9 @@ package xdsgen
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +41,7 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("parsing mesh: %v", err)
 			}
 			instances := loadProxies(t, filepath.Join(dir, "proxies.yaml"))
-			mesh := model.Build(set, instances)
+			mesh := model.Build(set, instances, loadOptions(t, filepath.Join(dir, "options.yaml"))...)
 			compareGolden(t, filepath.Join(dir, "mesh.json"), mesh)
 
 			for _, inst := range instances {
@@ -79,6 +81,53 @@ func loadProxies(t *testing.T, path string) []registry.Instance {
 		out = append(out, registry.Instance{NodeID: n.ID, Metadata: n.Metadata})
 	}
 	return out
+}
+
+// goldenOptions are a case's control-plane options (options.yaml, optional).
+type goldenOptions struct {
+	// ExtAuthz are --ext-authz flags.
+	ExtAuthz []string `json:"extAuthz"`
+	// PathNormalization is --path-normalization.
+	PathNormalization string `json:"pathNormalization"`
+	// JWKS are the key sets fetched from jwksUri, by URI.
+	JWKS map[string]string `json:"jwks"`
+}
+
+func loadOptions(t *testing.T, path string) []model.Option {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o goldenOptions
+	if err := yaml.UnmarshalStrict(data, &o); err != nil {
+		t.Fatalf("decoding %s: %v", path, err)
+	}
+	var opts []model.Option
+	for _, f := range o.ExtAuthz {
+		p, err := model.ParseExtAuthz(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, model.WithExtAuthz(p))
+	}
+	if o.PathNormalization != "" {
+		pn, err := model.ParsePathNormalization(o.PathNormalization)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, model.WithPathNormalization(pn))
+	}
+	if o.JWKS != nil {
+		opts = append(opts, model.WithJWKS(func(uri string) (string, bool) {
+			doc, ok := o.JWKS[uri]
+			return doc, ok
+		}))
+	}
+	return opts
 }
 
 func mustJSON(t *testing.T, v any) []byte {

@@ -49,26 +49,27 @@ func listener(name string, addr *corev3.Address, dir corev3.TrafficDirection, fi
 	}
 }
 
-// rdsHTTPFilter is an HTTP connection manager whose routes come over ADS.
-func rdsHTTPFilter(statPrefix, routeName string) *listenerv3.Filter {
-	return httpFilter(&hcmv3.HttpConnectionManager{
+// rdsHCM is an HTTP connection manager whose routes come over ADS.
+func rdsHCM(statPrefix, routeName string) *hcmv3.HttpConnectionManager {
+	return &hcmv3.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			RouteConfigName: routeName,
 			ConfigSource:    adsSource(),
 		}},
-	})
+	}
 }
 
-// httpFilter completes an HTTP connection manager (AUTO codec; the filters fault,
-// CORS, both configured per route, and the router) and wraps it in a network filter.
+// httpFilter completes an HTTP connection manager (AUTO codec; after the filters it
+// already has (authorization), the filters fault, CORS, both configured per route,
+// and the router) and wraps it in a network filter.
 func httpFilter(m *hcmv3.HttpConnectionManager) *listenerv3.Filter {
 	m.CodecType = hcmv3.HttpConnectionManager_AUTO
-	m.HttpFilters = []*hcmv3.HttpFilter{
+	m.HttpFilters = append(m.HttpFilters, []*hcmv3.HttpFilter{
 		{Name: wellknown.Fault, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})}},
 		{Name: wellknown.CORS, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&corsv3.Cors{})}},
 		{Name: wellknown.Router, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}},
-	}
+	}...)
 	return &listenerv3.Filter{
 		Name:       wellknown.HTTPConnectionManager,
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(m)},

@@ -176,20 +176,20 @@ func tlsInspector() *listenerv3.ListenerFilter {
 }
 
 // inboundListener is the listener of a workload port in the given mode. filter makes
-// the chain's network filter; over TLS, an HTTP connection manager sets XFCC from the
+// the chain's network filters; over TLS, an HTTP connection manager sets XFCC from the
 // peer's certificate, and in plaintext it strips it.
 func inboundListener(name string, addr *corev3.Address, mode model.MTLSMode, protocol v1alpha1.Protocol,
-	trustDomain string, filter func(xfcc hcmv3.HttpConnectionManager_ForwardClientCertDetails) *listenerv3.Filter) *listenerv3.Listener {
+	trustDomain string, filter func(xfcc hcmv3.HttpConnectionManager_ForwardClientCertDetails) []*listenerv3.Filter) *listenerv3.Listener {
 	l := &listenerv3.Listener{Name: name, Address: addr, TrafficDirection: corev3.TrafficDirection_INBOUND}
 	tlsChain := &listenerv3.FilterChain{
 		Name:             TLSChain,
 		FilterChainMatch: &listenerv3.FilterChainMatch{TransportProtocol: TransportTLS},
 		TransportSocket:  downstreamTLS(protocol, trustDomain),
-		Filters:          []*listenerv3.Filter{filter(hcmv3.HttpConnectionManager_SANITIZE_SET)},
+		Filters:          filter(hcmv3.HttpConnectionManager_SANITIZE_SET),
 	}
 	plain := &listenerv3.FilterChain{
 		Name:    PlaintextChain,
-		Filters: []*listenerv3.Filter{filter(hcmv3.HttpConnectionManager_SANITIZE)},
+		Filters: filter(hcmv3.HttpConnectionManager_SANITIZE),
 	}
 	switch mode {
 	case model.MTLSDisable:

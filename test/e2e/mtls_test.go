@@ -227,30 +227,7 @@ spec:
 
 	// Steady load while the control plane is killed and restarted, and certificates
 	// keep rotating every 2s.
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	var (
-		mu     sync.Mutex
-		sent   int
-		failed []string
-		wg     sync.WaitGroup
-	)
-	for range 2 {
-		wg.Go(func() {
-			lc := proxyClient(outbound)
-			for loadCtx.Err() == nil {
-				_, _, err := getOK(loadCtx, lc)
-				if loadCtx.Err() != nil {
-					return
-				}
-				mu.Lock()
-				sent++
-				if err != nil {
-					failed = append(failed, err.Error())
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	stop := steadyLoad(ctx, outbound, 2)
 	old := st.ControlPlane.PID
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatalf("killing the control plane: %v", err)
@@ -278,8 +255,7 @@ spec:
 		}
 		return nil
 	})
-	stopLoad()
-	wg.Wait()
+	sent, failed := stop()
 	if len(failed) > 0 {
 		t.Errorf("%d of %d requests failed across the restart; first: %s", len(failed), sent, failed[0])
 	}
@@ -351,4 +327,127 @@ func foreignCert(t *testing.T, id string) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func TestMutualTLSRootRotation(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	outbound := freeAddr(t)
+	client := fmt.Sprintf(`---
+apiVersion: trellis.dev/v1alpha1
+kind: Workload
+metadata: {name: client, labels: {app: client}}
+spec:
+  outbound: %q
+`, outbound)
+	up, _ := startUp(t, mtlsEcho()+strictMesh+client, "--cert-renew-every", "1s")
+	st := up.waitState(ctx, t, 2)
+	c := proxyClient(outbound)
+	eventually(ctx, t, "echo through the mesh", func() error {
+		_, _, err := getOK(ctx, c)
+		return err
+	})
+	var raw struct {
+		ControlPlane struct{ Monitoring string } `json:"controlPlane"`
+	}
+	data, err := os.ReadFile(up.statePath)
+	if err != nil || json.Unmarshal(data, &raw) != nil || raw.ControlPlane.Monitoring == "" {
+		t.Fatalf("no monitoring address in the state: %v %s", err, data)
+	}
+	issuers := func() (map[string]string, error) {
+		out := map[string]string{}
+		for _, w := range []string{"echo", "client"} {
+			var doc struct {
+				Certificates []struct {
+					Chain []struct{ Issuer string } `json:"chain"`
+				} `json:"certificates"`
+				TrustBundle struct {
+					Roots []struct{ Subject string } `json:"roots"`
+				} `json:"trustBundle"`
+			}
+			_, body, err := get(ctx, &http.Client{Timeout: 5 * time.Second}, "http://"+st.workload(t, w).Admin+"/certs", "")
+			if err != nil {
+				return nil, err
+			}
+			if err := json.Unmarshal([]byte(body), &doc); err != nil || len(doc.Certificates) == 0 {
+				return nil, fmt.Errorf("%s /certs: %v %s", w, err, body)
+			}
+			out[w] = fmt.Sprintf("%s (%d roots)", doc.Certificates[0].Chain[0].Issuer, len(doc.TrustBundle.Roots))
+		}
+		return out, nil
+	}
+	before, err := issuers()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	stop := steadyLoad(ctx, outbound, 2)
+	resp, err := http.Post("http://"+raw.ControlPlane.Monitoring+"/ca/rotate", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /ca/rotate: %d", resp.StatusCode)
+	}
+	eventually(ctx, t, "certificates from the new root, both roots trusted", func() error {
+		now, err := issuers()
+		if err != nil {
+			return err
+		}
+		for w, b := range before {
+			if now[w] == b || !strings.HasSuffix(now[w], "(2 roots)") {
+				return fmt.Errorf("%s: %s, before %s", w, now[w], b)
+			}
+		}
+		return nil
+	})
+	// Keep the load across a few more renewals under the new root.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, _, err := getOK(ctx, c); err != nil {
+			t.Errorf("after the rotation: %v", err)
+			break
+		}
+	}
+	sent, failed := stop()
+	if len(failed) > 0 {
+		t.Errorf("%d of %d requests failed across the root rotation; first: %s", len(failed), sent, failed[0])
+	}
+}
+
+// steadyLoad sends GETs to echo through the outbound listener from workers goroutines
+// until the returned stop is called, which says how many were sent and which failed.
+func steadyLoad(ctx context.Context, outbound string, workers int) (stop func() (int, []string)) {
+	ctx, cancel := context.WithCancel(ctx)
+	var (
+		mu     sync.Mutex
+		sent   int
+		failed []string
+		wg     sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			lc := proxyClient(outbound)
+			for ctx.Err() == nil {
+				_, _, err := getOK(ctx, lc)
+				if ctx.Err() != nil {
+					return
+				}
+				mu.Lock()
+				sent++
+				if err != nil {
+					failed = append(failed, err.Error())
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	return func() (int, []string) {
+		cancel()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return sent, failed
+	}
 }

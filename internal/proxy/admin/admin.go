@@ -30,6 +30,12 @@ type CertsState interface {
 	WriteCerts(w io.Writer) error
 }
 
+// TapState is implemented by a State that streams its requests at /tap.
+type TapState interface {
+	// ServeTap streams the requests the sidecar carries until the client goes away.
+	ServeTap(w http.ResponseWriter, r *http.Request)
+}
+
 // Config configures the admin server.
 type Config struct {
 	// Address is where to listen; its host must be a loopback IP or "localhost".
@@ -73,6 +79,9 @@ func New(cfg Config) (*Server, error) {
 		mux.HandleFunc("GET /certs", func(w http.ResponseWriter, _ *http.Request) {
 			write(w, "application/json", cs.WriteCerts)
 		})
+	}
+	if ts, ok := cfg.State.(TapState); ok {
+		mux.HandleFunc("GET /tap", ts.ServeTap)
 	}
 	srv := &http.Server{
 		Handler:           mux,

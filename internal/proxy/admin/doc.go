@@ -3,6 +3,8 @@
 //	/ready        200 "ready" once the first complete configuration is applied, else 503
 //	/config_dump  the accepted xDS resources per type, as JSON (protojson), with versions
 //	/stats        plain-text counters, one "name value" line each
+//	/tap          the requests the sidecar carries, live, as JSON lines (or Server-Sent
+//	              Events): the access log's record, the last ones first (TapState)
 //
 // The admin server reads the sidecar through the small State interface; it holds no
 // state and no lock of its own. Serve runs one http.Server until its context ends.

@@ -17,6 +17,11 @@
 // MUTUAL TLS read their files through a cache that re-reads a file when its size or
 // modification time changes.
 //
+// The certificate presented (present.go) is the rotator's latest, except right after
+// a root rotation: a certificate issued by a root that joined the bundle less than
+// RootSettle ago waits (the previous one is presented meanwhile), so that peers, which
+// get the new bundle at about the same moment, never see a root they do not trust yet.
+//
 // WriteCerts renders the admin endpoint /certs: the certificates in use and the trust
 // bundle, never a private key.
 //

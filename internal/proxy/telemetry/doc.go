@@ -11,9 +11,11 @@
 //	          removed (the client sidecar sets its own for mesh clusters) ── tracing
 //	          span started and trace context injected (when tracing is on)
 //	Record ── span ended ── metrics recorded ── access log line queued (when on)
+//	          ── offered to the tap's clients (telemetry/tap; only while one is
+//	          connected)
 //
 // and for each TCP connection (reqinfo.TCPRecorder): TCPOpened counts it, TCPClosed
-// counts it, its bytes, and queues its access log line.
+// counts it, its bytes, and queues its access log line (and tap entry).
 //
 // Concurrency: everything is safe for concurrent use. The access log's writer
 // goroutine and the trace exporter are owned by Telemetry: Close stops them. The

@@ -14,6 +14,7 @@ import (
 	"trellis.dev/trellis/internal/proxy/reqinfo"
 	"trellis.dev/trellis/internal/proxy/telemetry/accesslog"
 	"trellis.dev/trellis/internal/proxy/telemetry/metrics"
+	"trellis.dev/trellis/internal/proxy/telemetry/tap"
 	"trellis.dev/trellis/internal/proxy/telemetry/tracing"
 )
 
@@ -39,6 +40,7 @@ type Telemetry struct {
 	metrics *metrics.Metrics
 	log     *accesslog.Log
 	tracer  *tracing.Tracer
+	tap     *tap.Tap
 	peers   peerCache
 }
 
@@ -54,7 +56,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("setting up metrics: %w", err)
 	}
-	t := &Telemetry{cfg: cfg, metrics: m}
+	t := &Telemetry{cfg: cfg, metrics: m, tap: tap.New(tap.Config{Self: cfg.Self})}
 	if cfg.Tracing != nil {
 		tc := *cfg.Tracing
 		if tc.Logger == nil {
@@ -80,6 +82,9 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 
 // Metrics returns the metrics, for the metrics server.
 func (t *Telemetry) Metrics() *metrics.Metrics { return t.metrics }
+
+// Tap returns the live request tap (the admin /tap endpoint).
+func (t *Telemetry) Tap() *tap.Tap { return t.tap }
 
 // Tracer returns the tracer, nil when tracing is off.
 func (t *Telemetry) Tracer() *tracing.Tracer { return t.tracer }
@@ -109,7 +114,8 @@ func (t *Telemetry) Start(r *http.Request, info *reqinfo.Info) {
 	}
 }
 
-// Record ends the request's span, counts it, and queues its access log line.
+// Record ends the request's span, counts it, queues its access log line, and offers
+// it to the tap's clients when there are any.
 func (t *Telemetry) Record(info *reqinfo.Info) {
 	if t.tracer != nil {
 		t.tracer.End(info)
@@ -118,6 +124,7 @@ func (t *Telemetry) Record(info *reqinfo.Info) {
 	if t.log != nil {
 		t.log.RecordHTTP(info)
 	}
+	t.tap.RecordHTTP(info)
 }
 
 // TCPOpened counts a TCP connection opened.
@@ -129,6 +136,7 @@ func (t *Telemetry) TCPClosed(info *reqinfo.TCPInfo) {
 	if t.log != nil {
 		t.log.RecordTCP(info)
 	}
+	t.tap.RecordTCP(info)
 }
 
 // Close writes the queued access log lines and exports the queued spans, within ctx.
