@@ -18,6 +18,7 @@ var pathColors = map[string]color.Color{
 	PathHAProxy:     color.RGBA{R: 0xdd, G: 0x84, B: 0x52, A: 0xff},
 	PathTrellis:     color.RGBA{R: 0x55, G: 0xa8, B: 0x68, A: 0xff},
 	PathTrellisMTLS: color.RGBA{R: 0xc4, G: 0x4e, B: 0x52, A: 0xff},
+	PathTrellisH2:   color.RGBA{R: 0x81, G: 0x72, B: 0xb3, A: 0xff},
 }
 
 // writeChart draws the latency percentiles of every measured path as grouped bars,

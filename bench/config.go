@@ -91,10 +91,14 @@ const (
 	PathTrellis = "trellis"
 	// PathTrellisMTLS is two Trellis sidecars with mutual TLS between them.
 	PathTrellisMTLS = "trellis-mtls"
+	// PathTrellisH2 is PathTrellis with the HTTP/1.1 requests carried between the
+	// sidecars over one multiplexed HTTP/2 (h2c) connection: a DestinationRule with
+	// connectionPool.http.h2UpgradePolicy UPGRADE (docs/traffic.md).
+	PathTrellisH2 = "trellis-h2"
 )
 
 // PathNames lists every path, in the order they run and are reported.
-var PathNames = []string{PathDirect, PathHAProxy, PathTrellis, PathTrellisMTLS}
+var PathNames = []string{PathDirect, PathHAProxy, PathTrellis, PathTrellisMTLS, PathTrellisH2}
 
 // MTLSAvailable reports whether Trellis can run the mesh with mutual TLS between the
 // sidecars. Until it can (issue 4) the trellis-mtls path is reported as "mTLS: not

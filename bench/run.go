@@ -135,7 +135,7 @@ func startPaths(ctx context.Context, cfg *Config, echo *echoServer, rep *Report)
 				continue
 			}
 			p, err = startHAProxy(ctx, cfg.HAProxy, cfg.WorkDir, echo)
-		case PathTrellis, PathTrellisMTLS:
+		case PathTrellis, PathTrellisMTLS, PathTrellisH2:
 			mtls := name == PathTrellisMTLS
 			if mtls && !MTLSAvailable && !cfg.TryMTLS {
 				rep.Notes = append(rep.Notes, "mTLS: not yet available (issue 4); the trellis-mtls path is not measured.")
@@ -148,7 +148,7 @@ func startPaths(ctx context.Context, cfg *Config, echo *echoServer, rep *Report)
 				}
 				rep.builtTrellis = cfg.Trellis
 			}
-			p, err = startTrellis(ctx, cfg.Trellis, cfg.WorkDir, name, echo, mtls)
+			p, err = startTrellis(ctx, cfg.Trellis, cfg.WorkDir, name, echo, meshParams{MTLS: mtls, H2Upgrade: name == PathTrellisH2})
 		}
 		if err != nil {
 			failed[name] = err.Error()

@@ -43,6 +43,9 @@ type meshParams struct {
 	// PeerAuthentication in STRICT mode for namespace default, where both workloads
 	// live (namespace-wide, so it does not depend on the mesh's root namespace).
 	MTLS bool
+	// H2Upgrade carries the HTTP/1.1 requests between the sidecars over HTTP/2: a
+	// DestinationRule for echo with connectionPool.http.h2UpgradePolicy UPGRADE.
+	H2Upgrade bool
 }
 
 // The service ports clients call; the Host header names them.
@@ -83,6 +86,18 @@ metadata:
 spec:
   mtls: {mode: STRICT}
 {{- end}}
+{{- if .H2Upgrade}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: echo
+spec:
+  host: echo
+  trafficPolicy:
+    connectionPool:
+      http: {h2UpgradePolicy: UPGRADE}
+{{- end}}
 `))
 
 // meshFile returns the mesh file of a trellis path.
@@ -95,12 +110,14 @@ func meshFile(p meshParams) ([]byte, error) {
 }
 
 // startTrellis runs `trellis up` on the benchmark mesh and waits for its state file.
-func startTrellis(ctx context.Context, bin, dir, name string, echo *echoServer, mtls bool) (*trellisPath, error) {
+// params choose mutual TLS and HTTP/2 between the sidecars; the addresses are filled
+// here.
+func startTrellis(ctx context.Context, bin, dir, name string, echo *echoServer, params meshParams) (*trellisPath, error) {
 	ports, err := child.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	params := meshParams{Outbound: child.Loopback(ports[0]), Upstream: child.Loopback(ports[1]), MTLS: mtls}
+	params.Outbound, params.Upstream = child.Loopback(ports[0]), child.Loopback(ports[1])
 	for addr, port := range map[string]*int{echo.http: &params.HTTPPort, echo.grpc: &params.GRPCPort, echo.tcp: &params.TCPPort} {
 		if _, err := fmt.Sscanf(addr, "127.0.0.1:%d", port); err != nil {
 			return nil, fmt.Errorf("echo server address %s: %w", addr, err)

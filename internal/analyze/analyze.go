@@ -104,6 +104,7 @@ func (r *Result) addSet(set *config.Set, loc *Locator) {
 	}
 	r.add(SeverityError, loc.Locate(mesh.ConfigErrors)...)
 	r.add(SeverityWarning, loc.Locate(mesh.Unsupported)...)
+	r.add(SeverityWarning, loc.Locate(mesh.Warnings)...)
 }
 
 func (r *Result) add(s Severity, errs ...*config.Error) {

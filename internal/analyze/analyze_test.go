@@ -50,6 +50,23 @@ func TestFiles(t *testing.T) {
 			},
 			wantErrors: 4,
 		},
+		{
+			name:  "authorization policies that cannot match, unknown names, and mistakes",
+			files: []string{"testdata/authz.yaml"},
+			want: []string{
+				`testdata/authz.yaml:15: warning: AuthorizationPolicy default/no-such-workload: spec.selector: the policy applies to no known workload (selector map[app:ratings] in namespace default)`,
+				`testdata/authz.yaml:24: warning: AuthorizationPolicy default/allow-nothing: spec.rules: an ALLOW policy without rules matches nothing: it denies every request to the workloads it applies to`,
+				`testdata/authz.yaml:35: warning: AuthorizationPolicy default/names: spec.rules[0]: this rule can never match on the ports the policy applies to (its ports, or HTTP-only fields on TCP ports)`,
+				`testdata/authz.yaml:37: warning: AuthorizationPolicy default/names: spec.rules[0].from[0].source.namespaces[1]: no known workload or service is in namespace "prod"`,
+				`testdata/authz.yaml:40: warning: AuthorizationPolicy default/names: spec.rules[0].from[0].source.principals[1]: no known workload has the identity "cluster.local/ns/default/sa/productpage" (known: cluster.local/ns/default/sa/reviews)`,
+				`testdata/authz.yaml:46: error: AuthorizationPolicy default/names: spec.rules[1].to[0].operation.paths[0]: path template "/a/{*}x": segment "{*}x": an operator ({*} or {**}) must be a whole segment, and *, { and } may not appear elsewhere`,
+				`testdata/authz.yaml:48: error: AuthorizationPolicy default/names: spec.rules[2].when[0].key: condition key "request.time" is not supported (supported: request.headers[NAME], source.ip, remote.ip, source.namespace, source.principal, request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[NAME], destination.port, connection.sni)`,
+				`testdata/authz.yaml:55: warning: RequestAuthentication default/jwt: spec.targetRefs: the policy applies to no known workload (Services default/ratings)`,
+				`testdata/authz.yaml:59: error: RequestAuthentication default/jwt: spec.jwtRules[0].jwks: not a JSON Web Key Set: no "keys": no key can verify a token of "https://issuer.example.com", every one is refused`,
+				`testdata/authz.yaml:60: warning: RequestAuthentication default/jwt: spec.jwtRules[0].fromCookies: not supported: tokens in cookies are not implemented (CSRF exposure); send them in a header; ignored`,
+			},
+			wantErrors: 3,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

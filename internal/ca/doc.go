@@ -11,6 +11,12 @@
 //	root-key.pem   its private key (0600)
 //	roots.pem      the trust bundle: every root still trusted, the signing root last
 //
+// With Config.Storage set, the same three are kept there instead (in Kubernetes, a
+// Secret shared by the control plane's replicas): New loads them or creates a root and
+// saves it, Rotate and RetireOldRoots save, and Reload picks up what another replica
+// saved. A Storage refuses a save based on a stale load, so two replicas never put two
+// roots in force.
+//
 // Alternatively the user supplies an intermediate under their own root (ExternalCA:
 // cert, key, chain, root files); New checks that the key matches, that the certificate
 // is a CA allowed to sign, and that it chains to the root.

@@ -18,8 +18,11 @@ func newControlCmd() *cobra.Command {
 	var cfg control.Config
 	var logLevel string
 	var ext ca.ExternalCA
+	var kubeFlags *controlKubeFlags
+	var authz *authzFlags
+	var rateLimit *rateLimitFlags
 	cmd := &cobra.Command{
-		Use:   "control -f FILE [-f FILE...]",
+		Use:   "control [-f FILE...] [--kubeconfig FILE]",
 		Short: "Run the control plane: watch mesh files, serve xDS to the sidecars",
 		Long: `control loads the mesh files, watches them for changes, registers the sidecars
 that connect, and serves each one its configuration over xDS (ADS, State of the World
@@ -35,9 +38,18 @@ writes to <data-dir>/join-token), and serves xDS and the CA over TLS on
 It serves /metrics, /ready, /debug/config and the CA operations (POST /ca/rotate,
 POST /ca/retire-old-roots, loopback only) on the monitoring address, the dashboard
 (service graph, golden signals, live tap) on the dashboard address, and stops
-gracefully on SIGINT or SIGTERM.`,
+gracefully on SIGINT or SIGTERM.
+
+On Kubernetes (--kubeconfig, or in a pod: KUBERNETES_SERVICE_HOST set) it also reads
+Services, EndpointSlices, Pods and the Istio, Gateway API and Trellis resources from
+the API server; the replicas elect a leader with a Lease (the leader creates the CA
+root Secret trellis-ca and keeps the webhook configurations' caBundle current); every
+replica serves xDS and the admission webhooks (--webhook-addr, HTTPS, with a
+certificate from the CA), and authenticates certificate requests with the pod's
+service-account token (TokenReview).`,
 		Example: `  trellis control -f mesh.yaml --data-dir /var/lib/trellis
-  curl -X POST http://127.0.0.1:15014/ca/rotate`,
+  curl -X POST http://127.0.0.1:15014/ca/rotate
+  trellis control --kubeconfig ~/.kube/config --namespace trellis-system`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -51,12 +63,30 @@ gracefully on SIGINT or SIGTERM.`,
 				}
 				cfg.ExternalCA = &ext
 			}
+			authzCfg, err := authz.config()
+			if err != nil {
+				return err
+			}
+			cfg.Authz = authzCfg
+			if cfg.RateLimit, err = rateLimit.config(); err != nil {
+				return err
+			}
+			kube, err := kubeFlags.config(cfg.Logger)
+			if err != nil {
+				return err
+			}
+			cfg.Kubernetes = kube
+			if kube == nil && len(cfg.ConfigFiles) == 0 {
+				return fmt.Errorf("give mesh files with -f, or run on Kubernetes (--kubeconfig, or in a pod)")
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return control.Run(ctx, cfg)
 		},
 	}
 	f := cmd.Flags()
+	authz = addAuthzFlags(f)
+	rateLimit = addRateLimitFlags(f)
 	f.StringArrayVarP(&cfg.ConfigFiles, "file", "f", nil, "mesh file (YAML, several documents); repeat for more files")
 	f.StringVar(&cfg.XDSAddr, "xds-addr", control.DefaultXDSAddr, "address to serve plaintext xDS on")
 	f.StringVar(&cfg.SecureXDSAddr, "secure-xds-addr", control.DefaultSecureXDSAddr, "address to serve xDS and the CA over TLS on")
@@ -74,6 +104,6 @@ gracefully on SIGINT or SIGTERM.`,
 	f.DurationVar(&cfg.DashboardScrapeInterval, "dashboard-scrape-interval", 0, "how often the dashboard scrapes the sidecars' metrics (default 5s)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the control plane's data (created if missing)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	cmd.MarkFlagRequired("file")
+	kubeFlags = addControlKubeFlags(f)
 	return cmd
 }

@@ -29,6 +29,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newProxyCmd(), newProxyConfigCmd())
 	root.AddCommand(newRateLimitCmd())
 	root.AddCommand(newAnalyzeCmd())
+	root.AddCommand(newStatCmd(), newTopCmd(), newTapCmd())
 	root.AddCommand(newInstallCmd(), newUninstallCmd(), newInjectCmd())
 	return root
 }

@@ -16,6 +16,8 @@ import (
 func newUpCmd() *cobra.Command {
 	var cfg local.Config
 	var logLevel string
+	var authz *authzFlags
+	var rateLimit *rateLimitFlags
 	cmd := &cobra.Command{
 		Use:   "up -f FILE [-f FILE...]",
 		Short: "Run a whole mesh on this machine: control plane, a sidecar per workload, and the apps",
@@ -31,12 +33,22 @@ on SIGINT or SIGTERM stops the apps, then the sidecars, then the control plane.`
 			}
 			cfg.Logger = logger
 			cfg.LogLevel = logLevel
+			if _, err := authz.config(); err != nil {
+				return err
+			}
+			cfg.ControlArgs = append(cfg.ControlArgs, authz.args()...)
+			if _, err := rateLimit.config(); err != nil {
+				return err
+			}
+			cfg.ControlArgs = append(cfg.ControlArgs, rateLimit.args()...)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return local.Run(ctx, cfg)
 		},
 	}
 	f := cmd.Flags()
+	authz = addAuthzFlags(f)
+	rateLimit = addRateLimitFlags(f)
 	f.StringArrayVarP(&cfg.Files, "file", "f", nil, "mesh file (YAML, several documents); repeat for more files")
 	f.StringVar(&cfg.StatePath, "state", "", "write the chosen addresses and pids as JSON to this file once every sidecar is ready")
 	f.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:15010", "control plane plaintext xDS address; port 0 picks a free port")

@@ -81,7 +81,18 @@ func validateService(d *document, s *corev1.Service) {
 // ServicePortProtocol is the application protocol of a Service port, as Istio reads it:
 // a known appProtocol (http, http2, grpc, kubernetes.io/h2c, tcp), else the port name
 // ("http", "http2", "grpc", "tcp", or one of them followed by "-" and anything), else TCP.
+// ServicePortProtocolOrAuto tells the last case apart.
 func ServicePortProtocol(p corev1.ServicePort) v1alpha1.Protocol {
+	if proto := ServicePortProtocolOrAuto(p); proto != v1alpha1.ProtocolAuto {
+		return proto
+	}
+	return v1alpha1.ProtocolTCP
+}
+
+// ServicePortProtocolOrAuto is ServicePortProtocol, except that a port declaring no
+// protocol (no known appProtocol, no known name prefix) is v1alpha1.ProtocolAuto: its
+// protocol is detected per connection (HTTP/1.1, HTTP/2, else TCP).
+func ServicePortProtocolOrAuto(p corev1.ServicePort) v1alpha1.Protocol {
 	if p.AppProtocol != nil {
 		switch strings.ToLower(*p.AppProtocol) {
 		case "http":
@@ -102,6 +113,8 @@ func ServicePortProtocol(p corev1.ServicePort) v1alpha1.Protocol {
 		return v1alpha1.ProtocolHTTP2
 	case "grpc":
 		return v1alpha1.ProtocolGRPC
+	case "tcp":
+		return v1alpha1.ProtocolTCP
 	}
-	return v1alpha1.ProtocolTCP
+	return v1alpha1.ProtocolAuto
 }

@@ -16,6 +16,7 @@ import (
 
 	"trellis.dev/trellis/internal/ca"
 	"trellis.dev/trellis/internal/dashboard"
+	"trellis.dev/trellis/internal/jwks"
 	"trellis.dev/trellis/internal/model"
 	"trellis.dev/trellis/internal/registry"
 	"trellis.dev/trellis/internal/source/file"
@@ -38,6 +39,10 @@ const (
 type Config struct {
 	// ConfigFiles are the mesh files (multi-document YAML) to load and watch.
 	ConfigFiles []string
+	// Kubernetes, if set, runs the control plane on Kubernetes: configuration and
+	// service discovery come from the API server too (kube.go). ConfigFiles may then
+	// be empty.
+	Kubernetes *Kubernetes
 	// XDSAddr is where plaintext xDS (ADS, SotW and Delta) is served. Default
 	// 127.0.0.1:15010.
 	XDSAddr string
@@ -74,6 +79,13 @@ type Config struct {
 	// does not push services without their endpoints. Default DefaultWarmup; negative:
 	// no wait.
 	Warmup time.Duration
+
+	// Authz configures authorization: external authorizers, path normalization and
+	// the fetching of JWT key sets (authz.go).
+	Authz AuthzConfig
+	// RateLimit configures rate limiting: the embedded rate-limit service, or an
+	// external one (ratelimit.go).
+	RateLimit RateLimitConfig
 
 	// DashboardAddr is where the dashboard (web UI and JSON API, docs/dashboard.md)
 	// is served; empty: no dashboard (`trellis control` defaults it to
@@ -122,7 +134,7 @@ func (c *Config) setDefaults() {
 func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
 	log := cfg.Logger
-	if len(cfg.ConfigFiles) == 0 {
+	if len(cfg.ConfigFiles) == 0 && cfg.Kubernetes == nil {
 		return errors.New("starting control plane: no config files given")
 	}
 	if cfg.DataDir == "" {
@@ -148,32 +160,65 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 
 	st := store.New()
-	src, err := file.New(file.Config{Paths: cfg.ConfigFiles, Store: st, Logger: log.With("component", "file-source")})
-	if err != nil {
-		return fmt.Errorf("starting file source: %w", err)
+	var src *file.Source
+	var sources []fileSource
+	if len(cfg.ConfigFiles) > 0 {
+		if src, err = file.New(file.Config{Paths: cfg.ConfigFiles, Store: st, Logger: log.With("component", "file-source")}); err != nil {
+			return fmt.Errorf("starting file source: %w", err)
+		}
+		sources = append(sources, src)
 	}
+	var kube *kubePlane
+	var secParts *securityParts
+	var discovery endpointSource
+	if cfg.Kubernetes != nil {
+		if kube, secParts, err = startKube(ctx, &cfg, st, log); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while waiting for the CA Secret
+			}
+			return err
+		}
+		defer kube.stop()
+		sources, discovery = append(sources, kube.source), kube.source
+	}
+	sourceSet := newSourceSet(sources...)
 	reg := registry.New()
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sec, err := newSecurity(cfg, metrics, log.With("component", "ca"))
+	sec, err := newSecurity(cfg, metrics, log.With("component", "ca"), secParts)
 	if err != nil {
 		return fmt.Errorf("starting the CA: %w", err)
 	}
+	rl, err := newRateLimit(ctx, cfg.RateLimit, metrics, log.With("component", "ratelimit"))
+	if err != nil {
+		return err
+	}
+	defer rl.close()
 	xds, err := xdsserver.New(xdsserver.Config{Registry: reg, Metrics: metrics, Logger: log.With("component", "xds")})
 	if err != nil {
 		return fmt.Errorf("starting xDS server: %w", err)
 	}
+	keySets := jwks.New(jwks.Config{Timeout: cfg.Authz.JWKSTimeout, Refresh: cfg.Authz.JWKSRefresh,
+		AllowPrivate: cfg.Authz.JWKSAllowPrivate, Logger: log.With("component", "jwks")})
 	tr, err := newTranslator(translatorConfig{
-		store: st, source: src, registry: reg, xds: xds, metrics: metrics,
+		store: st, source: sourceSet, discovery: discovery, registry: reg, xds: xds, metrics: metrics,
 		logger: log.With("component", "translator"), debounce: cfg.DebounceAfter, maxDelay: MaxDebounce,
-		trustBundle:  sec.ca.TrustBundlePEM,
-		warmup:       cfg.Warmup,
-		buildOptions: []model.Option{model.WithTrustDomain(sec.ca.TrustDomain()), model.WithRootNamespace(cfg.RootNamespace)},
+		trustBundle: sec.ca.TrustBundlePEM,
+		warmup:      cfg.Warmup,
+		buildOptions: append([]model.Option{model.WithTrustDomain(sec.ca.TrustDomain()), model.WithRootNamespace(cfg.RootNamespace)},
+			append(cfg.Authz.buildOptions(), cfg.RateLimit.buildOption(lis.xds.Addr().String()))...),
+		rateLimits: rl,
+		jwks:       keySets,
 	})
 	if err != nil {
 		return err
 	}
 	sec.onBundleChange = tr.trigger
+	if kube != nil {
+		if err := kube.ready(sec); err != nil {
+			return err
+		}
+	}
 
 	var dash *dashboard.Dashboard
 	if lis.dash != nil {
@@ -215,10 +260,19 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}()
 	}
-	run("file source", func() error { return src.Run(ctx) })
-	run("xDS server", func() error { return xds.Serve(ctx, lis.xds, sec.serveOptions(false)...) })
+	if src != nil {
+		run("file source", func() error { return src.Run(ctx) })
+	}
+	run("config sources", func() error { return sourceSet.run(ctx) })
+	if kube != nil {
+		run("kubernetes source", func() error { return kube.source.Run(ctx) })
+		run("webhook server", func() error { return kube.serveWebhooks(ctx) })
+		run("CA Secret watch", func() error { return kube.watchCA(ctx) })
+	}
+	run("xDS server", func() error { return xds.Serve(ctx, lis.xds, append(sec.serveOptions(false), rl.serveOption()...)...) })
 	run("secure xDS server", func() error { return xds.Serve(ctx, lis.secure, sec.serveOptions(true)...) })
 	run("translator", func() error { return tr.run(ctx) })
+	run("JWT key sets", func() error { return keySets.Run(ctx) })
 	run("monitoring server", func() error {
 		errc := make(chan error, 1)
 		go func() { errc <- mon.Serve(lis.mon) }()

@@ -37,7 +37,25 @@
 // model, the proxies and the current problems as JSON) and /debug/xds (each proxy's
 // generated resources; ?node=ID for one).
 //
-// Concurrency: Run owns five goroutines (file source, plaintext and TLS xDS servers,
-// monitoring server, translator) and returns when all have stopped after ctx ends. Only the translator
-// writes the published state; handlers read it through an atomic pointer.
+// Kubernetes (kube.go): with Config.Kubernetes set, Run also reads the API server
+// (internal/source/kube feeds the store as the source "kubernetes" and gives the
+// translator the Services' EndpointSlice endpoints, passed to model.Build with
+// model.WithEndpoints). Before the CA exists it starts campaigning for the Lease
+// (internal/kube/leader); the CA is loaded from the Secret trellis-ca
+// (internal/kube/casecret), which the leader creates and the other replicas wait for;
+// certificate requests are authenticated by TokenReview (internal/kube/tokenauth)
+// instead of the join token. Every replica serves the admission webhooks
+// (internal/kube/webhook) over TLS with the same serving certificate as the TLS xDS
+// listener (it carries the control plane Service's DNS names), and polls the Secret to
+// reload a rotation made by another replica. While it leads, a replica keeps the
+// webhook configurations' caBundle current (internal/kube/cabundle), and again after
+// every change of the trust bundle. Leader election runs on its own context, from
+// before the CA is loaded until Run returns, and releases the Lease on the way out.
+//
+// Concurrency: Run owns one goroutine per part (file source, the wait for every source
+// to sync, plaintext and TLS xDS servers, monitoring server, translator, dashboard; in
+// Kubernetes mode also the Kubernetes source, the webhook server and the CA Secret
+// watch, and leader election, which runs the leader's duties in its own goroutine)
+// and returns when all have stopped after ctx ends. Only the translator writes the
+// published state; handlers read it through an atomic pointer.
 package control

@@ -136,6 +136,29 @@ type kubePlane struct {
 	wg     sync.WaitGroup
 }
 
+// startKube starts the Kubernetes half: it connects, campaigns for the lead, adds the
+// Service's names to the serving certificate's, and loads the CA from its Secret
+// (waiting for the leader to create it). The caller stops the returned kubePlane.
+func startKube(ctx context.Context, cfg *Config, st *store.Store, log *slog.Logger) (*kubePlane, *securityParts, error) {
+	kp, err := newKubePlane(ctx, *cfg, st, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.ServingNames = append(cfg.ServingNames, kp.cfg.ServingNames()...)
+	if cfg.ExternalCA != nil {
+		kp.stop()
+		return nil, nil, errors.New("a user-supplied CA is not supported in Kubernetes mode yet")
+	}
+	authority, err := kp.loadCA(ctx, caConfig(*cfg, log.With("component", "ca")))
+	if err != nil {
+		kp.stop()
+		return nil, nil, fmt.Errorf("starting the CA: %w", err)
+	}
+	log.Info("on Kubernetes", "namespace", kp.cfg.Namespace, "identity", kp.cfg.Identity,
+		"webhooks", kp.webhook.Addr().String(), "caSecret", kp.storage.String())
+	return kp, &securityParts{ca: authority, auth: kp.auth}, nil
+}
+
 // newKubePlane connects to the API server and starts campaigning for the lead.
 func newKubePlane(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger) (*kubePlane, error) {
 	k := cfg.Kubernetes

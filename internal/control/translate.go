@@ -49,9 +49,14 @@ type translatorConfig struct {
 	// warmup bounds how long the first push waits for the declared Workloads'
 	// sidecars to register (see warmup); zero: no wait.
 	warmup time.Duration
+	// jwks, if set, fetches the key sets of jwksUri.
+	jwks jwksSource
 	// discovery, if set, gives the services' endpoints known from service discovery
 	// (Kubernetes EndpointSlices).
 	discovery endpointSource
+	// rateLimits, if set, is the embedded rate-limit service, given the
+	// RateLimitPolicies before every push.
+	rateLimits *rateLimitPlane
 }
 
 // endpointSource is what the translator needs of service discovery.
@@ -117,6 +122,10 @@ func (t *translator) run(ctx context.Context) error {
 	defer unsubStore()
 	regChanged, unsubReg := t.registry.Subscribe()
 	defer unsubReg()
+	var jwksChanged <-chan struct{} // nil without a fetcher: never ready
+	if t.jwks != nil {
+		jwksChanged = t.jwks.Changed()
+	}
 	var discoveryChanged <-chan struct{} // nil without discovery: never ready
 	if t.discovery != nil {
 		ch, unsub := t.discovery.Subscribe()
@@ -147,6 +156,7 @@ func (t *translator) run(ctx context.Context) error {
 		case <-storeChanged:
 		case <-regChanged:
 		case <-discoveryChanged:
+		case <-jwksChanged:
 		case <-t.kick:
 		case <-timer.C:
 			first = time.Time{}
@@ -180,7 +190,12 @@ func (t *translator) translate(ctx context.Context) {
 	if t.discovery != nil {
 		opts = append(slices.Clip(opts), model.WithEndpoints(t.discovery.Endpoints()))
 	}
+	if t.jwks != nil {
+		t.jwks.Want(model.JWKSURIs(snap.Config))
+		opts = append(slices.Clip(opts), model.WithJWKS(t.jwks.Lookup))
+	}
 	mesh := model.Build(snap.Config, instances, opts...)
+	t.rateLimits.setPolicies(snap.Config, t.logger)
 	var rootCA []*tlsv3.Secret
 	if t.trustBundle != nil {
 		rootCA = []*tlsv3.Secret{xdsgen.RootCASecret(t.trustBundle())}
@@ -196,6 +211,9 @@ func (t *translator) translate(ctx context.Context) {
 	}
 	for _, e := range t.locator.Locate(mesh.Unsupported) {
 		problems = append(problems, "unsupported: "+e.Error())
+	}
+	for _, e := range t.locator.Locate(mesh.Warnings) {
+		problems = append(problems, "warning: "+e.Error())
 	}
 	proxies := make(map[string]*model.Proxy, len(instances))
 	resources := make(map[string]*xdsgen.Resources, len(instances))

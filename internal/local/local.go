@@ -76,6 +76,9 @@ type Config struct {
 	// ReadyTimeout is how long to wait for the sidecars to be ready before warning
 	// about the ones that are not. Default 60s.
 	ReadyTimeout time.Duration
+	// ControlArgs are more flags for `trellis control` (authorization: --ext-authz,
+	// --path-normalization, --jwks-allow-private).
+	ControlArgs []string
 	// OnState, if set, is called with the state each time it is (re)written.
 	OnState func(State)
 	// Logger receives up's own records. Default: discard.

@@ -63,6 +63,7 @@ func (s *supervisor) controlSpec() procSpec {
 	if s.cfg.CertTTL > 0 {
 		argv = append(argv, "--cert-ttl", s.cfg.CertTTL.String())
 	}
+	argv = append(argv, s.cfg.ControlArgs...)
 	return procSpec{Name: "control", Argv: argv, Grace: 5 * time.Second}
 }
 

@@ -92,6 +92,7 @@ type AuthzPolicy struct {
 
 	selector labels.Selector
 	obj      config.ObjectRef
+	scopeAt  string // the field that sets the scope, for warnings
 }
 
 // AuthzRule is one rule: it matches when any From clause, any To clause and every

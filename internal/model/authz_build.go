@@ -50,6 +50,7 @@ func (b *builder) addAuthorizationPolicies(aps []config.AuthorizationPolicy) {
 			}
 			pol.Rules = append(pol.Rules, rule)
 		}
+		pol.scopeAt = scopeField(pol.Scope, spec.GetTargetRef() != nil)
 		b.mesh.AuthzPolicies = append(b.mesh.AuthzPolicies, pol)
 	}
 }

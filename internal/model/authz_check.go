@@ -100,7 +100,7 @@ func (b *builder) checkSecurityPolicies(cfg *config.Set, instances []registry.In
 		}
 		switch {
 		case len(ports) == 0:
-			b.warnf(obj, scopeField(pol.Scope), "the policy applies to no known workload (%s)", describeScope(pol.Scope, pol.Namespace, pol.Selector, pol.Services))
+			b.warnf(obj, pol.scopeAt, "the policy applies to no known workload (%s)", describeScope(pol.Scope, pol.Namespace, pol.Selector, pol.Services))
 		case pol.Action == AuthzAllow && len(pol.Rules) == 0:
 			b.warnf(obj, "spec.rules", "an ALLOW policy without rules matches nothing: it denies every request to the workloads it applies to")
 		default:
@@ -119,7 +119,7 @@ func (b *builder) checkSecurityPolicies(cfg *config.Set, instances []registry.In
 			return len(b.mesh.selectedPorts(pol.Scope, pol.Namespace, pol.selector, pol.Services, w)) > 0
 		})
 		if !found {
-			b.warnf(obj, scopeField(pol.Scope), "the policy applies to no known workload (%s)", describeScope(pol.Scope, pol.Namespace, pol.Selector, pol.Services))
+			b.warnf(obj, pol.scopeAt, "the policy applies to no known workload (%s)", describeScope(pol.Scope, pol.Namespace, pol.Selector, pol.Services))
 		}
 	}
 }
@@ -158,11 +158,13 @@ func trimmed(ids map[string]bool) []string {
 	return out
 }
 
-func scopeField(s PeerAuthScope) string {
-	switch s {
-	case ScopeWorkload:
+func scopeField(s PeerAuthScope, singular bool) string {
+	switch {
+	case s == ScopeWorkload:
 		return "spec.selector"
-	case ScopeService:
+	case s == ScopeService && singular:
+		return "spec.targetRef"
+	case s == ScopeService:
 		return "spec.targetRefs"
 	}
 	return "metadata.namespace"

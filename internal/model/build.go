@@ -31,6 +31,10 @@ type options struct {
 	pathNormalization PathNormalization
 	// endpoints from service discovery (discovered.go)
 	discovered []DiscoveredEndpoint
+	// rate limiting (ratelimit.go)
+	rateLimitService *RateLimitService
+	// HTTP/2 between sidecars (h2upgrade.go)
+	h2Upgrade bool
 }
 
 // WithTrustDomain sets the trust domain of the workloads' SPIFFE IDs; default
@@ -60,11 +64,11 @@ func Build(cfg *config.Set, instances []registry.Instance, opts ...Option) *Mesh
 		cfg = &config.Set{}
 	}
 	o := options{trustDomain: identity.DefaultTrustDomain, rootNamespace: DefaultRootNamespace,
-		pathNormalization: DefaultPathNormalization}
+		pathNormalization: DefaultPathNormalization, h2Upgrade: DefaultH2Upgrade}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	b := &builder{mesh: &Mesh{TrustDomain: o.trustDomain, RootNamespace: o.rootNamespace}, opts: o,
+	b := &builder{mesh: &Mesh{TrustDomain: o.trustDomain, RootNamespace: o.rootNamespace, H2Upgrade: o.h2Upgrade}, opts: o,
 		byKey: make(map[string]*Service), selectors: make(map[string]selectorService),
 		ruleOf: make(map[string]string), reported: make(map[string]bool)}
 	// Endpoints carry their port's mode, so policies come first.
@@ -102,6 +106,7 @@ func Build(cfg *config.Set, instances []registry.Instance, opts ...Option) *Mesh
 	b.addGatewayRoutes(cfg.HTTPRoutes, cfg.GRPCRoutes)
 	b.checkMixedModes()
 	b.addSecurityPolicies(cfg, instances)
+	b.addRateLimits(cfg)
 	b.mesh.Unsupported = append(Unsupported(cfg), b.mesh.Unsupported...)
 	sortErrors(b.mesh.ConfigErrors)
 	sortErrors(b.mesh.Unsupported)
@@ -179,7 +184,7 @@ func (b *builder) addService(cs config.Service) {
 		s.Ports = append(s.Ports, &Port{
 			Name:     p.Name,
 			Number:   uint32(p.Port),
-			Protocol: config.ServicePortProtocol(p),
+			Protocol: config.ServicePortProtocolOrAuto(p),
 		})
 	}
 }
@@ -268,6 +273,7 @@ func (b *builder) addEndpoints(inst registry.Instance) {
 				}
 				if mp := targetPort(md.Ports, sp); mp != nil {
 					b.addEndpoint(p, mp, inst)
+					b.markAutoInbound(p, mp, inst)
 				}
 			}
 		}

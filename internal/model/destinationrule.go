@@ -205,6 +205,7 @@ func connectionPool(cp *networkingapi.ConnectionPoolSettings) *ConnectionPool {
 		MaxRequestsPerConnection: positive(http.GetMaxRequestsPerConnection()),
 		MaxRetries:               positive(http.GetMaxRetries()),
 		IdleTimeout:              durationOf(http.GetIdleTimeout()),
+		H2Upgrade:                h2Upgrade(http.GetH2UpgradePolicy()),
 	}
 }
 

@@ -45,6 +45,18 @@
 // and those of the Workloads declared in config that back it. Build's options set the
 // trust domain and the root namespace.
 //
+// Authorization (authz*.go, jwt.go; docs/authorization.md): AuthorizationPolicies
+// become AuthzPolicy values whose rules are lists of AuthzMatch on attributes, with
+// Istio's values already parsed (SPIFFE IDs, namespace regexes, path templates,
+// CIDRs, ports); RequestAuthentications become JWTPolicy values with their key sets
+// inline (jwks, or what WithJWKS gives for jwksUri, else UnusableJWKS). Mesh.AuthzFor
+// and Mesh.JWTFor pick the policies of one workload port by scope (mesh, namespace,
+// selector, targetRefs Services through the port's endpoints); AuthzPolicy.RulesFor
+// decides ports and TCP-only semantics. Untranslatable values are ConfigErrors and
+// fail closed; valid policies that cannot do what they seem to (selecting nothing,
+// allow-nothing, unknown namespaces or principals) are Mesh.Warnings. The options
+// WithExtAuthz and WithPathNormalization carry the control plane's settings.
+//
 // Routes refer to clusters by ClusterRef (service, port, subset); Mesh.Cluster
 // resolves one to its policy and endpoints. What depends on the client — sourceLabels,
 // sourceNamespace, consumer routes — stays in the IR and is applied per proxy by

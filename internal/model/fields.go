@@ -198,7 +198,6 @@ func trafficPolicyWhy(prefixes ...string) map[string]string {
 		"loadBalancer.consistentHash.httpCookie.attributes": "cookie attributes are not implemented",
 		"connectionPool.tcp.tcpKeepalive":                   "TCP keepalive settings are not implemented",
 		"connectionPool.tcp.maxConnectionDuration":          "connections are not closed by age",
-		"connectionPool.http.h2UpgradePolicy":               "the protocol to an endpoint follows its port's protocol",
 		"connectionPool.http.useClientProtocol":             "the protocol to an endpoint follows its port's protocol",
 		"connectionPool.http.maxConcurrentStreams":          "HTTP/2 stream limits are not implemented",
 		"connectionPool.http.http2KeepAlive":                "HTTP/2 keepalive pings are not implemented",

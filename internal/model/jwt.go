@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"trellis.dev/trellis/internal/config"
+	"trellis.dev/trellis/internal/jwks"
 )
 
 // JWTPolicy is one RequestAuthentication in force.
@@ -22,6 +23,7 @@ type JWTPolicy struct {
 
 	selector labels.Selector
 	obj      config.ObjectRef
+	scopeAt  string // the field that sets the scope, for warnings
 }
 
 // JWTRule is one jwtRules entry: how to find, verify and pass on a token of one
@@ -128,6 +130,12 @@ func (b *builder) addRequestAuthentications(ras []config.RequestAuthentication) 
 				rule.OutputClaimToHeaders = append(rule.OutputClaimToHeaders, ClaimToHeader{Header: c.GetHeader(), Claim: c.GetClaim()})
 			}
 			field := fmt.Sprintf("spec.jwtRules[%d]", i)
+			if rule.JWKS != "" {
+				if err := jwks.Check([]byte(rule.JWKS)); err != nil {
+					b.configErrorf(obj, field+".jwks", "%v: no key can verify a token of %q, every one is refused", err, rule.Issuer)
+					rule.JWKS = UnusableJWKS
+				}
+			}
 			switch {
 			case rule.JWKS != "" && r.GetJwksUri() != "":
 				b.configErrorf(obj, field+".jwksUri", "jwks and jwksUri are both set; the inline jwks is used")
@@ -148,6 +156,7 @@ func (b *builder) addRequestAuthentications(ras []config.RequestAuthentication) 
 			}
 			pol.Rules = append(pol.Rules, rule)
 		}
+		pol.scopeAt = scopeField(pol.Scope, spec.GetTargetRef() != nil)
 		b.mesh.JWTPolicies = append(b.mesh.JWTPolicies, pol)
 	}
 }

@@ -70,8 +70,19 @@ type Mesh struct {
 	// Warnings are configurations that are valid but probably not what was meant
 	// (an authorization policy that can never match, an unknown namespace).
 	Warnings []*config.Error `json:"warnings,omitempty"`
+	// RateLimits are the rules of the RateLimitPolicies, in document order, and
+	// RateLimitService where Global ones are counted (ratelimit.go); nil: none.
+	RateLimits       []*RateLimitRule  `json:"rateLimits,omitempty"`
+	RateLimitService *RateLimitService `json:"rateLimitService,omitempty"`
+
+	// H2Upgrade: HTTP/1.1 requests between sidecars travel over HTTP/2 unless a
+	// DestinationRule says otherwise (h2upgrade.go).
+	H2Upgrade bool `json:"h2Upgrade,omitempty"`
 
 	byFQDN map[string]*Service
+	// autoInbound holds "<node ID>/<port>" for the workload ports whose protocol
+	// is detected (protocol.go).
+	autoInbound map[string]bool
 }
 
 // Service is one service of the mesh.
@@ -146,10 +157,11 @@ type Endpoint struct {
 }
 
 // IsHTTP reports whether a protocol is of the HTTP family (HTTP, HTTP2, GRPC): its
-// traffic is routed by request rather than forwarded as bytes.
+// traffic is routed by request rather than forwarded as bytes. AUTO (detected) counts:
+// its HTTP requests are routed, the rest carried as TCP (protocol.go).
 func IsHTTP(p v1alpha1.Protocol) bool {
 	switch p {
-	case v1alpha1.ProtocolHTTP, v1alpha1.ProtocolHTTP2, v1alpha1.ProtocolGRPC:
+	case v1alpha1.ProtocolHTTP, v1alpha1.ProtocolHTTP2, v1alpha1.ProtocolGRPC, v1alpha1.ProtocolAuto:
 		return true
 	}
 	return false

@@ -266,6 +266,9 @@ type ConnectionPool struct {
 	MaxRequestsPerConnection uint32    `json:"maxRequestsPerConnection,omitempty"`
 	MaxRetries               uint32    `json:"maxRetries,omitempty"`
 	IdleTimeout              *Duration `json:"idleTimeout,omitempty"`
+	// H2Upgrade is connectionPool.http.h2UpgradePolicy: true for UPGRADE, false for
+	// DO_NOT_UPGRADE, nil for DEFAULT (the mesh's setting, Mesh.H2Upgrade).
+	H2Upgrade *bool `json:"h2Upgrade,omitempty"`
 }
 
 // OutlierDetection ejects failing endpoints from a cluster for a while.

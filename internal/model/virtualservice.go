@@ -7,6 +7,7 @@ import (
 
 	networkingapi "istio.io/api/networking/v1alpha3"
 
+	"trellis.dev/trellis/internal/api/v1alpha1"
 	"trellis.dev/trellis/internal/config"
 )
 
@@ -43,8 +44,9 @@ func (b *builder) addVirtualService(vs config.VirtualService) {
 			t.port = port
 			if IsHTTP(port.Protocol) {
 				port.Routes = t.httpRoutes(spec.GetHttp())
-			} else {
-				port.TCPRoutes = t.tcpRoutes(spec.GetTcp())
+			}
+			if !IsHTTP(port.Protocol) || port.Protocol == v1alpha1.ProtocolAuto {
+				port.TCPRoutes = t.tcpRoutes(spec.GetTcp()) // AUTO: what is not HTTP
 			}
 			if len(port.Routes) > 0 || len(port.TCPRoutes) > 0 {
 				port.routedBy = obj.String()

@@ -13,8 +13,10 @@ import (
 	"trellis.dev/trellis/internal/bootstrap"
 	"trellis.dev/trellis/internal/proxy/admin"
 	"trellis.dev/trellis/internal/proxy/cluster"
+	"trellis.dev/trellis/internal/proxy/extauthz"
 	"trellis.dev/trellis/internal/proxy/forward"
 	"trellis.dev/trellis/internal/proxy/listener"
+	"trellis.dev/trellis/internal/proxy/ratelimit"
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/stats"
 	"trellis.dev/trellis/internal/proxy/telemetry"
@@ -57,7 +59,11 @@ type Proxy struct {
 	// sec is mutual TLS: the control plane connection, certificate and trust bundle.
 	sec *security
 
-	table    atomic.Pointer[runtime.Table]
+	table atomic.Pointer[runtime.Table]
+	// limiter enforces rate limits; it keeps local buckets across tables.
+	limiter *ratelimit.Limiter
+	// extAuthz calls external authorizers (ext_authz filters).
+	extAuthz *extauthz.Client
 	ready    atomic.Bool
 	draining atomic.Bool
 
@@ -100,17 +106,21 @@ func New(cfg Config) (*Proxy, error) {
 	// The sidecar says itself whether it takes part in mutual TLS: it does when it
 	// has a certificate source (docs/xds.md, "Security").
 	announced.Metadata.MTLS = b.TokenFile != ""
+	// It implements authorization and request authentication (docs/xds.md).
+	announced.Metadata.Authz = true
 	p := &Proxy{cfg: cfg, stats: &stats.Stats{}, accepted: map[string]xdsclient.Update{}}
 	p.clusters = cluster.NewManager(cluster.Config{Logger: cfg.Logger})
 	if err := p.newTelemetry(); err != nil {
 		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
 	}
+	p.limiter = ratelimit.New(ratelimit.Config{Logger: cfg.Logger.With("component", "ratelimit")})
+	p.extAuthz = extauthz.NewClient(cfg.Logger)
 	p.http = forward.NewHTTP(forward.HTTPConfig{Tables: p, Clusters: p.clusters, Stats: p.stats, Logger: cfg.Logger,
-		Telemetry: p.telemetry, PeerHeader: p.telemetry.PeerHeader()})
+		Telemetry: p.telemetry, PeerHeader: p.telemetry.PeerHeader(), RateLimiter: p.limiter, ExtAuthz: p.extAuthz})
 	p.listeners = listener.New(listener.Config{
 		Tables:       p,
 		HTTP:         p.http,
-		TCP:          &forward.TCP{Stats: p.stats, Recorder: p.telemetry, Logger: cfg.Logger},
+		TCP:          &forward.TCP{Stats: p.stats, Recorder: p.telemetry, ExtAuthz: p.extAuthz, Logger: cfg.Logger},
 		Logger:       cfg.Logger,
 		Stats:        p.stats,
 		DrainTimeout: cfg.DrainTimeout,
@@ -199,6 +209,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 	defer cancel()
 	p.listeners.Shutdown(drainCtx)
 	p.http.Close()
+	p.limiter.Close()
+	p.extAuthz.Close()
 	p.http.Upstreams().Close()
 	p.clusters.Close()
 	p.closeTelemetry(drainCtx)

@@ -44,6 +44,13 @@ func (g *generator) cluster(ref model.ClusterRef) string {
 			Endpoints: []*endpointv3.LocalityLbEndpoints{{}}})
 		return name
 	}
+	if proto := g.mesh.UpstreamProtocol(info); proto != info.Port.Protocol {
+		// HTTP/1.1 over HTTP/2 between sidecars: the cluster (and its ALPN) as for
+		// an HTTP2 port.
+		port := *info.Port
+		port.Protocol = proto
+		info.Port = &port
+	}
 	var c *clusterv3.Cluster
 	if info.Service.Resolution == model.ResolutionDNS {
 		c = baseCluster(name, clusterv3.Cluster_STRICT_DNS, info.Port.Protocol)

@@ -34,6 +34,19 @@
 // adds (the trust bundle is not part of the model). Proxies that do not announce
 // mutual TLS get exactly the plaintext resources of before.
 //
+// Authorization (authz.go, rbac.go; docs/xds.md "Authorization and request
+// authentication"), for proxies that announce it (model.Proxy.Authz) only: every HTTP
+// connection manager normalizes paths (the mesh's PathNormalization); each inbound
+// port's HCM gets, before fault, CORS and router, the filters of the policies that
+// apply to it — jwt_authn (RequestAuthentications), RBAC LOG (AUDIT), a shadow RBAC
+// and ext_authz (CUSTOM), RBAC DENY, RBAC ALLOW — and a TCP port's chains the network
+// RBAC and ext_authz filters before the TCP proxy. model.AuthzPolicy.RulesFor decides
+// what a rule means on the port; rbac.go turns rules into RBAC policies (one per
+// rule: permissions from `to`, principals from `from`, `when` added to each side).
+// External authorizers get `extauthz|<name>` clusters. A proxy that does not
+// announce authorization fails closed on the ports a policy protects: HTTP ports
+// answer 403, TCP ports get no listener, and the error says so.
+//
 // Every resource that is referenced is emitted and nothing else. Generation is pure
 // and deterministic: every slice is sorted by resource name, so the same input gives
 // the same resources (golden tests under testdata/ rely on this; run

@@ -20,6 +20,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"trellis.dev/trellis/internal/api/v1alpha1"
 	"trellis.dev/trellis/internal/model"
 	"trellis.dev/trellis/internal/names"
 )
@@ -47,6 +48,7 @@ func Generate(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
 	g.inbound()
 	g.upstreams()
 	g.extAuthzClusters()
+	g.rateLimitCluster()
 	g.sort()
 	return g.res, errors.Join(g.errs...)
 }
@@ -60,7 +62,10 @@ type generator struct {
 	upstreamBinds map[string]string
 	// extAuthz are the external authorizers the inbound ports use (authz.go).
 	extAuthz []model.ExtAuthzProvider
-	errs     []error
+	// rateLimitService is set when a port sends checks to the rate-limit service
+	// (ratelimit.go).
+	rateLimitService bool
+	errs             []error
 }
 
 func (g *generator) errorf(format string, args ...any) {
@@ -123,6 +128,7 @@ func domains(svc *model.Service, port uint32, from string) []string {
 // reaches the app.
 func (g *generator) inbound() {
 	for _, p := range g.proxy.Inbound {
+		p.Protocol = g.mesh.InboundProtocol(g.proxy.ID, p)
 		if p.Inbound == "" {
 			g.errorf("inbound port %d: the metadata gives no inbound address; no listener", p.Port)
 			continue
@@ -144,7 +150,7 @@ func (g *generator) inbound() {
 		if !g.proxy.Authz && authz.enforcing() {
 			// A sidecar that cannot enforce authorization must not serve the port:
 			// fail closed (docs/xds.md, "Authorization and request authentication").
-			if !model.IsHTTP(p.Protocol) {
+			if !model.IsHTTP(p.Protocol) || p.Protocol == v1alpha1.ProtocolAuto {
 				g.errorf("inbound port %d: authorization policies apply but the sidecar does not implement them (no metadata authz); no listener", p.Port)
 				g.res.Clusters = append(g.res.Clusters, staticCluster(cluster, p.Protocol, target))
 				continue
@@ -152,45 +158,58 @@ func (g *generator) inbound() {
 			g.errorf("inbound port %d: authorization policies apply but the sidecar does not implement them (no metadata authz); every request is denied", p.Port)
 			route = deniedRoute()
 		}
-		filter := func(xfcc hcmv3.HttpConnectionManager_ForwardClientCertDetails) []*listenerv3.Filter {
-			if !model.IsHTTP(p.Protocol) {
-				var fs []*listenerv3.Filter
-				if g.proxy.Authz {
-					fs = g.networkAuthzFilters(authz, p.Port, name)
-				}
-				return append(fs, tcpProxy(name, cluster))
-			}
-			m := &hcmv3.HttpConnectionManager{
-				StatPrefix: name,
-				RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
-					Name: name,
-					VirtualHosts: []*routev3.VirtualHost{{
-						Name:    name,
-						Domains: []string{"*"},
-						Routes:  []*routev3.Route{route},
-					}},
-				}},
-				ForwardClientCertDetails: xfcc,
-			}
-			if xfcc == hcmv3.HttpConnectionManager_SANITIZE_SET {
-				m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true}
-			}
-			if g.proxy.Authz {
-				g.normalize(m)
-				m.HttpFilters = g.httpAuthzFilters(authz, p.Port)
-			}
-			return []*listenerv3.Filter{httpFilter(m)}
+		var rl rateLimits
+		if route.GetRoute() != nil {
+			rl = g.rateLimitsFor(p)
+			rl.configure(route, name)
 		}
+		filters := func(isHTTP bool) chainFilters {
+			return func(xfcc hcmv3.HttpConnectionManager_ForwardClientCertDetails) []*listenerv3.Filter {
+				if !isHTTP {
+					var fs []*listenerv3.Filter
+					if g.proxy.Authz {
+						fs = g.networkAuthzFilters(authz, p.Port, name)
+					}
+					return append(fs, tcpProxy(name, cluster))
+				}
+				m := &hcmv3.HttpConnectionManager{
+					StatPrefix: name,
+					RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
+						Name: name,
+						VirtualHosts: []*routev3.VirtualHost{{
+							Name:    name,
+							Domains: []string{"*"},
+							Routes:  []*routev3.Route{route},
+						}},
+					}},
+					ForwardClientCertDetails: xfcc,
+				}
+				if xfcc == hcmv3.HttpConnectionManager_SANITIZE_SET {
+					m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true}
+				}
+				if g.proxy.Authz {
+					g.normalize(m)
+					m.HttpFilters = g.httpAuthzFilters(authz, p.Port)
+				}
+				m.HttpFilters = append(m.HttpFilters, rl.httpFilters(g, name)...)
+				return []*listenerv3.Filter{httpFilter(m)}
+			}
+		}
+		filter := filters(model.IsHTTP(p.Protocol))
+		var l *listenerv3.Listener
 		if !g.proxy.MTLS {
 			// A sidecar without mutual TLS gets the listener of before: one plaintext
 			// chain, nothing it would not know.
-			l := &listenerv3.Listener{Name: name, Address: addr, TrafficDirection: corev3.TrafficDirection_INBOUND,
+			l = &listenerv3.Listener{Name: name, Address: addr, TrafficDirection: corev3.TrafficDirection_INBOUND,
 				FilterChains: []*listenerv3.FilterChain{{Filters: filter(hcmv3.HttpConnectionManager_SANITIZE)}}}
-			g.res.Listeners = append(g.res.Listeners, l)
 		} else {
 			mode := g.mesh.MTLSMode(g.proxy.Namespace, g.proxy.Labels, p.Port)
-			g.res.Listeners = append(g.res.Listeners, inboundListener(name, addr, mode, p.Protocol, g.mesh.TrustDomain, filter))
+			l = inboundListener(name, addr, mode, p.Protocol, g.mesh.TrustDomain, filter)
 		}
+		if p.Protocol == v1alpha1.ProtocolAuto {
+			detectProtocol(l, filters(false))
+		}
+		g.res.Listeners = append(g.res.Listeners, l)
 		g.res.Clusters = append(g.res.Clusters, staticCluster(cluster, p.Protocol, target))
 	}
 }

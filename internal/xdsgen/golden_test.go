@@ -91,6 +91,8 @@ type goldenOptions struct {
 	PathNormalization string `json:"pathNormalization"`
 	// JWKS are the key sets fetched from jwksUri, by URI.
 	JWKS map[string]string `json:"jwks"`
+	// RateLimitService is the address of the rate-limit service.
+	RateLimitService string `json:"rateLimitService"`
 }
 
 func loadOptions(t *testing.T, path string) []model.Option {
@@ -126,6 +128,9 @@ func loadOptions(t *testing.T, path string) []model.Option {
 			doc, ok := o.JWKS[uri]
 			return doc, ok
 		}))
+	}
+	if o.RateLimitService != "" {
+		opts = append(opts, model.WithRateLimitService(model.RateLimitService{Address: o.RateLimitService}))
 	}
 	return opts
 }

@@ -30,6 +30,12 @@ type meshRun struct {
 // workload. The mesh stops when the test ends.
 func startMesh(ctx context.Context, t *testing.T, docs string, upstreams ...string) *meshRun {
 	t.Helper()
+	return startMeshFlags(ctx, t, docs, nil, upstreams...)
+}
+
+// startMeshFlags is startMesh with more flags for `trellis up`.
+func startMeshFlags(ctx context.Context, t *testing.T, docs string, flags []string, upstreams ...string) *meshRun {
+	t.Helper()
 	outbound := freeAddr(t)
 	client := fmt.Sprintf(`---
 apiVersion: trellis.dev/v1alpha1
@@ -45,7 +51,7 @@ spec:
 		}
 	}
 	mesh := docs + client
-	up, _ := startUp(t, mesh)
+	up, _ := startUp(t, mesh, flags...)
 	st := up.waitState(ctx, t, strings.Count(mesh, "kind: Workload\n"))
 	c := proxyClient(outbound)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

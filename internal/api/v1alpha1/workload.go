@@ -47,6 +47,10 @@ const (
 	ProtocolHTTP2 Protocol = "HTTP2"
 	ProtocolGRPC  Protocol = "GRPC"
 	ProtocolTCP   Protocol = "TCP"
+	// ProtocolAuto is not declared by users: it is the protocol of a Service port
+	// that declares none (no appProtocol, no protocol name prefix). The sidecar
+	// detects HTTP/1.1 and HTTP/2 on such a port and carries anything else as TCP.
+	ProtocolAuto Protocol = "AUTO"
 )
 
 // WorkloadPort is one port the app serves.

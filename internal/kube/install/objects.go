@@ -143,6 +143,11 @@ func service(ns string) *corev1.Service {
 	}
 }
 
+// controlDataDir is the control plane's data directory in its pod, an in-memory
+// emptyDir (the root file system is read-only): it holds the trust bundle file. The CA
+// root itself is in the Secret trellis-ca.
+const controlDataDir = "/var/lib/trellis"
+
 func deployment(cfg Config) *appsv1.Deployment {
 	podLabels := selectorLabels()
 	podLabels[InjectLabel] = "false"
@@ -178,6 +183,9 @@ func deployment(cfg Config) *appsv1.Deployment {
 				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: Name,
+					Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+						EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory},
+					}}},
 					SecurityContext: &corev1.PodSecurityContext{
 						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(int64(1337)), RunAsGroup: ptr.To(int64(1337)),
 						FSGroup: ptr.To(int64(1337)),
@@ -187,9 +195,11 @@ func deployment(cfg Config) *appsv1.Deployment {
 						Image: cfg.Image,
 						Args: []string{
 							"control",
-							fmt.Sprintf("--xds-addr=:%d", XDSPort),
+							fmt.Sprintf("--secure-xds-addr=:%d", XDSPort),
 							fmt.Sprintf("--webhook-addr=:%d", WebhookPort),
 							fmt.Sprintf("--monitoring-addr=:%d", MonitoringPort),
+							"--data-dir=" + controlDataDir,
+							"--proxy-image=" + cfg.Image,
 						},
 						Env: []corev1.EnvVar{
 							fieldEnv("POD_NAME", "metadata.name"),
@@ -200,6 +210,7 @@ func deployment(cfg Config) *appsv1.Deployment {
 							{Name: "https-webhook", ContainerPort: WebhookPort, Protocol: corev1.ProtocolTCP},
 							{Name: "http-monitoring", ContainerPort: MonitoringPort, Protocol: corev1.ProtocolTCP},
 						},
+						VolumeMounts:   []corev1.VolumeMount{{Name: "data", MountPath: controlDataDir}},
 						ReadinessProbe: probe("/ready", 5),
 						LivenessProbe:  liveness,
 						Resources: corev1.ResourceRequirements{

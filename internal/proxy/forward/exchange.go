@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"trellis.dev/trellis/internal/lb"
+	"trellis.dev/trellis/internal/proxy/authz"
 	"trellis.dev/trellis/internal/proxy/reqinfo"
 	"trellis.dev/trellis/internal/proxy/runtime"
 )
@@ -41,6 +42,9 @@ type exchange struct {
 	// replay holds the whole request body when it was buffered (replayable).
 	replay     []byte
 	replayable bool
+
+	// authz is what the authorization filters see of the request (authz.go).
+	authz authz.Request
 
 	triedBuf [4]*lb.Endpoint
 	// done and respBody are the attempts' bookkeeping, kept here to save allocations.

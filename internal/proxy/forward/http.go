@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"trellis.dev/trellis/internal/proxy/cluster"
+	"trellis.dev/trellis/internal/proxy/extauthz"
 	"trellis.dev/trellis/internal/proxy/reqinfo"
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/stats"
@@ -35,7 +36,12 @@ type HTTPConfig struct {
 	// sent on requests to clusters whose endpoints are mesh workloads (that carry
 	// workload metadata).
 	PeerHeader string
-	Logger     *slog.Logger
+	// RateLimiter, if set, enforces the routes' rate limits (ratelimit.go).
+	RateLimiter RateLimiter
+	// ExtAuthz calls the external authorizers of ext_authz filters (authz.go);
+	// without it their checks fail.
+	ExtAuthz *extauthz.Client
+	Logger   *slog.Logger
 }
 
 // Telemetry observes the HTTP path: Start when a request arrives, before routing (it
@@ -92,6 +98,7 @@ func (lh *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x := newExchange(w, r, l.Name)
 	downstreamTLS(x, r, chain)
+	badPath := normalize(r, chain.Normalize) // authz.go: before anything reads the path
 	if t := lh.h.cfg.Telemetry; t != nil {
 		x.info.Telemetry.Inbound = l.Inbound
 		t.Start(r, &x.info)
@@ -99,6 +106,13 @@ func (lh *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer lh.h.finish(x)
 	if r.Method == http.MethodConnect {
 		x.local(http.StatusMethodNotAllowed, "CONNECT is not supported", 0)
+		return
+	}
+	if badPath != nil {
+		x.local(http.StatusBadRequest, "bad request path", 0)
+		return
+	}
+	if !lh.h.authorize(x, chain) {
 		return
 	}
 	vh := chain.Routes.VirtualHost(r.Host)
@@ -112,6 +126,9 @@ func (lh *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.route = route
+	if !lh.h.rateLimit(x, chain, route) {
+		return
+	}
 	if route.Fault != nil && !lh.h.fault(x, route.Fault) {
 		return
 	}

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"trellis.dev/trellis/internal/lb"
+	"trellis.dev/trellis/internal/proxy/extauthz"
 	"trellis.dev/trellis/internal/proxy/reqinfo"
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/stats"
@@ -22,6 +24,9 @@ type TCP struct {
 	Stats *stats.Stats
 	// Recorder, if set, sees every connection open and close (telemetry).
 	Recorder reqinfo.TCPRecorder
+	// ExtAuthz calls the external authorizers of network ext_authz filters
+	// (authz.go).
+	ExtAuthz *extauthz.Client
 	Logger   *slog.Logger
 }
 
@@ -33,6 +38,9 @@ type TCP struct {
 // closing down (the caller's way to end it early) ends it.
 func (p *TCP) Serve(ctx context.Context, down net.Conn, l *runtime.Listener) {
 	defer down.Close()
+	if len(l.TCP.Authz) > 0 && !p.authorizeConn(ctx, down, l) {
+		return
+	}
 	c := l.TCP.Pick(rand.Uint64N(max(l.TCP.TotalWeight(), 1)))
 	lc, cc := p.Stats.Listener(l.Name), p.Stats.Cluster(c.Name)
 	for _, ctr := range []*stats.Counters{lc, cc} {
@@ -68,7 +76,7 @@ func (p *TCP) Serve(ctx context.Context, down net.Conn, l *runtime.Listener) {
 	dialer := net.Dialer{Timeout: c.ConnectTimeout}
 	dial := dialFunc(dialer.DialContext)
 	if c.TLS != nil {
-		dial = tlsDial(dial, c.TLS.Config, c.ConnectTimeout, cc)
+		dial = tlsDial(dial, withoutALPN(c.TLS.Config), c.ConnectTimeout, cc)
 	}
 	upc, err := dial(ctx, "tcp", ep.Addr)
 	if err != nil {
@@ -182,4 +190,16 @@ func (c *activeConn) Read(p []byte) (int, error) {
 		c.w.touch()
 	}
 	return n, err
+}
+
+// withoutALPN is cfg offering no application protocol: a TCP proxy does not know
+// what its bytes are, and a server sidecar that detects protocols takes a connection
+// without ALPN as TCP (docs/xds.md, "Protocol detection").
+func withoutALPN(cfg *tls.Config) *tls.Config {
+	if cfg == nil || len(cfg.NextProtos) == 0 {
+		return cfg
+	}
+	c := cfg.Clone()
+	c.NextProtos = nil
+	return c
 }

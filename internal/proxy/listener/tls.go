@@ -32,7 +32,7 @@ func (m *Manager) dispatch(s *socket, conn net.Conn) {
 		conn.Close()
 		return
 	}
-	if !l.Inspect && l.Chains[0].TLS == nil {
+	if !l.Inspect && !l.Detect && l.Chains[0].TLS == nil {
 		m.serveChain(s, conn, l, l.Chains[0])
 		return
 	}
@@ -85,7 +85,11 @@ func (m *Manager) secure(s *socket, conn net.Conn, l *runtime.Listener) (net.Con
 	var c net.Conn = conn
 	isTLS := false
 	if l.Inspect {
-		pc, err := peek(conn)
+		timeout := InspectTimeout
+		if l.Detect {
+			timeout = DetectTimeout // a silent client is plaintext TCP; do not wait twice
+		}
+		pc, err := peek(conn, timeout)
 		if err != nil {
 			m.cfg.Logger.Debug("inspecting connection", "listener", l.Name, "remote", conn.RemoteAddr(), "error", err)
 			return nil, nil
@@ -98,6 +102,9 @@ func (m *Manager) secure(s *socket, conn net.Conn, l *runtime.Listener) (net.Con
 		return nil, nil
 	}
 	if chain.TLS == nil {
+		if l.Detect {
+			return m.detectChain(c, l, isTLS)
+		}
 		return c, chain
 	}
 	if chain.TLS.Config == nil {
@@ -120,6 +127,11 @@ func (m *Manager) secure(s *socket, conn net.Conn, l *runtime.Listener) (net.Con
 		m.cfg.Logger.Debug("TLS handshake failed", "listener", l.Name, "chain", chain.Name, "remote", conn.RemoteAddr(), "error", err)
 		return nil, nil
 	}
+	if hasApplicationProtocols(l) {
+		// Over TLS the application protocol is the negotiated ALPN (Envoy's
+		// tls_inspector semantics); chains of one transport share the TLS settings.
+		return tc, l.ChainFor(true, tc.ConnectionState().NegotiatedProtocol)
+	}
 	return tc, chain
 }
 
@@ -131,9 +143,9 @@ type peekedConn struct {
 }
 
 // peek reads the first two bytes of conn (fewer if it ends or stays silent for
-// InspectTimeout).
-func peek(conn net.Conn) (*peekedConn, error) {
-	if err := conn.SetReadDeadline(time.Now().Add(InspectTimeout)); err != nil {
+// timeout).
+func peek(conn net.Conn, timeout time.Duration) (*peekedConn, error) {
+	if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, err
 	}
 	buf := make([]byte, 0, 8)

@@ -35,7 +35,7 @@ func TestPeek(t *testing.T) {
 			for _, w := range tt.writes {
 				sent = append(sent, w...)
 			}
-			pc, err := peek(server)
+			pc, err := peek(server, InspectTimeout)
 			if err != nil {
 				t.Fatalf("peek: %v", err)
 			}

@@ -42,6 +42,11 @@ const (
 	FaultInjected
 	// DownstreamConnectionTermination (DC): the client went away.
 	DownstreamConnectionTermination
+	// RateLimited (RL): a rate limit refused the request (429).
+	RateLimited
+	// RateLimitServiceError (RLSE): the rate-limit service failed and
+	// failure_mode_deny refused the request.
+	RateLimitServiceError
 
 	numFlags = iota
 )
@@ -49,7 +54,7 @@ const (
 // Flags are the flags of one request.
 type Flags uint16
 
-var flagNames = [numFlags]string{"NR", "UH", "UF", "UO", "UT", "URX", "UC", "DI", "FI", "DC"}
+var flagNames = [numFlags]string{"NR", "UH", "UF", "UO", "UT", "URX", "UC", "DI", "FI", "DC", "RL", "RLSE"}
 
 // All lists every flag, in the order of String.
 func All() []Flag {
@@ -127,6 +132,8 @@ type Info struct {
 	// PeerIdentity is the SPIFFE ID of the client, verified by mutual TLS on the
 	// listener; empty on a plaintext connection.
 	PeerIdentity string
+	// Audit is set when an AUDIT (RBAC LOG) policy matched the request.
+	Audit bool
 
 	// Telemetry is filled only when the sidecar's telemetry is on.
 	Telemetry Telemetry

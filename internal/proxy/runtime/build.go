@@ -57,7 +57,7 @@ func Build(res Resources) (*Table, error) {
 		if err != nil {
 			return nil, asError(ListenerType, name, err)
 		}
-		l := &Listener{Name: name, Address: spec.addr, Inspect: spec.inspect,
+		l := &Listener{Name: name, Address: spec.addr, Inspect: spec.inspect, Detect: spec.detect,
 			Inbound: res.Listeners[name].GetTrafficDirection() == corev3.TrafficDirection_INBOUND}
 		complete := true
 		for _, cs := range spec.chains {
@@ -88,7 +88,7 @@ func Build(res Resources) (*Table, error) {
 // buildChain compiles one filter chain of listener name; nil (with what is missing
 // appended) when a reference does not resolve.
 func buildChain(res Resources, name string, cs *chainSpec, clusters map[string]*Cluster, routes map[string]*RouteTable, missing *[]string) (*FilterChain, error) {
-	fc := &FilterChain{Name: cs.name, TransportProtocol: cs.proto}
+	fc := &FilterChain{Name: cs.name, TransportProtocol: cs.proto, ApplicationProtocols: cs.apps}
 	if cs.tls != nil {
 		if _, ok := res.Secrets[cs.tls.RootSecret]; !ok {
 			*missing = append(*missing, fmt.Sprintf("listener %q: secret %q not received", name, cs.tls.RootSecret))
@@ -100,7 +100,8 @@ func buildChain(res Resources, name string, cs *chainSpec, clusters map[string]*
 	switch {
 	case cs.tcp != nil:
 		fc.StatPrefix = cs.tcp.statPrefix
-		fc.TCP = &TCPProxy{IdleTimeout: cs.tcp.idleTimeout, Clusters: cs.tcp.clusters}
+		fc.TCP = &TCPProxy{IdleTimeout: cs.tcp.idleTimeout, Clusters: cs.tcp.clusters, Authz: cs.tcp.authz}
+		resolveAuthz(fc.TCP.Authz, name, clusters, missing)
 		for i := range fc.TCP.Clusters {
 			wc := &fc.TCP.Clusters[i]
 			if wc.Cluster = clusters[wc.name]; wc.Cluster == nil {
@@ -127,6 +128,16 @@ func buildChain(res Resources, name string, cs *chainSpec, clusters map[string]*
 			routes[cs.http.rds] = rt
 		}
 		fc.Routes = rt
+	}
+	if cs.http != nil {
+		fc.Normalize, fc.Authz = cs.http.normalize, cs.http.authz
+		resolveAuthz(fc.Authz, name, clusters, missing)
+	}
+	if cs.http != nil && cs.http.rateLimit != nil {
+		fc.RateLimit = cs.http.rateLimit
+		if fc.RateLimitCluster = clusters[fc.RateLimit.Cluster]; fc.RateLimitCluster == nil {
+			*missing = append(*missing, fmt.Sprintf("listener %q: rate-limit cluster %q not received", name, fc.RateLimit.Cluster))
+		}
 	}
 	return fc, nil
 }

@@ -16,6 +16,7 @@ var listenerFields = fields(
 	"listener_filters.typed_config",
 	"filter_chains.name",
 	"filter_chains.filter_chain_match.transport_protocol",
+	"filter_chains.filter_chain_match.application_protocols",
 	"filter_chains.transport_socket.name",
 	"filter_chains.transport_socket.typed_config",
 	"filter_chains.filters.name",
@@ -132,6 +133,10 @@ var hcmFields = merge(
 		"http_filters.typed_config",
 		"forward_client_cert_details",
 		"set_current_client_cert_details.uri",
+		// Path normalization (parse_authz.go).
+		"normalize_path",
+		"merge_slashes",
+		"path_with_escaped_slashes_action",
 	),
 	configSourceFields.withPrefix("rds.config_source"),
 	routeConfigFields.withPrefix("route_config"),
@@ -196,4 +201,71 @@ var httpProtocolOptionsFields = fields(
 	"explicit_http_config.http2_protocol_options",
 	"common_http_protocol_options.idle_timeout",
 	"common_http_protocol_options.max_requests_per_connection",
+)
+
+// Rate limiting (ratelimit.go).
+
+// rateLimitActionFields are those of envoy.config.route.v3.RateLimit.Action.
+var rateLimitActionFields = merge(
+	fields(
+		"generic_key.descriptor_key",
+		"generic_key.descriptor_value",
+		"header_value_match.descriptor_key",
+		"header_value_match.descriptor_value",
+		"header_value_match.expect_match",
+		"header_value_match.headers.name",
+		"header_value_match.headers.present_match",
+		"header_value_match.headers.invert_match",
+		"request_headers.header_name",
+		"request_headers.descriptor_key",
+		"request_headers.skip_if_absent",
+		"metadata.descriptor_key",
+		"metadata.metadata_key.key",
+		"metadata.metadata_key.path.key",
+		"metadata.default_value",
+		"metadata.source",
+		"metadata.skip_if_absent",
+	),
+	stringMatcherFields.withPrefix("header_value_match.headers.string_match"),
+)
+
+// tokenBucketFields are envoy.type.v3.TokenBucket's.
+var tokenBucketFields = fields("max_tokens", "tokens_per_fill", "fill_interval")
+
+// localRateLimitFields are those of a route's
+// envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit; the filter's own
+// config may only set stat_prefix.
+var localRateLimitFields = merge(
+	fields(
+		"stat_prefix",
+		"filter_enabled.runtime_key",
+		"filter_enforced.runtime_key",
+		"descriptors.entries.key",
+		"descriptors.entries.value",
+		"descriptors.shadow_mode",
+		"enable_x_ratelimit_headers",
+		"enable_retry_after_header",
+		"max_dynamic_descriptors",
+		"rate_limits",
+	),
+	tokenBucketFields.withPrefix("token_bucket"),
+	tokenBucketFields.withPrefix("descriptors.token_bucket"),
+	fractionFields.withPrefix("filter_enabled.default_value"),
+	fractionFields.withPrefix("filter_enforced.default_value"),
+	rateLimitActionFields.withPrefix("rate_limits.actions"),
+)
+
+// rateLimitPerRouteFields are those of a route's
+// envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute.
+var rateLimitPerRouteFields = merge(fields("rate_limits"), rateLimitActionFields.withPrefix("rate_limits.actions"))
+
+// rateLimitFilterFields are those of the HCM's
+// envoy.extensions.filters.http.ratelimit.v3.RateLimit.
+var rateLimitFilterFields = fields(
+	"domain",
+	"stat_prefix",
+	"timeout",
+	"failure_mode_deny",
+	"rate_limit_service.grpc_service.envoy_grpc.cluster_name",
+	"rate_limit_service.transport_api_version",
 )

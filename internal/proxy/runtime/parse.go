@@ -11,12 +11,16 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	localrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
+	rlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"trellis.dev/trellis/internal/proxy/authz"
 )
 
 // DefaultConnectTimeout is a cluster's connect timeout when it sets none (Envoy's
@@ -34,14 +38,18 @@ type listenerSpec struct {
 	// transport protocol, so connections are peeked.
 	chains  []*chainSpec
 	inspect bool
+	// detect is set when the listener has the HTTP inspector (protocol.go).
+	detect bool
 }
 
 type chainSpec struct {
 	name  string
 	proto string // transport_protocol matched: "tls", "raw_buffer", or "" for any
-	http  *httpSpec
-	tcp   *tcpSpec
-	tls   *DownstreamTLS
+	// apps are the application_protocols matched (protocol.go); empty for any.
+	apps []string
+	http *httpSpec
+	tcp  *tcpSpec
+	tls  *DownstreamTLS
 }
 
 type httpSpec struct {
@@ -49,12 +57,19 @@ type httpSpec struct {
 	rds        string     // route configuration name, when routes come over RDS
 	inline     *routeSpec // inline route configuration otherwise
 	xfcc       XFCC
+	// rateLimit is the ratelimit filter (ratelimit.go); nil for none.
+	rateLimit *GlobalRateLimit
+	// authz are the authorization filters and normalize the path normalization
+	// (parse_authz.go).
+	authz     []AuthzFilter
+	normalize authz.PathOptions
 }
 
 type tcpSpec struct {
 	statPrefix  string
 	clusters    []WeightedCluster // names only, resolved by Build
 	idleTimeout time.Duration
+	authz       []AuthzFilter // the network filters before it (parse_authz.go)
 }
 
 type clusterSpec struct {
@@ -77,8 +92,8 @@ func parseListener(l *listenerv3.Listener) (*listenerSpec, error) {
 	if len(chains) == 0 {
 		return nil, fieldErrorf("filter_chains", "must hold a filter chain")
 	}
-	if len(chains) > 2 {
-		return nil, fieldErrorf("filter_chains", "must hold at most two filter chains (one per transport protocol), not %d", len(chains))
+	if len(chains) > maxChains {
+		return nil, fieldErrorf("filter_chains", "must hold at most %d filter chains (one per transport protocol and application protocols), not %d", maxChains, len(chains))
 	}
 	seen := map[string]int{}
 	for i, fc := range chains {
@@ -87,17 +102,24 @@ func parseListener(l *listenerv3.Listener) (*listenerSpec, error) {
 		if err != nil {
 			return nil, prefixed(at, err)
 		}
-		if j, dup := seen[cs.proto]; dup {
+		if j, dup := seen[cs.matchKey()]; dup {
 			return nil, fieldErrorf(at+".filter_chain_match", "matches the same connections as filter_chains[%d]", j)
 		}
-		seen[cs.proto] = i
+		seen[cs.matchKey()] = i
 		spec.inspect = spec.inspect || cs.proto != ""
 		spec.chains = append(spec.chains, cs)
 	}
 	for i, lf := range l.GetListenerFilters() {
 		at := fmt.Sprintf("listener_filters[%d]", i)
+		if lf.GetName() == HTTPInspectorFilter {
+			if err := parseHTTPInspector(lf); err != nil {
+				return nil, prefixed(at, err)
+			}
+			spec.detect = true
+			continue
+		}
 		if lf.GetName() != TLSInspectorFilter {
-			return nil, fieldErrorf(at+".name", "listener filter %q is not supported (want %s)", lf.GetName(), TLSInspectorFilter)
+			return nil, fieldErrorf(at+".name", "listener filter %q is not supported (want %s or %s)", lf.GetName(), TLSInspectorFilter, HTTPInspectorFilter)
 		}
 		if tc := lf.GetTypedConfig(); tc != nil {
 			cfg := &tlsinspectorv3.TlsInspector{}
@@ -108,6 +130,9 @@ func parseListener(l *listenerv3.Listener) (*listenerSpec, error) {
 				return nil, prefixed(at+".typed_config", err)
 			}
 		}
+	}
+	if err := checkDetection(chains, spec); err != nil {
+		return nil, err
 	}
 	return pgvOr(l, spec)
 }
@@ -121,6 +146,11 @@ func parseChain(fc *listenerv3.FilterChain) (*chainSpec, error) {
 	default:
 		return nil, fieldErrorf("filter_chain_match.transport_protocol", "%q is not supported (want %q or %q)", cs.proto, TransportTLS, TransportRaw)
 	}
+	apps, err := parseApplicationProtocols(fc.GetFilterChainMatch().GetApplicationProtocols())
+	if err != nil {
+		return nil, prefixed("filter_chain_match.application_protocols", err)
+	}
+	cs.apps = apps
 	if ts := fc.GetTransportSocket(); ts != nil {
 		var err error
 		if cs.tls, err = parseDownstreamTLS(ts); err != nil {
@@ -130,12 +160,17 @@ func parseChain(fc *listenerv3.FilterChain) (*chainSpec, error) {
 		return nil, fieldErrorf("transport_socket", "is required on a chain matching %q (TLS passthrough is not supported)", TransportTLS)
 	}
 	filters := fc.GetFilters()
-	if n := len(filters); n != 1 {
-		return nil, fieldErrorf("filters", "must hold exactly one network filter, not %d", n)
+	if len(filters) == 0 {
+		return nil, fieldErrorf("filters", "must hold a network filter")
 	}
-	const at = "filters[0]"
-	f := filters[0]
-	var err error
+	// Authorization filters (parse_authz.go) may come before a TCP proxy.
+	last := len(filters) - 1
+	netAuthz, err := parseNetworkAuthz(filters[:last])
+	if err != nil {
+		return nil, err
+	}
+	at := fmt.Sprintf("filters[%d]", last)
+	f := filters[last]
 	switch f.GetName() {
 	case HTTPConnectionManagerFilter:
 		hcm := &hcmv3.HttpConnectionManager{}
@@ -153,9 +188,13 @@ func parseChain(fc *listenerv3.FilterChain) (*chainSpec, error) {
 		if cs.tcp, err = parseTCPProxy(tp); err != nil {
 			return nil, prefixed(at+".typed_config", err)
 		}
+		cs.tcp.authz = netAuthz
 	default:
 		return nil, fieldErrorf(at+".name", "filter %q is not supported (want %s or %s)",
 			f.GetName(), HTTPConnectionManagerFilter, TCPProxyFilter)
+	}
+	if len(netAuthz) > 0 && cs.tcp == nil {
+		return nil, fieldErrorf("filters", "network authorization filters are only supported before %s", TCPProxyFilter)
 	}
 	return cs, nil
 }
@@ -196,6 +235,16 @@ func parseHCM(h *hcmv3.HttpConnectionManager) (*httpSpec, error) {
 	if err := checkHTTPFilters(h.GetHttpFilters()); err != nil {
 		return nil, err
 	}
+	if err := parseRateLimitFilters(h.GetHttpFilters(), spec); err != nil {
+		return nil, err
+	}
+	var err error
+	if spec.normalize, err = parseNormalization(h); err != nil {
+		return nil, err
+	}
+	if spec.authz, err = parseHTTPAuthz(h.GetHttpFilters()); err != nil {
+		return nil, err
+	}
 	return pgvOr(h, spec)
 }
 
@@ -205,16 +254,24 @@ var httpFilterOrder = []struct {
 	name     string
 	config   func() proto.Message
 	required bool
+	// parsed: the filter's config is checked elsewhere (ratelimit.go), not required
+	// to be empty.
+	parsed bool
 }{
-	{FaultFilter, func() proto.Message { return &faultv3.HTTPFault{} }, false},
-	{CORSFilter, func() proto.Message { return &corsv3.Cors{} }, false},
-	{RouterFilter, func() proto.Message { return &routerv3.Router{} }, true},
+	{LocalRateLimitFilter, func() proto.Message { return &localrlv3.LocalRateLimit{} }, false, true},
+	{RateLimitFilter, func() proto.Message { return &rlv3.RateLimit{} }, false, true},
+	{FaultFilter, func() proto.Message { return &faultv3.HTTPFault{} }, false, false},
+	{CORSFilter, func() proto.Message { return &corsv3.Cors{} }, false, false},
+	{RouterFilter, func() proto.Message { return &routerv3.Router{} }, true, false},
 }
 
 func checkHTTPFilters(filters []*hcmv3.HttpFilter) error {
 	next := 0
 	for i, f := range filters {
 		at := fmt.Sprintf("http_filters[%d]", i)
+		if isAuthzHTTPFilter(f.GetName()) {
+			continue // parse_authz.go
+		}
 		k := next
 		for k < len(httpFilterOrder) && httpFilterOrder[k].name != f.GetName() {
 			k++
@@ -229,7 +286,11 @@ func checkHTTPFilters(filters []*hcmv3.HttpFilter) error {
 			if err := unpack(tc, cfg); err != nil {
 				return prefixed(at+".typed_config", err)
 			}
-			if err := checkFields(cfg.ProtoReflect(), fields()); err != nil {
+			allowed := fields()
+			if httpFilterOrder[k].parsed {
+				allowed = rateLimitFilterFields
+			}
+			if err := checkFields(cfg.ProtoReflect(), allowed); err != nil {
 				return prefixed(at+".typed_config", fieldErrorf("", "must be empty (the filter is configured per route): %v", err))
 			}
 		}

@@ -117,8 +117,16 @@ func parseRoute(r *routev3.Route) (*Route, error) {
 			if route.CORS, err = parseCORS(c); err != nil {
 				return nil, prefixed(at, err)
 			}
+		case LocalRateLimitFilter:
+			if err := parseLocalRateLimit(cfg, route); err != nil {
+				return nil, prefixed(at, err)
+			}
+		case RateLimitFilter:
+			if err := parseRateLimitPerRoute(cfg, route); err != nil {
+				return nil, prefixed(at, err)
+			}
 		default:
-			return nil, fieldErrorf(at, "filter %q is not supported (want %s or %s)", name, FaultFilter, CORSFilter)
+			return nil, fieldErrorf(at, "filter %q is not supported (want %s, %s, %s or %s)", name, FaultFilter, CORSFilter, LocalRateLimitFilter, RateLimitFilter)
 		}
 	}
 	return route, nil

@@ -23,6 +23,10 @@ type Route struct {
 	Fault *Fault
 	// CORS is the route's CORS policy; nil for none.
 	CORS *CORS
+	// LocalRateLimit is the route's local rate limit; nil for none. RateLimits make
+	// the descriptors sent to the rate-limit service (ratelimit.go).
+	LocalRateLimit *LocalRateLimit
+	RateLimits     []RateLimitPolicy
 }
 
 // RouteAction forwards a request to one of its clusters.

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"trellis.dev/trellis/internal/proxy/authz"
 )
 
 // Table is one complete, immutable runtime configuration: every listener with its
@@ -45,6 +47,10 @@ type Listener struct {
 	// Inspect is set when a chain matches a transport protocol: the first bytes of
 	// each connection are peeked to tell TLS from plaintext.
 	Inspect bool
+	// Detect is set when the listener has the HTTP inspector: the first bytes of a
+	// plaintext connection are peeked to tell HTTP/1.x and HTTP/2 from anything else,
+	// and chains are chosen by application protocol too (ChainFor).
+	Detect bool
 }
 
 // FilterChain is one filter chain of a listener.
@@ -53,33 +59,33 @@ type FilterChain struct {
 	// TransportProtocol is what the chain matches: TransportTLS, TransportRaw, or ""
 	// for any connection.
 	TransportProtocol string
-	StatPrefix        string
-	Routes            *RouteTable
-	TCP               *TCPProxy
+	// ApplicationProtocols are what the chain matches (AppHTTP11, AppH2C, AppH2);
+	// empty for any.
+	ApplicationProtocols []string
+	StatPrefix           string
+	Routes               *RouteTable
+	TCP                  *TCPProxy
 	// TLS, when set, terminates mutual TLS on the chain's connections.
 	TLS *DownstreamTLS
 	// XFCC is what the HTTP connection manager does with x-forwarded-client-cert.
 	XFCC XFCC
+	// RateLimit is the HTTP connection manager's ratelimit filter (ratelimit.go);
+	// nil for none. RateLimitCluster is its cluster.
+	RateLimit        *GlobalRateLimit
+	RateLimitCluster *Cluster
+	// Normalize is the HTTP connection manager's path normalization, and Authz its
+	// authorization filters in order (parse_authz.go).
+	Normalize authz.PathOptions
+	Authz     []AuthzFilter
 }
 
-// Chain returns the filter chain for a connection that starts with a TLS
-// ClientHello (isTLS) or not: the chain matching that transport protocol, else a
-// chain matching any, else nil (the connection is refused).
+// Chain returns the filter chain that serves HTTP on a connection that starts with a
+// TLS ClientHello (isTLS) or not: the chain matching that transport protocol, else a
+// chain matching any, else nil (the connection is refused); among them, one matching
+// HTTP/1.1 (which also serves HTTP/2) before one matching no application protocol.
+// It is ChainFor(isTLS, AppHTTP11).
 func (l *Listener) Chain(isTLS bool) *FilterChain {
-	want := TransportRaw
-	if isTLS {
-		want = TransportTLS
-	}
-	var any *FilterChain
-	for _, c := range l.Chains {
-		switch c.TransportProtocol {
-		case want:
-			return c
-		case "":
-			any = c
-		}
-	}
-	return any
+	return l.ChainFor(isTLS, AppHTTP11)
 }
 
 // RouteTable is a compiled route configuration.
@@ -139,6 +145,9 @@ type TCPProxy struct {
 	// IdleTimeout closes a connection when neither side sent anything for this long;
 	// zero means never.
 	IdleTimeout time.Duration
+	// Authz are the network authorization filters run, in order, when a connection
+	// is accepted (parse_authz.go).
+	Authz []AuthzFilter
 }
 
 // Pick draws a cluster by weight; n is a random number in [0, total weight).

@@ -44,6 +44,7 @@ export function fmtPct(v) {
 
 export function fmtMs(v) {
   if (v === undefined || v === null) return "-";
+  if (v === 0) return "0";
   if (v < 1) return v.toFixed(2) + "ms";
   if (v < 1000) return (v < 10 ? v.toFixed(1) : v.toFixed(0)) + "ms";
   return (v / 1000).toFixed(2) + "s";

@@ -6,7 +6,7 @@
 
 import { svg, fmtRPS, fmtPct, fmtMs, health } from "./dom.js";
 
-const NODE_W = 168, NODE_H = 46, COL_GAP = 150, ROW_GAP = 34, MARGIN = 28;
+const NODE_W = 168, NODE_H = 46, COL_GAP = 190, ROW_GAP = 34, MARGIN = 28;
 
 // layers assigns each node a column: 0 for nodes nobody calls, else one more than
 // the deepest caller. Cycles stop at the node count.
@@ -104,7 +104,7 @@ function nodeShape(n, p) {
 }
 
 function edgeShape(e, a, b) {
-  const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x - 6, y2 = b.y + NODE_H / 2;
+  const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x - 1, y2 = b.y + NODE_H / 2;
   const mx = (x1 + x2) / 2;
   const h = e.declared ? "idle" : health(e.successRate, e.requests);
   const width = e.requests ? Math.min(6, 1.5 + Math.log10(1 + e.rps) * 2) : 1.2;
@@ -139,7 +139,8 @@ export function drawGraph(root, graph, onSelect) {
   const defs = svg("defs");
   for (const h of ["ok", "warn", "bad", "idle"]) {
     defs.append(svg("marker", { id: `arrow-${h}`, class: `arrow ${h}`, viewBox: "0 0 10 10", refX: 9, refY: 5,
-      markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, svg("path", { d: "M0,0 L10,5 L0,10 z" })));
+      markerUnits: "userSpaceOnUse", markerWidth: 11, markerHeight: 11, orient: "auto-start-reverse" },
+    svg("path", { d: "M0,0 L10,5 L0,10 z" })));
   }
   root.append(defs);
   const edgeLayer = svg("g", { class: "edges" }), nodeLayer = svg("g", { class: "nodes" });
