@@ -6,7 +6,7 @@ GOBIN         := $(shell $(GO) env GOPATH)/bin
 # Tests find fortio (installed by `go install`) in $(go env GOPATH)/bin.
 export PATH   := $(GOBIN):$(PATH)
 
-.PHONY: all build test fortio demo vet fmt clean bench bench-xds haproxy
+.PHONY: all build test deps fortio demo vet fmt clean bench bench-xds haproxy
 
 all: build
 
@@ -14,9 +14,13 @@ all: build
 build:
 	$(GO) build -o bin/trellis ./cmd/trellis
 
-## test: every test, end to end included (installs fortio if missing)
-test: fortio
-	$(GO) test -count=1 -timeout 20m ./...
+## test: every test; first installs what they need (hack/test-deps.sh)
+test: deps
+	$(GO) test -count=1 -timeout 30m ./...
+
+## deps: Debian packages, fortio and the Kubernetes test servers the tests use
+deps:
+	bash hack/test-deps.sh
 
 ## fortio: install fortio $(FORTIO_VERSION), the end-to-end tests' apps, unless present
 fortio:
