@@ -76,6 +76,10 @@ service-account token (TokenReview).`,
 				return err
 			}
 			cfg.Kubernetes = kube
+			if kube != nil && !cmd.Flags().Changed("dashboard-addr") {
+				// In a cluster the dashboard is reached through the control plane's Service.
+				cfg.DashboardAddr = control.ClusterDashboardAddr
+			}
 			if kube == nil && len(cfg.ConfigFiles) == 0 {
 				return fmt.Errorf("give mesh files with -f, or run on Kubernetes (--kubeconfig, or in a pod)")
 			}
@@ -99,7 +103,7 @@ service-account token (TokenReview).`,
 	f.StringVar(&ext.ChainFile, "ca-chain", "", "user-supplied CA: certificates between it and the root, PEM (optional)")
 	f.StringVar(&ext.RootFile, "ca-root", "", "user-supplied CA: the root(s) it chains to, PEM: the trust bundle")
 	f.StringVar(&cfg.MonitoringAddr, "monitoring-addr", control.DefaultMonitoringAddr, "address to serve /metrics, /ready and /debug/* on")
-	f.StringVar(&cfg.DashboardAddr, "dashboard-addr", control.DefaultDashboardAddr, `address to serve the dashboard (web UI and /api/) on; "" turns it off`)
+	f.StringVar(&cfg.DashboardAddr, "dashboard-addr", control.DefaultDashboardAddr, `address to serve the dashboard (web UI and /api/) on (on Kubernetes: `+control.ClusterDashboardAddr+`); "" turns it off`)
 	f.BoolVar(&cfg.DashboardTap, "dashboard-tap", false, "let the dashboard tap the sidecars at their admin addresses (local mode: they must be reachable from here)")
 	f.DurationVar(&cfg.DashboardScrapeInterval, "dashboard-scrape-interval", 0, "how often the dashboard scrapes the sidecars' metrics (default 5s)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the control plane's data (created if missing)")

@@ -35,6 +35,9 @@ const (
 	MaxDebounce = time.Second
 )
 
+// ClusterDashboardAddr is the dashboard's address on Kubernetes.
+const ClusterDashboardAddr = ":15080"
+
 // Config configures the control plane.
 type Config struct {
 	// ConfigFiles are the mesh files (multi-document YAML) to load and watch.

@@ -37,6 +37,10 @@
 // model, the proxies and the current problems as JSON) and /debug/xds (each proxy's
 // generated resources; ?node=ID for one).
 //
+// The dashboard (internal/dashboard), when DashboardAddr (or DashboardListener) is
+// set, reads the registry for the sidecars to scrape at their announced metrics
+// addresses and, with DashboardTap (local mode), to tap at their admin addresses.
+//
 // Kubernetes (kube.go): with Config.Kubernetes set, Run also reads the API server
 // (internal/source/kube feeds the store as the source "kubernetes" and gives the
 // translator the Services' EndpointSlice endpoints, passed to model.Build with

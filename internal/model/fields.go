@@ -161,6 +161,7 @@ func trafficPolicyFields(prefix string, portLevel bool) []string {
 		"connectionPool.http.maxRequestsPerConnection",
 		"connectionPool.http.maxRetries",
 		"connectionPool.http.idleTimeout",
+		"connectionPool.http.h2UpgradePolicy",
 		"outlierDetection.consecutive5xxErrors",
 		"outlierDetection.consecutiveGatewayErrors",
 		"outlierDetection.interval",

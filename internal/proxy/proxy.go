@@ -136,7 +136,7 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
 	}
 	// The control plane's dashboard scrapes and taps the sidecar where it says.
-	announced.Metadata.Metrics, announced.Metadata.Admin = p.MetricsAddr(), p.admin.Addr()
+	announced.Metadata.Metrics, announced.Metadata.Admin = announcedMetrics(p.MetricsAddr()), p.admin.Addr()
 	node, err := announced.ToProto()
 	if err != nil {
 		p.admin.Close()

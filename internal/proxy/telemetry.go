@@ -3,7 +3,9 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
 
 	"trellis.dev/trellis/internal/proxy/admin"
 	"trellis.dev/trellis/internal/proxy/telemetry"
@@ -53,6 +55,22 @@ func (p *Proxy) MetricsAddr() string {
 		return ""
 	}
 	return p.metricsSrv.Addr()
+}
+
+// announcedMetrics is the metrics address as the control plane reaches it: a
+// wildcard host (0.0.0.0:15020 in a pod) becomes the pod's IP, $POD_IP, when the
+// injector set it.
+func announcedMetrics(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if podIP := os.Getenv("POD_IP"); net.ParseIP(podIP) != nil {
+			return net.JoinHostPort(podIP, port)
+		}
+	}
+	return addr
 }
 
 // abandonTelemetry releases the telemetry of a sidecar that will never run.

@@ -47,6 +47,12 @@
 // announce authorization fails closed on the ports a policy protects: HTTP ports
 // answer 403, TCP ports get no listener, and the error says so.
 //
+// Rate limiting (ratelimit.go; docs/xds.md, "Rate limiting"): the rules that
+// model.Mesh.RateLimitsFor gives an inbound HTTP port become the local_ratelimit and
+// ratelimit HTTP filters of its connection manager, their per-route configurations
+// (token buckets and descriptors; rate_limits actions) on its route, and the
+// `ratelimit` cluster of the rate-limit service when a Global rule applies.
+//
 // Every resource that is referenced is emitted and nothing else. Generation is pure
 // and deterministic: every slice is sorted by resource name, so the same input gives
 // the same resources (golden tests under testdata/ rely on this; run

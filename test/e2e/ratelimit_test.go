@@ -79,6 +79,19 @@ spec:
 			t.Errorf("429: %s = %q, want %q (headers %v)", name, got, want, refusal.header)
 		}
 	}
+	stats, err := sidecarStats(ctx, m.st.workload(t, "echo-v1").Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flagged uint64
+	for name, v := range stats {
+		if strings.HasPrefix(name, "listener.inbound|") && strings.HasSuffix(name, ".rq_flag_RL") {
+			flagged += v
+		}
+	}
+	if flagged < uint64(limited) {
+		t.Errorf("the server sidecar counts %d requests with flag RL, want at least %d", flagged, limited)
+	}
 	waitFullBucket()
 	a, err := do(ctx, m.c, r)
 	if err != nil || a.status != http.StatusOK {

@@ -6,6 +6,9 @@
 // URI), and the first route whose match (path, headers, query) holds. An exchange
 // (exchange.go) carries what is decided through the request context. In order:
 //
+//   - ratelimit.go: the route's rate limits (RateLimiter, proxy/ratelimit): a refusal
+//     is answered 429 with its headers (flag RL, or RLSE), an allowed request gets
+//     them on its response;
 //   - fault.go: the route's fault: a delay (DI), then an abort (FI) with an HTTP or a
 //     gRPC status, each for a sample of the requests;
 //   - cors.go: a CORS preflight whose origin is allowed is answered by the sidecar;

@@ -18,6 +18,13 @@
 // closed, as STRICT wants for plaintext), completes the chain's TLS handshake with the
 // tls.Config the sidecar attached to it, and only then hands the connection on.
 //
+// Protocol detection (detect.go): on a listener with the HTTP inspector the same
+// goroutine reads on, still without consuming, until the bytes are an HTTP/1.x
+// request line ("http/1.1"), the HTTP/2 preface ("h2c"), or cannot be (at most
+// DetectTimeout; silence is TCP), and picks the chain by application protocol
+// (runtime.Listener.ChainFor); over TLS the negotiated ALPN is the application
+// protocol.
+//
 // Concurrency: Manager.mu guards the socket map; each socket's goroutines (accept
 // loop, HTTP server, TCP connections) are tracked by its WaitGroup, and drains of
 // removed sockets by the Manager's. Shutdown stops accepting everywhere, lets requests

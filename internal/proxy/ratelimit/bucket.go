@@ -107,14 +107,15 @@ func (bs *buckets) get(key string, cfg runtime.TokenBucket, now time.Time) *buck
 // getDynamic returns the bucket of a wildcard descriptor's value (key is the
 // descriptor's key and the values), keeping at most max buckets for the descriptor:
 // beyond, full buckets are dropped, else any one.
-func (bs *buckets) getDynamic(descKey, key string, cfg runtime.TokenBucket, max uint32, now time.Time) *bucket {
-	s := bs.shard(key)
+func (bs *buckets) getDynamic(descKey string, kb []byte, cfg runtime.TokenBucket, max uint32, now time.Time) *bucket {
+	s := &bs.shards[maphash.Bytes(bs.seed, kb)%shards]
 	s.mu.Lock()
-	b := s.m[key]
+	b := s.m[string(kb)] // no allocation for the lookup
 	s.mu.Unlock()
-	if b != nil {
+	if b != nil && b.cfg == cfg {
 		return b
 	}
+	key := string(kb)
 	bs.dynMu.Lock()
 	set := bs.dyn[descKey]
 	if set == nil {

@@ -163,7 +163,8 @@ func (l *Limiter) checkLocal(lr *runtime.LocalRateLimit, req Request) Decision {
 			}
 			var b *bucket
 			if ld.Wildcard {
-				b = l.buckets.getDynamic(ld.Key, dynamicKey(ld, desc), ld.Bucket, lr.MaxDynamic, now)
+				var kb [256]byte
+				b = l.buckets.getDynamic(ld.Key, appendDynamicKey(kb[:0], ld, desc), ld.Bucket, lr.MaxDynamic, now)
 			} else {
 				b = l.buckets.get(ld.Key, ld.Bucket, now)
 			}
@@ -198,13 +199,9 @@ func (l *Limiter) checkLocal(lr *runtime.LocalRateLimit, req Request) Decision {
 	return d
 }
 
-// dynamicKey is the bucket key of a wildcard descriptor and the request's values.
-func dynamicKey(ld *runtime.LocalDescriptor, desc []runtime.DescriptorEntry) string {
-	n := len(ld.Key)
-	for _, e := range desc {
-		n += len(e.Value) + 8
-	}
-	b := make([]byte, 0, n)
+// appendDynamicKey appends the bucket key of a wildcard descriptor and the request's
+// values to b.
+func appendDynamicKey(b []byte, ld *runtime.LocalDescriptor, desc []runtime.DescriptorEntry) []byte {
 	b = append(b, ld.Key...)
 	for _, e := range desc {
 		b = append(b, 0)
@@ -212,7 +209,7 @@ func dynamicKey(ld *runtime.LocalDescriptor, desc []runtime.DescriptorEntry) str
 		b = append(b, ':')
 		b = append(b, e.Value...)
 	}
-	return string(b)
+	return b
 }
 
 // checkGlobal asks the chain's rate-limit service about the request's descriptors.

@@ -33,6 +33,11 @@
 // provided locally. The parsed DownstreamTLS and UpstreamTLS have a Config slot that
 // the sidecar fills before publication, as it does Cluster.Upstream.
 //
+// Rate limiting (ratelimit.go): a route's local_ratelimit (token buckets,
+// descriptors, rate_limits actions) and ratelimit (rate_limits) configurations, and
+// the connection manager's ratelimit filter with its cluster, resolved like any other
+// reference. proxy/ratelimit enforces them.
+//
 // A Table is never modified after it is published, apart from the Upstream slot that
 // the request path fills before publication; the request path reads it without locks.
 // The package holds no state and starts no goroutines.

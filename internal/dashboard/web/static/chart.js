@@ -58,7 +58,11 @@ export function lineChart(points, series, { title, fmt, width = 320, height = 15
   root.append(svg("text", { class: "axis", x: padL, y: height - 6 }, ago ? `-${ago}m` : "-" + Math.round((t1 - t0) / 1000) + "s"));
   root.append(svg("text", { class: "axis", x: padL + w, y: height - 6, "text-anchor": "end" }, "now"));
   series.forEach((s, si) => {
-    root.append(svg("path", { class: `line ${s.cls}`, d: path(points.map((p) => p[s.key]), x, y) }));
+    const vs = points.map((p) => p[s.key]);
+    root.append(svg("path", { class: `line ${s.cls}`, d: path(vs, x, y) }));
+    // The latest value, as a dot: visible even when it is the only one.
+    const last = vs.findLastIndex((v) => v !== null && v !== undefined);
+    if (last >= 0) root.append(svg("circle", { class: `pt ${s.cls}`, cx: x(last), cy: y(vs[last]), r: 2.5 }));
     if (series.length > 1) {
       const lx = padL + w - 4 - (series.length - 1 - si) * 44;
       root.append(svg("text", { class: `legend ${s.cls}`, x: lx, y: 14, "text-anchor": "end" }, s.label));
