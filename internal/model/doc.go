@@ -14,6 +14,9 @@
 //     instances in the same namespace whose labels match spec.selector. A Service port
 //     reaches, on each instance, the targetPort when it names or numbers one of the
 //     instance's ports, else the port with the same name, else the same number.
+//     On Kubernetes its endpoints also come from service discovery (WithEndpoints:
+//     the ready addresses of its EndpointSlices, with the pod's labels, identity and
+//     whether it runs the sidecar, discovered.go); its cluster IPs are Addresses.
 //   - Workloads' spec.service (and registered instances' metadata.service): an
 //     implicit service whose ports are the union of the declaring workloads' ports;
 //     endpoints are the registered instances that declare it, on the same port number.
@@ -71,4 +74,9 @@
 // Build is pure and deterministic: the same input gives the same Mesh, with every
 // slice sorted. Problems that do not stop the build (conflicting port declarations)
 // are collected in Mesh.Errors. The package holds no state and no locks.
+//
+// Rate limiting (ratelimit.go): the rules of the RateLimitPolicies, each with the
+// services it is attached to (Service targets, the parents of HTTPRoute targets) or its
+// whole namespace; RateLimitsFor gives those of one inbound port of a proxy, and
+// RateLimitService where Global rules are counted (WithRateLimitService).
 package model

@@ -374,3 +374,36 @@ spec:
 		t.Errorf("with the authorizer down: %v %d, want 403", err, a.status)
 	}
 }
+
+func TestAuthzTCPConnectionsClosed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	clientBind, otherBind := freeAddr(t), freeAddr(t)
+	m := startMesh(ctx, t, tcpEchoApp("tcp-echo", "tcp-echo", "v1")+fmt.Sprintf(`---
+apiVersion: trellis.dev/v1alpha1
+kind: Workload
+metadata: {name: other, labels: {app: other}}
+spec:
+  serviceAccount: other
+  upstreams:
+  - {service: tcp-echo, port: 9000, bind: %q}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: not-other}
+spec:
+  selector: {matchLabels: {app: tcp-echo}}
+  action: DENY
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/other"]}}]
+`, otherBind), fmt.Sprintf("{service: tcp-echo, port: 9000, bind: %q}", clientBind))
+	eventually(ctx, t, "an echo for the allowed identity", func() error {
+		return tcpEcho(ctx, clientBind, "hello\n")
+	})
+	_ = m
+	for range 3 {
+		if err := tcpEcho(ctx, otherBind, "hello\n"); err == nil {
+			t.Fatal("the denied identity got an echo")
+		}
+	}
+}
