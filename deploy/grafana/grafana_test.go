@@ -40,7 +40,7 @@ func exported(t *testing.T) (metrics, labels map[string]bool) {
 	defer tel.Close(ctx)
 	peer := &reqinfo.Peer{Workload: "reviews-v1", Namespace: "default", App: "reviews", Version: "v1"}
 	tel.Record(&reqinfo.Info{Start: time.Now(), Duration: time.Millisecond, Code: 200,
-		Cluster: "outbound|8080||reviews.default.svc.cluster.local",
+		Cluster:   "outbound|8080||reviews.default.svc.cluster.local",
 		Telemetry: reqinfo.Telemetry{Method: "GET", Authority: "reviews:8080", Path: "/", Proto: "HTTP/1.1", GRPCStatus: -1, Peer: peer}})
 	tcp := &reqinfo.TCPInfo{Start: time.Now(), Cluster: "outbound|9000||tcp.default.svc.cluster.local", Peer: peer}
 	tel.TCPOpened(tcp)

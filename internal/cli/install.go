@@ -33,10 +33,14 @@ CRDs of the Istio, Gateway API and Trellis kinds (leaving alone CRDs that someon
 installed), the control plane's namespace, RBAC, Service, Deployment (2 replicas, a
 PodDisruptionBudget) and the injection and validation webhook configurations.
 --dry-run prints them as YAML instead. --control-plane-url installs everything but the
-Deployment and points the webhooks at a control plane running outside the cluster.`,
+Deployment and points the webhooks at a control plane running outside the cluster.
+--ratelimit --redis-addr HOST:PORT also deploys the rate-limit service for Global
+rate-limit rules (trellis-ratelimit, 2 replicas counting in Redis) and gives the
+control plane --ratelimit-addr pointing at it.`,
 		Example: `  trellis install --dry-run > trellis.yaml
   trellis install --kubeconfig ~/.kube/config
-  trellis install --control-plane-url https://127.0.0.1:15017 --ca-bundle ca.pem`,
+  trellis install --control-plane-url https://127.0.0.1:15017 --ca-bundle ca.pem
+  trellis install --ratelimit --redis-addr redis.data.svc:6379`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if caBundle != "" {
@@ -77,6 +81,8 @@ Deployment and points the webhooks at a control plane running outside the cluste
 	f.Int32Var(&cfg.Replicas, "replicas", install.DefaultReplicas, "control plane replicas")
 	f.StringVar(&cfg.ControlPlaneURL, "control-plane-url", "", "a control plane outside the cluster: no Deployment, webhooks call this URL")
 	f.StringVar(&caBundle, "ca-bundle", "", "PEM file the API server verifies the webhook server with")
+	f.BoolVar(&cfg.RateLimit, "ratelimit", false, "deploy the rate-limit service for Global rate-limit rules (needs --redis-addr) and point the control plane at it")
+	f.StringVar(&cfg.RedisAddr, "redis-addr", "", "Redis HOST:PORT the rate-limit service counts in (with --ratelimit; password from Secret trellis-redis, key password)")
 	return cmd
 }
 

@@ -34,6 +34,7 @@ func TestInstallDryRun(t *testing.T) {
 		name          string
 		args          []string
 		want, wantNot []string
+		wantErr       string
 	}{
 		{
 			name: "in-cluster control plane",
@@ -47,10 +48,31 @@ func TestInstallDryRun(t *testing.T) {
 			want:    []string{"url: https://127.0.0.1:15017/inject", "url: https://127.0.0.1:15017/validate"},
 			wantNot: []string{"kind: Deployment", "kind: PodDisruptionBudget"},
 		},
+		{
+			name: "rate-limit service",
+			args: []string{"install", "--dry-run", "--namespace", "mesh", "--ratelimit", "--redis-addr", "redis.data:6379"},
+			want: []string{"name: trellis-ratelimit", "- redis.data:6379", "--ratelimit-addr=trellis-ratelimit.mesh.svc:8081"},
+		},
+		{
+			name:    "no rate-limit service by default",
+			args:    []string{"install", "--dry-run"},
+			wantNot: []string{"trellis-ratelimit", "--ratelimit-addr"},
+		},
+		{
+			name:    "rate-limit service without Redis",
+			args:    []string{"install", "--dry-run", "--ratelimit"},
+			wantErr: "needs a Redis address (--redis-addr",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, err := run(t, tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("trellis %v: error %v, want one containing %q", tt.args, err, tt.wantErr)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("trellis %v: %v", tt.args, err)
 			}

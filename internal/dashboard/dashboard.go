@@ -91,7 +91,7 @@ func New(cfg Config) (*Dashboard, error) {
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute}}
 	return &Dashboard{
 		cfg:    cfg,
-		hist:   newHistory(cfg.Retention, cfg.ScrapeInterval, cfg.MaxSeries),
+		hist:   newHistory(cfg.Retention, cfg.MaxSeries),
 		taps:   newTapHub(client, cfg.Logger, cfg.TapBacklog, tapLinger),
 		http:   client,
 		status: map[string]*Sidecar{},

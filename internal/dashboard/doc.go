@@ -11,7 +11,8 @@
 //	    counts per seriesKey (reporter, caller, service, callee, protocol)
 //	─> history.add: the increase since the sidecar's previous scrape (a counter that
 //	    went down means a restart: the new value is the increase; a sidecar's first
-//	    scrape is only a baseline), summed over sidecars into one round
+//	    scrape counts whole, except in the dashboard's first round, a baseline),
+//	    summed over sidecars into one round
 //	─> rounds of the last Retention ─> per request: the rounds of the window summed,
 //	    flows() picks for each (caller, service, callee) what the caller's sidecar
 //	    reported (reporter=source), else the callee's, as Kiali does

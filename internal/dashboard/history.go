@@ -18,7 +18,6 @@ type round struct {
 // (Retention / ScrapeInterval) times MaxSeries.
 type history struct {
 	retention time.Duration
-	interval  time.Duration
 	maxSeries int
 
 	mu       sync.RWMutex // guards everything below
@@ -29,14 +28,19 @@ type history struct {
 	overflow uint64 // series increases dropped because a round was full
 }
 
-func newHistory(retention, interval time.Duration, maxSeries int) *history {
-	return &history{retention: retention, interval: interval, maxSeries: maxSeries, prev: map[string]*snapshot{}}
+func newHistory(retention time.Duration, maxSeries int) *history {
+	return &history{retention: retention, maxSeries: maxSeries, prev: map[string]*snapshot{}}
 }
 
 // add records a scrape round at time at: snaps are the sidecars scraped (by node
 // ID), alive every registered sidecar (a sidecar whose scrape failed keeps its last
-// snapshot; one that is gone loses it). A sidecar's first snapshot only sets its
-// baseline.
+// snapshot; one that is gone loses it).
+//
+// A sidecar's first snapshot is its increase when the sidecar appeared after the
+// first round: it registered (and began to count, as it serves only once
+// configured) within the last interval. In the first round, when the dashboard
+// starts beside sidecars that have been counting for who knows how long, it is only
+// a baseline, and the round covers no time.
 func (h *history) add(at time.Time, snaps map[string]*snapshot, alive map[string]bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -54,7 +58,10 @@ func (h *history) add(at time.Time, snaps map[string]*snapshot, alive map[string
 		prev, known := h.prev[node]
 		h.prev[node] = cur
 		if !known {
-			continue
+			if h.lastAt.IsZero() {
+				continue
+			}
+			prev = &snapshot{}
 		}
 		for k, c := range cur.series {
 			d := c
@@ -79,7 +86,7 @@ func (h *history) add(at time.Time, snaps map[string]*snapshot, alive map[string
 			sum.add(d)
 		}
 	}
-	span := h.interval
+	var span time.Duration
 	if !h.lastAt.IsZero() {
 		span = at.Sub(h.lastAt)
 	}

@@ -34,15 +34,15 @@ func snap(series map[seriesKey][2]float64) *snapshot {
 
 func TestHistoryRates(t *testing.T) {
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	h := newHistory(time.Minute, 5*time.Second, 100)
+	h := newHistory(time.Minute, 100)
 	client := key("source", "client", "reviews", "reviews-v1")
 	server := key("destination", "client", "reviews", "reviews-v1")
 	alive := map[string]bool{"client": true, "reviews-v1": true}
-	// The first scrape is the baseline: the 100 requests before it are not a rate.
+	// The first round is a baseline: the 100 requests before it are not a rate.
 	h.add(t0, map[string]*snapshot{"client": snap(map[seriesKey][2]float64{client: {100, 0}})}, alive)
 	h.add(t0.Add(5*time.Second), map[string]*snapshot{
 		"client":     snap(map[seriesKey][2]float64{client: {150, 5}}),
-		"reviews-v1": snap(map[seriesKey][2]float64{server: {150, 5}}), // its baseline
+		"reviews-v1": snap(map[seriesKey][2]float64{server: {50, 5}}), // new: all of it is new
 	}, alive)
 	// reviews-v1 restarted: its counters start again.
 	h.add(t0.Add(10*time.Second), map[string]*snapshot{
@@ -51,14 +51,17 @@ func TestHistoryRates(t *testing.T) {
 	}, alive)
 
 	series, span, bounds := h.window(t0.Add(-time.Second))
-	if span != 15*time.Second {
-		t.Errorf("span = %v, want 15s", span)
+	if span != 10*time.Second {
+		t.Errorf("span = %v, want 10s", span)
+	}
+	if got := series[server]; got == nil || got.requests != 70 {
+		t.Errorf("destination-reported increase %+v, want 50 (new sidecar) + 20 (restarted)", got)
 	}
 	fl := flows(series)
 	fk := flowKey{"client", "default", "reviews.default.svc.cluster.local", "reviews-v1", "default", "http"}
 	got := statsOf(fl[fk], span, bounds)
-	// Source-reported: 100 more requests, 5 failed, in 15s.
-	if got.Requests != 100 || *got.SuccessRate != 0.95 || got.P50 == nil || *got.P50 != 5 {
+	// Source-reported: 100 more requests, 5 failed, in 10s.
+	if got.Requests != 100 || got.RPS != 10 || *got.SuccessRate != 0.95 || got.P50 == nil || *got.P50 != 5 {
 		t.Errorf("flow stats = %+v", got)
 	}
 
@@ -81,7 +84,7 @@ func TestHistoryRates(t *testing.T) {
 }
 
 func TestMaxSeries(t *testing.T) {
-	h := newHistory(time.Minute, time.Second, 1)
+	h := newHistory(time.Minute, 1)
 	t0 := time.Now()
 	a, b := key("source", "a", "s", "x"), key("source", "b", "s", "x")
 	alive := map[string]bool{"n": true}
@@ -96,7 +99,7 @@ func TestGraph(t *testing.T) {
 	fl := map[flowKey]*counts{
 		{"client", "default", "reviews.default.svc.cluster.local", "reviews-v1", "default", "http"}: {requests: 10, observations: 10, buckets: []float64{10}},
 		{"client", "default", "reviews.default.svc.cluster.local", "reviews-v2", "default", "http"}: {requests: 10, failures: 10, observations: 10, buckets: []float64{10}},
-		{"client", "default", "unknown", "unknown", "unknown", "http"}:                               {requests: 1},
+		{"client", "default", "unknown", "unknown", "unknown", "http"}:                              {requests: 1},
 	}
 	instances := []registry.Instance{
 		{NodeID: "client.default", Metadata: bootstrap.Metadata{Workload: "client", Namespace: "default"}},

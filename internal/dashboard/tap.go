@@ -35,10 +35,10 @@ type tapHub struct {
 	next     int
 	full     bool
 	subs     map[chan TapEvent]struct{}
-	lastSeen time.Time                     // when the last client left
-	readers  map[tapTarget]*tapReader      // running sidecar streams
-	open     map[string]bool               // node -> its stream is open
-	wake     chan struct{}                 // a client arrived
+	lastSeen time.Time                // when the last client left
+	readers  map[tapTarget]*tapReader // running sidecar streams
+	open     map[string]bool          // node -> its stream is open
+	wake     chan struct{}            // a client arrived
 	dropped  uint64
 }
 

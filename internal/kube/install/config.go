@@ -62,6 +62,13 @@ type Config struct {
 	// validating webhook fails open (failurePolicy Ignore); the injector always fails
 	// closed, so that no pod of a meshed namespace starts without its sidecar.
 	CABundle []byte
+	// RateLimit installs the rate-limit service for Global rate-limit rules (Deployment
+	// and Service trellis-ratelimit, counting in Redis at RedisAddr) and points the
+	// control plane at it (--ratelimit-addr).
+	RateLimit bool
+	// RedisAddr is the Redis host:port of the rate-limit service; required with
+	// RateLimit, and only used with it.
+	RedisAddr string
 }
 
 // withDefaults fills in the defaults and checks what cannot be defaulted.
@@ -77,6 +84,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Replicas < 0 {
 		return c, fmt.Errorf("replicas %d is negative", c.Replicas)
+	}
+	if c.RateLimit && c.RedisAddr == "" {
+		return c, fmt.Errorf("the rate-limit service needs a Redis address (--redis-addr HOST:PORT, Helm value rateLimit.redisAddr)")
+	}
+	if !c.RateLimit && c.RedisAddr != "" {
+		return c, fmt.Errorf("a Redis address (%s) is only used with the rate-limit service (--ratelimit, Helm value rateLimit.enabled)", c.RedisAddr)
 	}
 	return c, nil
 }

@@ -124,7 +124,29 @@ func TestHelmChartMatchesInstall(t *testing.T) {
 			values: map[string]any{"controlPlaneURL": "https://127.0.0.1:15017", "caBundle": caPEM},
 			cfg:    install.Config{ControlPlaneURL: "https://127.0.0.1:15017", CABundle: []byte(caPEM)},
 		},
+		{
+			name:   "rate-limit service",
+			values: map[string]any{"namespace": "mesh", "rateLimit": map[string]any{"enabled": true, "redisAddr": "redis.data:6379"}},
+			cfg:    install.Config{Namespace: "mesh", RateLimit: true, RedisAddr: "redis.data:6379"},
+		},
+		{
+			name: "rate-limit service, control plane outside the cluster",
+			values: map[string]any{"controlPlaneURL": "https://127.0.0.1:15017",
+				"rateLimit": map[string]any{"enabled": true, "redisAddr": "10.0.0.7:6379"}},
+			cfg: install.Config{ControlPlaneURL: "https://127.0.0.1:15017", RateLimit: true, RedisAddr: "10.0.0.7:6379"},
+		},
 	}
+	t.Run("rate-limit service without a Redis address", func(t *testing.T) {
+		vals, err := chartutil.ToRenderValues(chart, map[string]any{"rateLimit": map[string]any{"enabled": true}},
+			chartutil.ReleaseOptions{Name: "trellis", Namespace: "default", IsInstall: true}, nil)
+		if err != nil {
+			t.Fatalf("values: %v", err)
+		}
+		_, err = engine.Render(chart, vals)
+		if err == nil || !strings.Contains(err.Error(), "rateLimit.redisAddr") {
+			t.Errorf("rendering error %v, want one naming rateLimit.redisAddr", err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			vals, err := chartutil.ToRenderValues(chart, tt.values, chartutil.ReleaseOptions{Name: "trellis", Namespace: "default", IsInstall: true}, nil)

@@ -62,6 +62,9 @@ func typedObjects(cfg Config) []runtime.Object {
 	if cfg.ControlPlaneURL == "" {
 		out = append(out, deployment(cfg), podDisruptionBudget(ns))
 	}
+	if cfg.RateLimit {
+		out = append(out, rateLimitService(ns), rateLimitDeployment(cfg))
+	}
 	return append(out, injectorConfig(cfg), validatorConfig(cfg))
 }
 
@@ -149,6 +152,17 @@ func service(ns string) *corev1.Service {
 const controlDataDir = "/var/lib/trellis"
 
 func deployment(cfg Config) *appsv1.Deployment {
+	args := []string{
+		"control",
+		fmt.Sprintf("--secure-xds-addr=:%d", XDSPort),
+		fmt.Sprintf("--webhook-addr=:%d", WebhookPort),
+		fmt.Sprintf("--monitoring-addr=:%d", MonitoringPort),
+		"--data-dir=" + controlDataDir,
+		"--proxy-image=" + cfg.Image,
+	}
+	if cfg.RateLimit {
+		args = append(args, "--ratelimit-addr="+RateLimitAddr(cfg.Namespace))
+	}
 	podLabels := selectorLabels()
 	podLabels[InjectLabel] = "false"
 	for k, v := range commonLabels() {
@@ -193,14 +207,7 @@ func deployment(cfg Config) *appsv1.Deployment {
 					Containers: []corev1.Container{{
 						Name:  "control",
 						Image: cfg.Image,
-						Args: []string{
-							"control",
-							fmt.Sprintf("--secure-xds-addr=:%d", XDSPort),
-							fmt.Sprintf("--webhook-addr=:%d", WebhookPort),
-							fmt.Sprintf("--monitoring-addr=:%d", MonitoringPort),
-							"--data-dir=" + controlDataDir,
-							"--proxy-image=" + cfg.Image,
-						},
+						Args:  args,
 						Env: []corev1.EnvVar{
 							fieldEnv("POD_NAME", "metadata.name"),
 							fieldEnv("POD_NAMESPACE", "metadata.namespace"),

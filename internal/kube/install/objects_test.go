@@ -36,6 +36,15 @@ func TestObjects(t *testing.T) {
 			wantValidator: "Fail",
 			wantURL:       "https://127.0.0.1:9443/inject",
 		},
+		{
+			name: "rate-limit service",
+			cfg:  Config{Namespace: "mesh", RateLimit: true, RedisAddr: "redis:6379"},
+			wantKinds: []string{"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+				"Service", "Deployment", "PodDisruptionBudget", "Service", "Deployment",
+				"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"},
+			wantNamespace: "mesh",
+			wantValidator: "Ignore",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,9 +106,84 @@ func TestKindsCoverEveryGroupVersion(t *testing.T) {
 	}
 }
 
-func TestObjectsRejectsNegativeReplicas(t *testing.T) {
-	if _, err := Objects(Config{Replicas: -1}); err == nil {
-		t.Error("Objects accepted -1 replicas")
+func TestObjectsRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{name: "negative replicas", cfg: Config{Replicas: -1}, wantErr: "negative"},
+		{name: "rate limit without Redis", cfg: Config{RateLimit: true}, wantErr: "needs a Redis address (--redis-addr"},
+		{name: "Redis without rate limit", cfg: Config{RedisAddr: "redis:6379"}, wantErr: "only used with the rate-limit service"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Objects(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Objects error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestRateLimitObjects checks the rate-limit service's Deployment and Service and the
+// control plane's flag pointing at it.
+func TestRateLimitObjects(t *testing.T) {
+	objs, err := Objects(Config{Namespace: "mesh", Image: "example.com/trellis:1", RateLimit: true, RedisAddr: "redis.data:6379"})
+	if err != nil {
+		t.Fatalf("Objects: %v", err)
+	}
+	find := func(kind, name string) *unstructured.Unstructured {
+		for _, o := range objs {
+			if o.GetKind() == kind && o.GetName() == name {
+				return o
+			}
+		}
+		t.Fatalf("no %s %s", kind, name)
+		return nil
+	}
+	container := func(d *unstructured.Unstructured) map[string]any {
+		cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+		return cs[0].(map[string]any)
+	}
+
+	rl := find("Deployment", RateLimitName)
+	if n, _, _ := unstructured.NestedInt64(rl.Object, "spec", "replicas"); n != RateLimitReplicas {
+		t.Errorf("rate-limit replicas %d, want %d", n, RateLimitReplicas)
+	}
+	c := container(rl)
+	args, _, _ := unstructured.NestedStringSlice(c, "args")
+	wantArgs := []string{"ratelimit", "--addr", ":8081", "--monitoring-addr", ":15014", "--store", "redis",
+		"--redis-addr", "redis.data:6379", "--failure-mode", "open"}
+	if diff := cmp.Diff(wantArgs, args); diff != "" {
+		t.Errorf("rate-limit args (-want +got):\n%s", diff)
+	}
+	if img, _, _ := unstructured.NestedString(c, "image"); img != "example.com/trellis:1" {
+		t.Errorf("rate-limit image %q", img)
+	}
+	for _, p := range []string{"readinessProbe", "livenessProbe"} {
+		if port, _, _ := unstructured.NestedInt64(c, p, "httpGet", "port"); port != MonitoringPort {
+			t.Errorf("%s on port %d, want %d", p, port, MonitoringPort)
+		}
+	}
+
+	svc := find("Service", RateLimitName)
+	ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
+	wantPorts := []any{map[string]any{"name": "grpc", "port": int64(8081), "targetPort": int64(8081), "protocol": "TCP"}}
+	if diff := cmp.Diff(wantPorts, ports); diff != "" {
+		t.Errorf("rate-limit Service ports (-want +got):\n%s", diff)
+	}
+	sel, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
+	podLabels, _, _ := unstructured.NestedStringMap(rl.Object, "spec", "template", "metadata", "labels")
+	for k, v := range sel {
+		if podLabels[k] != v {
+			t.Errorf("the Service selects %s=%s, the pods have %q", k, v, podLabels[k])
+		}
+	}
+
+	cpArgs, _, _ := unstructured.NestedStringSlice(container(find("Deployment", Name)), "args")
+	if !slices.Contains(cpArgs, "--ratelimit-addr=trellis-ratelimit.mesh.svc:8081") {
+		t.Errorf("control plane args %q lack --ratelimit-addr=trellis-ratelimit.mesh.svc:8081", cpArgs)
 	}
 }
 

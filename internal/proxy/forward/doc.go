@@ -20,6 +20,17 @@
 //     mirrors get a fire-and-forget copy (mirror.go); the route's timeout bounds the
 //     rest; and the cluster's httputil.ReverseProxy forwards.
 //
+// Authorization (authz.go), before routing: the request target is normalized once
+// (proxy/authz; 400 for a malformed one) and the URL rewritten, so filters, routes
+// and the app see one path; then the chain's filters run in order over a policy
+// Request kept in the exchange: jwt_authn (401 for a bad token; the payload goes to
+// the request's metadata), RBAC (403 "RBAC: access denied"; LOG marks the Info
+// audited; shadow rules select requests for ext_authz) and ext_authz (a Check to an
+// endpoint of the authorizer's cluster through proxy/extauthz, within the filter's
+// timeout; fail closed unless configured otherwise). TCP proxies run their network
+// RBAC and ext_authz filters when a connection is accepted and close the refused
+// ones.
+//
 // Attempts (attempt.go) are the reverse proxy's transport: under the cluster's
 // circuit breakers (max_requests; on HTTP/1.1, max_connections then
 // max_pending_requests; max_retries or the retry budget for each retry) it picks an

@@ -38,6 +38,12 @@
 // the connection manager's ratelimit filter with its cluster, resolved like any other
 // reference. proxy/ratelimit enforces them.
 //
+// Authorization (parse_authz.go): the HTTP connection manager's path normalization
+// options and its jwt_authn, RBAC and ext_authz filters, and the network RBAC and
+// ext_authz filters before a TCP proxy, compiled by proxy/authz, proxy/jwt and
+// proxy/extauthz into FilterChain.Authz and TCPProxy.Authz; an ext_authz filter's
+// cluster is resolved like any other reference.
+//
 // A Table is never modified after it is published, apart from the Upstream slot that
 // the request path fills before publication; the request path reads it without locks.
 // The package holds no state and starts no goroutines.

@@ -56,6 +56,8 @@ type entry struct {
 	// principal is the mutual TLS peer's SPIFFE ID of an inbound request.
 	principal      string
 	sent, received int64
+	// audit is set when an AUDIT policy matched the request.
+	audit bool
 }
 
 // New starts the writer goroutine; Close stops it.
@@ -150,6 +152,8 @@ type Line struct {
 	Source          Party   `json:"source"`
 	Destination     Party   `json:"destination"`
 	Reporter        string  `json:"reporter"`
+	// Audit is true when an AUDIT AuthorizationPolicy matched the request.
+	Audit bool `json:"audit,omitempty"`
 }
 
 // Party is one side of a request: its workload, namespace and SPIFFE ID, empty when
@@ -184,6 +188,7 @@ func render(self *reqinfo.Peer, e entry) *Line {
 		BytesReceived:   e.received,
 		UpstreamCluster: e.cluster,
 		UpstreamHost:    e.host,
+		Audit:           e.audit,
 	}
 	if e.traceID != [16]byte{} {
 		ln.TraceID = hex.EncodeToString(e.traceID[:])

@@ -25,7 +25,7 @@ func httpEntry(info *reqinfo.Info) entry {
 		method: tm.Method, authority: tm.Authority, path: tm.Path, proto: tm.Proto,
 		code: info.Code, grpcStatus: tm.GRPCStatus, flags: info.Flags,
 		cluster: info.Cluster, host: info.Host, peer: tm.Peer, principal: info.PeerIdentity,
-		sent: info.BytesSent, received: info.BytesReceived,
+		sent: info.BytesSent, received: info.BytesReceived, audit: info.Audit,
 	}
 }
 
