@@ -130,3 +130,17 @@ func plural(n int, what string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, what)
 }
+
+// Sets reports on objects decoded elsewhere (the custom resources of a cluster):
+// invalid objects (errs, errors), objects defined twice (errors), traffic rules
+// that cannot be applied (errors) and unsupported fields (warnings). Their positions
+// name the objects; there are no files to re-read for field lines.
+func Sets(sets []*config.Set, errs config.ErrorList) *Result {
+	res := &Result{}
+	res.add(SeverityError, errs...)
+	set, dups := config.Combine(sets...)
+	res.add(SeverityError, dups...)
+	res.addSet(set, &Locator{ReadFile: func(string) ([]byte, error) { return nil, os.ErrNotExist }})
+	res.sort()
+	return res
+}

@@ -28,8 +28,9 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newControlCmd())
 	root.AddCommand(newProxyCmd(), newProxyConfigCmd())
 	root.AddCommand(newRateLimitCmd())
+	root.AddCommand(newIptablesCmd())
 	root.AddCommand(newAnalyzeCmd())
 	root.AddCommand(newStatCmd(), newTopCmd(), newTapCmd())
-	root.AddCommand(newInstallCmd(), newUninstallCmd(), newInjectCmd())
+	root.AddCommand(newInstallCmd(), newUninstallCmd(), newInjectCmd(), newCheckCmd())
 	return root
 }

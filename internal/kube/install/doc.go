@@ -23,6 +23,10 @@
 //   - unless Config.ControlPlaneURL is set, the control plane Deployment (2 replicas,
 //     readiness and liveness probes on the monitoring port, resource requests,
 //     non-root, read-only root file system) and a PodDisruptionBudget (minAvailable 1);
+//   - with Config.RateLimit, the rate-limit service: Deployment trellis-ratelimit (2
+//     replicas of `trellis ratelimit` counting in Redis at Config.RedisAddr, failing
+//     open) and Service trellis-ratelimit (grpc 8081); the control plane Deployment
+//     then gets --ratelimit-addr=trellis-ratelimit.<ns>.svc:8081;
 //   - the MutatingWebhookConfiguration trellis-sidecar-injector (pods created in
 //     namespaces labelled trellis-injection=enabled, except those labelled
 //     sidecar.trellis.dev/inject: "false"; fails closed) and the

@@ -11,7 +11,8 @@ import (
 
 // Objects are the objects cfg installs, in apply order: CRDs, namespace, RBAC,
 // Service, Deployment and PodDisruptionBudget (unless cfg.ControlPlaneURL is set),
-// webhook configurations. They carry no status or creationTimestamp, so they
+// the rate-limit service's Service and Deployment (with cfg.RateLimit), webhook
+// configurations. They carry no status or creationTimestamp, so they
 // print and apply cleanly.
 func Objects(cfg Config) ([]*unstructured.Unstructured, error) {
 	cfg, err := cfg.withDefaults()

@@ -76,7 +76,13 @@ func normalize(r *http.Request, opts authz.PathOptions) error {
 		u.Path, u.RawPath = dec, path
 	}
 	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = query, hasQuery && query == "", "", ""
-	if n := len(path); len(target) < n || target[:n] != path || target != r.RequestURI {
+	// RequestURI (the :path the filters see) becomes path?query, unless it is that
+	// already (the query is a part of target, so equal lengths and paths suffice).
+	n := len(path)
+	if hasQuery {
+		n += 1 + len(query)
+	}
+	if target != r.RequestURI || len(target) != n || target[:len(path)] != path {
 		r.RequestURI = path
 		if hasQuery {
 			r.RequestURI += "?" + query

@@ -1,0 +1,162 @@
+package iptables
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// The chains Trellis owns in the nat table.
+const (
+	ChainInbound    = "TRELLIS_INBOUND"
+	ChainInRedirect = "TRELLIS_IN_REDIRECT"
+	ChainOutput     = "TRELLIS_OUTPUT"
+	ChainRedirect   = "TRELLIS_REDIRECT"
+)
+
+// Config is what `trellis iptables` is told by the injected init container.
+type Config struct {
+	ProxyUID     int // the proxy's own traffic is never redirected
+	ProxyGID     int // likewise, if > 0
+	InboundPort  int // 15006
+	OutboundPort int // 15001
+
+	// IncludeInboundPorts is "*" (every port) or a list of ports to redirect.
+	IncludeInboundPorts []string
+	ExcludeInboundPorts []int
+	// ExcludeOutboundPorts are destination ports left alone.
+	ExcludeOutboundPorts []int
+	// IncludeOutboundCIDRs is "*" (everything) or a list of CIDRs to redirect.
+	IncludeOutboundCIDRs []string
+	ExcludeOutboundCIDRs []string
+}
+
+// jump is a rule in a built-in chain that reaches one of ours.
+type jump struct{ chain, rule string }
+
+// jumps are the rules added to PREROUTING and OUTPUT (once each).
+var jumps = []jump{
+	{"PREROUTING", "-p tcp -j " + ChainInbound},
+	{"OUTPUT", "-p tcp -j " + ChainOutput},
+}
+
+// Script returns the iptables-restore input (nat table) for cfg. With withJumps, it
+// also appends the jumps from PREROUTING and OUTPUT; Apply leaves out those that
+// already exist.
+func Script(cfg Config, withJumps bool) (string, error) {
+	return script(cfg, func(jump) bool { return withJumps })
+}
+
+func script(cfg Config, addJump func(jump) bool) (string, error) {
+	if err := validate(cfg); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	line("*nat")
+	for _, c := range []string{ChainInbound, ChainInRedirect, ChainOutput, ChainRedirect} {
+		line(":%s - [0:0]", c)
+	}
+	line("-A %s -p tcp -j REDIRECT --to-ports %d", ChainInRedirect, cfg.InboundPort)
+	line("-A %s -p tcp -j REDIRECT --to-ports %d", ChainRedirect, cfg.OutboundPort)
+
+	// Inbound: everything (but the excluded ports) or only the included ports.
+	if isAll(cfg.IncludeInboundPorts) {
+		for _, p := range cfg.ExcludeInboundPorts {
+			line("-A %s -p tcp -m tcp --dport %d -j RETURN", ChainInbound, p)
+		}
+		line("-A %s -p tcp -j %s", ChainInbound, ChainInRedirect)
+	} else {
+		excluded := map[int]bool{}
+		for _, p := range cfg.ExcludeInboundPorts {
+			excluded[p] = true
+		}
+		for _, s := range cfg.IncludeInboundPorts {
+			p, _ := strconv.Atoi(s)
+			if !excluded[p] {
+				line("-A %s -p tcp -m tcp --dport %d -j %s", ChainInbound, p, ChainInRedirect)
+			}
+		}
+	}
+
+	// Outbound: never the proxy's own traffic, never loopback.
+	line("-A %s -m owner --uid-owner %d -j RETURN", ChainOutput, cfg.ProxyUID)
+	if cfg.ProxyGID > 0 {
+		line("-A %s -m owner --gid-owner %d -j RETURN", ChainOutput, cfg.ProxyGID)
+	}
+	line("-A %s -o lo -j RETURN", ChainOutput)
+	line("-A %s -d 127.0.0.1/32 -j RETURN", ChainOutput)
+	for _, p := range cfg.ExcludeOutboundPorts {
+		line("-A %s -p tcp -m tcp --dport %d -j RETURN", ChainOutput, p)
+	}
+	for _, c := range cfg.ExcludeOutboundCIDRs {
+		line("-A %s -d %s -j RETURN", ChainOutput, netip.MustParsePrefix(c).Masked())
+	}
+	if isAll(cfg.IncludeOutboundCIDRs) {
+		line("-A %s -j %s", ChainOutput, ChainRedirect)
+	} else {
+		for _, c := range cfg.IncludeOutboundCIDRs {
+			line("-A %s -d %s -j %s", ChainOutput, netip.MustParsePrefix(c).Masked(), ChainRedirect)
+		}
+	}
+	for _, j := range jumps {
+		if addJump(j) {
+			line("-A %s %s", j.chain, j.rule)
+		}
+	}
+	line("COMMIT")
+	return b.String(), nil
+}
+
+func isAll(list []string) bool {
+	for _, s := range list {
+		if s == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+func validate(cfg Config) error {
+	if cfg.ProxyUID < 0 {
+		return fmt.Errorf("proxy UID %d: must not be negative", cfg.ProxyUID)
+	}
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"inbound port", cfg.InboundPort}, {"outbound port", cfg.OutboundPort}} {
+		if p.port < 1 || p.port > 65535 {
+			return fmt.Errorf("%s %d: out of range 1..65535", p.name, p.port)
+		}
+	}
+	if !isAll(cfg.IncludeInboundPorts) {
+		for _, s := range cfg.IncludeInboundPorts {
+			if p, err := strconv.Atoi(s); err != nil || p < 1 || p > 65535 {
+				return fmt.Errorf("include inbound port %q: want \"*\" or a port 1..65535", s)
+			}
+		}
+	}
+	for _, ports := range [][]int{cfg.ExcludeInboundPorts, cfg.ExcludeOutboundPorts} {
+		for _, p := range ports {
+			if p < 1 || p > 65535 {
+				return fmt.Errorf("excluded port %d: out of range 1..65535", p)
+			}
+		}
+	}
+	for _, list := range [][]string{cfg.ExcludeOutboundCIDRs, cfg.IncludeOutboundCIDRs} {
+		for _, c := range list {
+			if c == "*" {
+				continue
+			}
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return fmt.Errorf("IP range %q: %w", c, err)
+			}
+			if !p.Addr().Is4() {
+				return fmt.Errorf("IP range %q: only IPv4 ranges are supported", c)
+			}
+		}
+	}
+	return nil
+}
