@@ -145,7 +145,18 @@ type Metadata struct {
 	// Admin is the sidecar's admin address (loopback only), where the dashboard reads
 	// the request tap in local mode. The sidecar sets it itself.
 	Admin string `json:"admin,omitempty"`
+	// Mode is ModeTransparent when the workload's traffic is redirected to the sidecar
+	// by `trellis iptables` (docs/xds.md "Transparent proxying"): the control plane then
+	// sends the virtual listeners on 15001 and 15006. Empty: explicit binds only.
+	Mode string `json:"mode,omitempty"`
+	// OutboundTrafficPolicy says, in transparent mode, what happens to outbound
+	// connections to no known service: "ALLOW_ANY" (the default: passed through as
+	// plain TCP) or "REGISTRY_ONLY" (refused).
+	OutboundTrafficPolicy string `json:"outboundTrafficPolicy,omitempty"`
 }
+
+// ModeTransparent is Metadata.Mode of a sidecar whose traffic is intercepted.
+const ModeTransparent = "transparent"
 
 // Port is one workload port as the sidecar serves it.
 type Port struct {

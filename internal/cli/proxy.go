@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,6 +21,7 @@ func newProxyCmd() *cobra.Command {
 		logLevel      string
 		drainTimeout  time.Duration
 		tele          telemetryFlags
+		kube          kubeProxyFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy --bootstrap FILE",
@@ -34,7 +36,18 @@ finish for up to --drain-timeout, and exits.`,
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
-			b, err := bootstrap.Load(bootstrapPath)
+			var b *bootstrap.Bootstrap
+			var err error
+			switch {
+			case kube.enabled && bootstrapPath != "":
+				return errors.New("--kubernetes and --bootstrap: give one")
+			case kube.enabled:
+				b, err = kubernetesBootstrap(kube, os.Getenv)
+			case bootstrapPath == "":
+				return errors.New("--bootstrap is required (or --kubernetes in a pod)")
+			default:
+				b, err = bootstrap.Load(bootstrapPath)
+			}
 			if err != nil {
 				return err
 			}
@@ -51,7 +64,11 @@ finish for up to --drain-timeout, and exits.`,
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long requests in flight may take to finish at shutdown")
 	tele.register(cmd)
-	_ = cmd.MarkFlagRequired("bootstrap")
+	cmd.Flags().BoolVar(&kube.enabled, "kubernetes", false, "injected sidecar: build the bootstrap from POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT and the flags below")
+	cmd.Flags().StringVar(&kube.xds, "xds-address", "", "with --kubernetes: the control plane's xDS address (host:port, TLS)")
+	cmd.Flags().StringVar(&kube.xdsCA, "xds-ca-file", "", "with --kubernetes: CA bundle (PEM) that verifies the control plane")
+	cmd.Flags().StringVar(&kube.tokenFile, "token-file", "", "with --kubernetes: the projected service-account token (audience trellis-ca)")
+	cmd.Flags().StringVar(&kube.dataDir, "data-dir", "", "with --kubernetes: writable directory for the sidecar's state")
 	return cmd
 }
 

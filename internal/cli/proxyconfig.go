@@ -19,24 +19,41 @@ func newProxyConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "proxy-config",
 		Short: "Show a sidecar's configuration, read from its admin endpoint",
-		Args:  cobra.NoArgs,
+		Long: `proxy-config prints what a sidecar has accepted, read from its admin endpoint:
+listeners, routes, clusters and endpoints (GET /config_dump) and secret (GET /certs).
+The sidecar is TARGET, a workload of trellis up's --state file, or --admin ADDR. In
+Kubernetes, forward a pod's admin port first (kubectl port-forward POD 15000) and pass
+--admin 127.0.0.1:15000.`,
+		Args: cobra.NoArgs,
+	}
+	for _, s := range dumpSections {
+		cmd.AddCommand(newProxyConfigDumpCmd(s.name, s.short, s.write))
 	}
 	cmd.AddCommand(newProxyConfigSecretCmd())
 	return cmd
 }
 
 func newProxyConfigSecretCmd() *cobra.Command {
-	var admin, output string
+	var (
+		target proxyTarget
+		output string
+	)
 	cmd := &cobra.Command{
-		Use:   "secret --admin ADDR",
+		Use:   "secret (TARGET --state FILE | --admin ADDR)",
 		Short: "Show a sidecar's certificates and trust bundle: chain, SANs, serial, expiry",
-		Long: `secret reads GET /certs from a sidecar's admin address (in local mode, the "admin"
-of its workload in trellis up's --state file) and prints its workload certificate
-(the chain as presented), when it renews it, and the roots it trusts (ROOTCA).`,
+		Long: `secret reads GET /certs from a sidecar's admin address (--admin, or the "admin" of
+workload TARGET in trellis up's --state file) and prints its workload certificate
+(the chain as presented), when it renews it, and the roots it trusts (ROOTCA).
+A pod's sidecar is not reachable directly: run kubectl port-forward POD 15000 and
+pass --admin 127.0.0.1:15000.`,
 		Example: `  trellis proxy-config secret --admin 127.0.0.1:40003
-  trellis proxy-config secret --admin 127.0.0.1:40003 -o json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+  trellis proxy-config secret web --state state.json -o json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			admin, err := target.resolve(args)
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
 			raw, certs, err := fetchCerts(ctx, admin)
@@ -53,9 +70,8 @@ of its workload in trellis up's --state file) and prints its workload certificat
 			return fmt.Errorf("--output: %q is not table or json", output)
 		},
 	}
-	cmd.Flags().StringVar(&admin, "admin", "", "the sidecar's admin address (host:port)")
+	target.flags(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	_ = cmd.MarkFlagRequired("admin")
 	return cmd
 }
 

@@ -31,6 +31,11 @@ type Proxy struct {
 	// (bootstrap.Metadata.Authz): only then does it get RBAC, jwt_authn and ext_authz
 	// filters and path normalization; toward the others the generator fails closed.
 	Authz bool `json:"authz,omitempty"`
+	// Transparent is true when the sidecar's traffic is intercepted
+	// (bootstrap.Metadata.Mode "transparent"); RegistryOnly when, then, connections to
+	// unknown destinations are refused rather than passed through.
+	Transparent  bool `json:"transparent,omitempty"`
+	RegistryOnly bool `json:"registryOnly,omitempty"`
 }
 
 // InboundPort is one workload port: the sidecar listens on Inbound and forwards to
@@ -56,6 +61,8 @@ func NewProxy(inst registry.Instance) *Proxy {
 		Upstreams:      append([]bootstrap.Upstream(nil), md.Upstreams...),
 		MTLS:           md.MTLS,
 		Authz:          md.Authz,
+		Transparent:    md.Mode == bootstrap.ModeTransparent,
+		RegistryOnly:   md.Mode == bootstrap.ModeTransparent && md.OutboundTrafficPolicy == "REGISTRY_ONLY",
 	}
 	for _, mp := range md.Ports {
 		p.Inbound = append(p.Inbound, InboundPort{

@@ -47,6 +47,7 @@ func Generate(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
 	g.outbound()
 	g.inbound()
 	g.upstreams()
+	g.transparent()
 	g.extAuthzClusters()
 	g.rateLimitCluster()
 	g.sort()
@@ -75,18 +76,20 @@ func (g *generator) errorf(format string, args ...any) {
 // outbound emits the outbound listener, its route configuration and the clusters
 // the routes reach.
 func (g *generator) outbound() {
-	if g.proxy.Outbound == "" {
+	if g.proxy.Outbound == "" && !g.proxy.Transparent {
 		return
 	}
-	addr, err := socketAddress(g.proxy.Outbound)
-	if err != nil {
-		g.errorf("outbound listener: %v", err)
-		return
+	if g.proxy.Outbound != "" {
+		addr, err := socketAddress(g.proxy.Outbound)
+		if err != nil {
+			g.errorf("outbound listener: %v", err)
+			return
+		}
+		m := rdsHCM(names.OutboundListener, names.OutboundRoute)
+		g.normalize(m)
+		hcm := httpFilter(m)
+		g.res.Listeners = append(g.res.Listeners, listener(names.OutboundListener, addr, corev3.TrafficDirection_OUTBOUND, hcm))
 	}
-	m := rdsHCM(names.OutboundListener, names.OutboundRoute)
-	g.normalize(m)
-	hcm := httpFilter(m)
-	g.res.Listeners = append(g.res.Listeners, listener(names.OutboundListener, addr, corev3.TrafficDirection_OUTBOUND, hcm))
 
 	rc := &routev3.RouteConfiguration{Name: names.OutboundRoute}
 	for _, svc := range g.mesh.Services {
@@ -101,6 +104,9 @@ func (g *generator) outbound() {
 			vh := &routev3.VirtualHost{
 				Name:    svc.FQDN + ":" + strconv.FormatUint(uint64(port.Number), 10),
 				Domains: domains(svc, port.Number, g.proxy.Namespace),
+			}
+			if g.proxy.Transparent {
+				vh.Domains = append(vh.Domains, vipDomains(svc, port.Number)...)
 			}
 			for _, r := range routes {
 				vh.Routes = append(vh.Routes, g.routes(r)...)

@@ -25,8 +25,10 @@
 //     non-root, read-only root file system) and a PodDisruptionBudget (minAvailable 1);
 //   - with Config.RateLimit, the rate-limit service: Deployment trellis-ratelimit (2
 //     replicas of `trellis ratelimit` counting in Redis at Config.RedisAddr, failing
-//     open) and Service trellis-ratelimit (grpc 8081); the control plane Deployment
-//     then gets --ratelimit-addr=trellis-ratelimit.<ns>.svc:8081;
+//     open, watching RateLimitPolicies as the ServiceAccount trellis-ratelimit, which
+//     a ClusterRole and binding allow get/list/watch on ratelimitpolicies.trellis.dev
+//     and nothing else) and Service trellis-ratelimit (grpc 8081); the control
+//     plane Deployment then gets --ratelimit-addr=trellis-ratelimit.<ns>.svc:8081;
 //   - the MutatingWebhookConfiguration trellis-sidecar-injector (pods created in
 //     namespaces labelled trellis-injection=enabled, except those labelled
 //     sidecar.trellis.dev/inject: "false"; fails closed) and the

@@ -63,6 +63,7 @@ func typedObjects(cfg Config) []runtime.Object {
 		out = append(out, deployment(cfg), podDisruptionBudget(ns))
 	}
 	if cfg.RateLimit {
+		out = append(out, rateLimitRBAC(ns)...)
 		out = append(out, rateLimitService(ns), rateLimitDeployment(cfg))
 	}
 	return append(out, injectorConfig(cfg), validatorConfig(cfg))

@@ -40,7 +40,7 @@ func TestObjects(t *testing.T) {
 			name: "rate-limit service",
 			cfg:  Config{Namespace: "mesh", RateLimit: true, RedisAddr: "redis:6379"},
 			wantKinds: []string{"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-				"Service", "Deployment", "PodDisruptionBudget", "Service", "Deployment",
+				"Service", "Deployment", "PodDisruptionBudget", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
 				"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"},
 			wantNamespace: "mesh",
 			wantValidator: "Ignore",
@@ -165,6 +165,23 @@ func TestRateLimitObjects(t *testing.T) {
 		if port, _, _ := unstructured.NestedInt64(c, p, "httpGet", "port"); port != MonitoringPort {
 			t.Errorf("%s on port %d, want %d", p, port, MonitoringPort)
 		}
+	}
+
+	if sa, _, _ := unstructured.NestedString(rl.Object, "spec", "template", "spec", "serviceAccountName"); sa != RateLimitName {
+		t.Errorf("rate-limit serviceAccountName %q, want %q", sa, RateLimitName)
+	}
+	if mount, _, _ := unstructured.NestedBool(rl.Object, "spec", "template", "spec", "automountServiceAccountToken"); !mount {
+		t.Error("rate-limit pods do not mount their service-account token: they cannot watch RateLimitPolicies")
+	}
+	rules, _, _ := unstructured.NestedSlice(find("ClusterRole", RateLimitName).Object, "rules")
+	wantRules := []any{map[string]any{"apiGroups": []any{"trellis.dev"}, "resources": []any{"ratelimitpolicies"}, "verbs": []any{"get", "list", "watch"}}}
+	if diff := cmp.Diff(wantRules, rules); diff != "" {
+		t.Errorf("rate-limit ClusterRole rules (-want +got):\n%s", diff)
+	}
+	subjects, _, _ := unstructured.NestedSlice(find("ClusterRoleBinding", RateLimitName).Object, "subjects")
+	wantSubjects := []any{map[string]any{"kind": "ServiceAccount", "name": RateLimitName, "namespace": "mesh"}}
+	if diff := cmp.Diff(wantSubjects, subjects); diff != "" {
+		t.Errorf("rate-limit ClusterRoleBinding subjects (-want +got):\n%s", diff)
 	}
 
 	svc := find("Service", RateLimitName)

@@ -5,8 +5,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
@@ -46,8 +48,32 @@ func rateLimitService(ns string) *corev1.Service {
 	}
 }
 
-// rateLimitDeployment runs `trellis ratelimit` with the Redis store, failing open.
-// It needs no Kubernetes API access: its pods mount no service-account token.
+// rateLimitRBAC is the rate-limit service's identity: a ServiceAccount
+// (RateLimitName) allowed by a ClusterRole and its binding to read RateLimitPolicies,
+// and nothing else.
+func rateLimitRBAC(ns string) []runtime.Object {
+	return []runtime.Object{
+		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: objectMeta(RateLimitName, ns)},
+		&rbacv1.ClusterRole{
+			TypeMeta:   typeMeta("rbac.authorization.k8s.io/v1", "ClusterRole"),
+			ObjectMeta: objectMeta(RateLimitName, ""),
+			Rules: []rbacv1.PolicyRule{{
+				APIGroups: []string{TrellisGroup}, Resources: []string{"ratelimitpolicies"},
+				Verbs: []string{"get", "list", "watch"},
+			}},
+		},
+		&rbacv1.ClusterRoleBinding{
+			TypeMeta:   typeMeta("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+			ObjectMeta: objectMeta(RateLimitName, ""),
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: RateLimitName},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: RateLimitName, Namespace: ns}},
+		},
+	}
+}
+
+// rateLimitDeployment runs `trellis ratelimit` with the Redis store, failing open. In
+// the pod (KUBERNETES_SERVICE_HOST set, no --config) it watches the RateLimitPolicies
+// of the API server, as the ServiceAccount RateLimitName.
 func rateLimitDeployment(cfg Config) *appsv1.Deployment {
 	podLabels := rateLimitSelector()
 	podLabels[InjectLabel] = "false"
@@ -78,7 +104,8 @@ func rateLimitDeployment(cfg Config) *appsv1.Deployment {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
 				Spec: corev1.PodSpec{
-					AutomountServiceAccountToken: ptr.To(false),
+					ServiceAccountName:           RateLimitName,
+					AutomountServiceAccountToken: ptr.To(true),
 					SecurityContext: &corev1.PodSecurityContext{
 						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(int64(1337)), RunAsGroup: ptr.To(int64(1337)),
 					},

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"k8s.io/client-go/rest"
 
 	"trellis.dev/trellis/internal/api/v1alpha1"
 	"trellis.dev/trellis/internal/config"
@@ -53,6 +54,10 @@ type Config struct {
 	// ConfigFiles hold the RateLimitPolicies (other kinds are ignored); they are
 	// watched and reloaded when they change.
 	ConfigFiles []string
+	// Kubernetes, if not nil, is the API server to read RateLimitPolicies
+	// (trellis.dev/v1alpha1) from, besides the config files: they are watched, and an
+	// invalid one is logged and left out.
+	Kubernetes *rest.Config
 	// Domain is the RLS domain served. Default policy.DefaultDomain.
 	Domain string
 	// Logger receives the service's log. Nil discards.
@@ -91,8 +96,14 @@ func Run(ctx context.Context, cfg Config) error {
 		cancel(nil)
 		wg.Wait()
 	}()
-	if err := loadPolicies(ctx, cfg, srv, log, &wg, cancel); err != nil {
+	sink := newPolicySink(srv, log)
+	if err := loadPolicies(ctx, cfg, sink, log, &wg, cancel); err != nil {
 		return err
+	}
+	if cfg.Kubernetes != nil {
+		if err := watchKubernetes(ctx, cfg.Kubernetes, sink, log.With("component", "kubernetes-source"), &wg); err != nil {
+			return err
+		}
 	}
 
 	lis, err := net.Listen("tcp", cmp.Or(cfg.Addr, DefaultAddr))
@@ -159,9 +170,11 @@ func newStore(ctx context.Context, cfg Config, log *slog.Logger) (ratelimit.Stor
 
 // loadPolicies loads the config files into srv, failing on any problem, and keeps
 // them loaded as they change (goroutines in wg, until ctx is done).
-func loadPolicies(ctx context.Context, cfg Config, srv *ratelimit.Server, log *slog.Logger, wg *sync.WaitGroup, fail context.CancelCauseFunc) error {
+func loadPolicies(ctx context.Context, cfg Config, sink *policySink, log *slog.Logger, wg *sync.WaitGroup, fail context.CancelCauseFunc) error {
 	if len(cfg.ConfigFiles) == 0 {
-		log.Warn("no config files: no rate limits")
+		if cfg.Kubernetes == nil {
+			log.Warn("no config files and no Kubernetes: no rate limits")
+		}
 		return nil
 	}
 	st := store.New()
@@ -192,11 +205,8 @@ func loadPolicies(ctx context.Context, cfg Config, srv *ratelimit.Server, log *s
 			return
 		}
 		applied = snap.Version
-		if err := srv.SetPolicies(policiesOf(snap.Config)); err != nil {
-			log.Error("rate-limit policies not applied; the previous ones stay", "version", snap.Version, "error", err)
-			return
-		}
-		log.Info("rate-limit policies applied", "version", snap.Version, "policies", len(snap.Config.RateLimitPolicies))
+		log.Debug("config files changed", "version", snap.Version)
+		sink.set("files", policiesOf(snap.Config))
 	}
 	apply()
 	wg.Go(func() {

@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"trellis.dev/trellis/internal/bootstrap"
+)
+
+// kubeProxyFlags are the flags of `trellis proxy --kubernetes` (the injected args:
+// docs/kubernetes.md).
+type kubeProxyFlags struct {
+	enabled   bool
+	xds       string
+	xdsCA     string
+	tokenFile string
+	dataDir   string
+}
+
+// Where the injected sidecar serves its admin and metrics endpoints.
+const (
+	kubeAdminAddr   = "127.0.0.1:15000"
+	kubeMetricsAddr = "0.0.0.0:15020"
+)
+
+// kubernetesBootstrap builds the bootstrap of an injected sidecar from the pod's
+// downward-API environment (POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT) and the flags.
+// It does not announce transparent mode yet: see docs/kubernetes.md "Not built yet".
+func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstrap.Bootstrap, error) {
+	var missing []string
+	env := func(name string) string {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			missing = append(missing, name)
+		}
+		return v
+	}
+	pod, ns, sa := env("POD_NAME"), env("POD_NAMESPACE"), env("SERVICE_ACCOUNT")
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("--kubernetes: environment %s not set (the injector sets it from the downward API)", strings.Join(missing, ", "))
+	}
+	if f.xds == "" {
+		return nil, errors.New("--kubernetes: --xds-address is required")
+	}
+	if f.tokenFile == "" {
+		return nil, errors.New("--kubernetes: --token-file is required (the projected service-account token, audience trellis-ca)")
+	}
+	return &bootstrap.Bootstrap{
+		Node: bootstrap.Node{
+			ID:      pod + "." + ns,
+			Cluster: pod,
+			Metadata: bootstrap.Metadata{
+				Workload:       pod,
+				Namespace:      ns,
+				ServiceAccount: sa,
+			},
+		},
+		XDS:       f.xds,
+		XDSCAFile: f.xdsCA,
+		TokenFile: f.tokenFile,
+		Admin:     kubeAdminAddr,
+		Metrics:   kubeMetricsAddr,
+	}, nil
+}

@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"trellis.dev/trellis/internal/bootstrap"
+)
+
+func TestKubernetesBootstrap(t *testing.T) {
+	podEnv := map[string]string{"POD_NAME": "echo-7f9c", "POD_NAMESPACE": "shop", "SERVICE_ACCOUNT": "echo", "POD_IP": "10.244.0.7"}
+	flags := kubeProxyFlags{enabled: true, xds: "trellis.trellis-system.svc:15012", xdsCA: "/etc/trellis/ca.pem",
+		tokenFile: "/var/run/secrets/trellis/tokens/token", dataDir: "/var/lib/trellis"}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		flags   kubeProxyFlags
+		want    *bootstrap.Bootstrap
+		wantErr string
+	}{
+		{
+			name: "injected", env: podEnv, flags: flags,
+			want: &bootstrap.Bootstrap{
+				Node: bootstrap.Node{ID: "echo-7f9c.shop", Cluster: "echo-7f9c", Metadata: bootstrap.Metadata{
+					Workload: "echo-7f9c", Namespace: "shop", ServiceAccount: "echo"}},
+				XDS: "trellis.trellis-system.svc:15012", XDSCAFile: "/etc/trellis/ca.pem",
+				TokenFile: "/var/run/secrets/trellis/tokens/token", Admin: "127.0.0.1:15000", Metrics: "0.0.0.0:15020",
+			},
+		},
+		{name: "no env", env: map[string]string{"POD_NAME": "x"}, flags: flags, wantErr: "environment POD_NAMESPACE, SERVICE_ACCOUNT not set"},
+		{name: "no xds", env: podEnv, flags: kubeProxyFlags{tokenFile: "t"}, wantErr: "--xds-address is required"},
+		{name: "no token", env: podEnv, flags: kubeProxyFlags{xds: "x:1"}, wantErr: "--token-file is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := kubernetesBootstrap(tt.flags, func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("bootstrap (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
