@@ -84,7 +84,7 @@ func analyzeCluster(ctx context.Context, kubeconfig string) (*analyze.Result, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, kubeTimeout)
 	defer cancel()
-	sets, errs, err := check.MeshObjects(ctx, client.Discovery(), dyn)
+	sets, errs, err := check.MeshObjects(ctx, client, dyn)
 	if err != nil {
 		return nil, fmt.Errorf("reading the cluster's mesh objects: %w", err)
 	}

@@ -218,7 +218,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	sec.onBundleChange = tr.trigger
 	if kube != nil {
-		if err := kube.ready(sec); err != nil {
+		if err := kube.ready(sec, st, tr); err != nil {
 			return err
 		}
 	}

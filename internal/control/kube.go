@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"trellis.dev/trellis/internal/ca"
 	"trellis.dev/trellis/internal/kube/cabundle"
@@ -23,8 +24,10 @@ import (
 	"trellis.dev/trellis/internal/kube/inject"
 	"trellis.dev/trellis/internal/kube/install"
 	"trellis.dev/trellis/internal/kube/leader"
+	"trellis.dev/trellis/internal/kube/routestatus"
 	"trellis.dev/trellis/internal/kube/tokenauth"
 	"trellis.dev/trellis/internal/kube/webhook"
+	"trellis.dev/trellis/internal/model"
 	kubesource "trellis.dev/trellis/internal/source/kube"
 	"trellis.dev/trellis/internal/store"
 )
@@ -129,6 +132,7 @@ type kubePlane struct {
 	caReady chan struct{}
 	sec     *security
 	keeper  *cabundle.Keeper
+	routes  *routestatus.Writer
 
 	// Leader election runs from newKubePlane until stop, on its own context: it must
 	// campaign before the CA exists, and stop whatever ends Run.
@@ -246,8 +250,17 @@ func (kp *kubePlane) loadCA(ctx context.Context, cfg ca.Config) (*ca.CA, error) 
 	}
 }
 
-// ready hands the running security to the leader's duties and the Secret watch.
-func (kp *kubePlane) ready(sec *security) error {
+// ready hands the running security to the leader's duties and the Secret watch,
+// and the translator whose results the leader publishes as route status.
+func (kp *kubePlane) ready(sec *security, st *store.Store, tr *translator) error {
+	gw, err := gatewayclient.NewForConfig(kp.cfg.Config)
+	if err != nil {
+		return fmt.Errorf("connecting to the Gateway API: %w", err)
+	}
+	if kp.routes, err = routestatus.New(routestatus.Config{Client: gw, Statuses: routeStatuses(st, tr),
+		Logger: kp.log.With("component", "routestatus")}); err != nil {
+		return err
+	}
 	keeper, err := cabundle.New(cabundle.Config{Client: kp.client, Mutating: kp.cfg.MutatingWebhook,
 		Validating: kp.cfg.ValidatingWebhook, Bundle: sec.ca.TrustBundlePEM, Interval: kp.cfg.CABundleInterval,
 		Logger: kp.log.With("component", "cabundle")})
@@ -266,15 +279,35 @@ func (kp *kubePlane) ready(sec *security) error {
 	return nil
 }
 
-// lead runs the leader's duties for one term: keep the webhooks' caBundle current.
-// (The CA Secret is created by loadCA while this replica leads.)
+// lead runs the leader's duties for one term: keep the webhooks' caBundle current
+// and write the Gateway API routes' status. (The CA Secret is created by loadCA
+// while this replica leads.)
 func (kp *kubePlane) lead(ctx context.Context) {
 	select {
 	case <-kp.caReady:
 	case <-ctx.Done():
 		return
 	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		kp.routes.Run(ctx)
+	}()
 	kp.keeper.Run(ctx)
+	wg.Wait()
+}
+
+// routeStatuses computes the routes' status from the latest translation, when it
+// is of the store's current configuration (else there is no consistent answer).
+func routeStatuses(st *store.Store, tr *translator) func() ([]model.RouteStatus, bool) {
+	return func() ([]model.RouteStatus, bool) {
+		s, snap := tr.state.Load(), st.Snapshot()
+		if s == nil || s.ConfigVersion != snap.Version || snap.Config == nil {
+			return nil, false
+		}
+		return model.RouteStatuses(s.Mesh, snap.Config.HTTPRoutes, snap.Config.GRPCRoutes), true
+	}
 }
 
 // watchCA reloads the CA when another replica rotated the root in the Secret.

@@ -11,9 +11,9 @@
 // answers), every webhook has a caBundle, and it lists the namespaces labelled for
 // injection. Installed says which of the two applies.
 //
-// MeshObjects lists the custom resources of install.Kinds with the dynamic client
-// and decodes each with internal/config, as the Kubernetes source and the
-// validating webhook do, so internal/analyze can report on them.
+// MeshObjects lists the Services and the custom resources of install.Kinds (with the
+// dynamic client) and decodes each with internal/config, as the Kubernetes source and
+// the validating webhook do, so internal/analyze can report on them.
 //
 // Everything here is a sequence of requests made by the caller's goroutine.
 package check
