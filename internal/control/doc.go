@@ -53,7 +53,9 @@
 // listener (it carries the control plane Service's DNS names), and polls the Secret to
 // reload a rotation made by another replica. While it leads, a replica keeps the
 // webhook configurations' caBundle current (internal/kube/cabundle), and again after
-// every change of the trust bundle. Leader election runs on its own context, from
+// every change of the trust bundle, and writes the Gateway API routes' status
+// (internal/kube/routestatus, from model.RouteStatuses over the latest translation
+// of the store's current version). Leader election runs on its own context, from
 // before the CA is loaded until Run returns, and releases the Lease on the way out.
 //
 // Concurrency: Run owns one goroutine per part (file source, the wait for every source

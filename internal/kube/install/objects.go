@@ -164,18 +164,7 @@ func deployment(cfg Config) *appsv1.Deployment {
 	if cfg.RateLimit {
 		args = append(args, "--ratelimit-addr="+RateLimitAddr(cfg.Namespace))
 	}
-	podLabels := selectorLabels()
-	podLabels[InjectLabel] = "false"
-	for k, v := range commonLabels() {
-		podLabels[k] = v
-	}
-	probe := func(path string, period int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(MonitoringPort)}},
-			PeriodSeconds: period, TimeoutSeconds: 2, FailureThreshold: 3,
-		}
-	}
-	liveness := probe("/ready", 10)
+	liveness := readyProbe(10)
 	liveness.InitialDelaySeconds = 15
 	liveness.FailureThreshold = 6
 	fieldEnv := func(name, path string) corev1.EnvVar {
@@ -187,15 +176,9 @@ func deployment(cfg Config) *appsv1.Deployment {
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(cfg.Replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: selectorLabels()},
-			Strategy: appsv1.DeploymentStrategy{
-				Type: appsv1.RollingUpdateDeploymentStrategyType,
-				RollingUpdate: &appsv1.RollingUpdateDeployment{
-					MaxUnavailable: ptr.To(intstr.FromInt32(0)),
-					MaxSurge:       ptr.To(intstr.FromInt32(1)),
-				},
-			},
+			Strategy: rollingUpdate(),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels(selectorLabels())},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: Name,
 					Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
@@ -219,7 +202,7 @@ func deployment(cfg Config) *appsv1.Deployment {
 							{Name: "http-monitoring", ContainerPort: MonitoringPort, Protocol: corev1.ProtocolTCP},
 						},
 						VolumeMounts:   []corev1.VolumeMount{{Name: "data", MountPath: controlDataDir}},
-						ReadinessProbe: probe("/ready", 5),
+						ReadinessProbe: readyProbe(5),
 						LivenessProbe:  liveness,
 						Resources: corev1.ResourceRequirements{
 							Requests: corev1.ResourceList{
@@ -228,11 +211,7 @@ func deployment(cfg Config) *appsv1.Deployment {
 							},
 							Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
 						},
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: ptr.To(false),
-							ReadOnlyRootFilesystem:   ptr.To(true),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
+						SecurityContext: restrictedContainer(),
 					}},
 				},
 			},

@@ -75,18 +75,7 @@ func rateLimitRBAC(ns string) []runtime.Object {
 // the pod (KUBERNETES_SERVICE_HOST set, no --config) it watches the RateLimitPolicies
 // of the API server, as the ServiceAccount RateLimitName.
 func rateLimitDeployment(cfg Config) *appsv1.Deployment {
-	podLabels := rateLimitSelector()
-	podLabels[InjectLabel] = "false"
-	for k, v := range commonLabels() {
-		podLabels[k] = v
-	}
-	probe := func(period int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(MonitoringPort)}},
-			PeriodSeconds: period, TimeoutSeconds: 2, FailureThreshold: 3,
-		}
-	}
-	liveness := probe(10)
+	liveness := readyProbe(10)
 	liveness.InitialDelaySeconds = 5
 	return &appsv1.Deployment{
 		TypeMeta:   typeMeta("apps/v1", "Deployment"),
@@ -94,15 +83,9 @@ func rateLimitDeployment(cfg Config) *appsv1.Deployment {
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(int32(RateLimitReplicas)),
 			Selector: &metav1.LabelSelector{MatchLabels: rateLimitSelector()},
-			Strategy: appsv1.DeploymentStrategy{
-				Type: appsv1.RollingUpdateDeploymentStrategyType,
-				RollingUpdate: &appsv1.RollingUpdateDeployment{
-					MaxUnavailable: ptr.To(intstr.FromInt32(0)),
-					MaxSurge:       ptr.To(intstr.FromInt32(1)),
-				},
-			},
+			Strategy: rollingUpdate(),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels(rateLimitSelector())},
 				Spec: corev1.PodSpec{
 					ServiceAccountName:           RateLimitName,
 					AutomountServiceAccountToken: ptr.To(true),
@@ -130,7 +113,7 @@ func rateLimitDeployment(cfg Config) *appsv1.Deployment {
 							{Name: "grpc", ContainerPort: RateLimitPort, Protocol: corev1.ProtocolTCP},
 							{Name: "http-monitoring", ContainerPort: MonitoringPort, Protocol: corev1.ProtocolTCP},
 						},
-						ReadinessProbe: probe(5),
+						ReadinessProbe: readyProbe(5),
 						LivenessProbe:  liveness,
 						Resources: corev1.ResourceRequirements{
 							Requests: corev1.ResourceList{
@@ -139,11 +122,7 @@ func rateLimitDeployment(cfg Config) *appsv1.Deployment {
 							},
 							Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
 						},
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: ptr.To(false),
-							ReadOnlyRootFilesystem:   ptr.To(true),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
+						SecurityContext: restrictedContainer(),
 					}},
 				},
 			},

@@ -3,13 +3,14 @@ package admin
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"trellis.dev/trellis/internal/proxy/internal/httpserve"
 )
 
 // State is what the admin endpoints show of the sidecar.
@@ -60,15 +61,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("binding admin address: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !cfg.State.Ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, "not ready\n")
-			return
-		}
-		io.WriteString(w, "ready\n")
-	})
+	mux.HandleFunc("GET /ready", httpserve.Ready(cfg.State.Ready))
 	mux.HandleFunc("GET /config_dump", func(w http.ResponseWriter, _ *http.Request) {
 		write(w, "application/json", cfg.State.WriteConfigDump)
 	})
@@ -107,18 +100,10 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve serves until ctx ends, then closes the server.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
-	select {
-	case err := <-errc:
+	if err := httpserve.Serve(ctx, s.srv, s.ln); err != nil {
 		return fmt.Errorf("serving admin: %w", err)
-	case <-ctx.Done():
-		s.srv.Close()
-		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving admin: %w", err)
-		}
-		return nil
 	}
+	return nil
 }
 
 // Close releases the bound address of a server that never served.

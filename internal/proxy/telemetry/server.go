@@ -2,9 +2,7 @@ package telemetry
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"trellis.dev/trellis/internal/proxy/internal/httpserve"
 )
 
 // Paths of the metrics server.
@@ -47,15 +47,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	errLog := slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
 	mux := http.NewServeMux()
 	mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: errLog}))
-	mux.HandleFunc("GET "+ReadyPath, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !cfg.Ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, "not ready\n")
-			return
-		}
-		io.WriteString(w, "ready\n")
-	})
+	mux.HandleFunc("GET "+ReadyPath, httpserve.Ready(cfg.Ready))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	return &Server{ln: ln, srv: srv}, nil
 }
@@ -65,18 +57,10 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve serves until ctx ends, then closes the server.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
-	select {
-	case err := <-errc:
+	if err := httpserve.Serve(ctx, s.srv, s.ln); err != nil {
 		return fmt.Errorf("serving metrics: %w", err)
-	case <-ctx.Done():
-		s.srv.Close()
-		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving metrics: %w", err)
-		}
-		return nil
 	}
+	return nil
 }
 
 // Close releases the bound address of a server that never served.

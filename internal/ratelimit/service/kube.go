@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"trellis.dev/trellis/internal/api/v1alpha1"
 	"trellis.dev/trellis/internal/config"
 	"trellis.dev/trellis/internal/kube/install"
+	"trellis.dev/trellis/internal/kube/kubeobj"
 	"trellis.dev/trellis/internal/ratelimit"
 )
 
@@ -177,7 +177,7 @@ func (w *kubeWatch) apply() {
 // webhook; nil (logged, with each problem's field) when it is invalid.
 func (w *kubeWatch) decode(obj *unstructured.Unstructured) *v1alpha1.RateLimitPolicy {
 	log := w.log.With("namespace", obj.GetNamespace(), "name", obj.GetName(), "resource_version", obj.GetResourceVersion())
-	doc, err := configDocument(obj)
+	doc, err := kubeobj.ConfigDocument(obj)
 	if err != nil {
 		log.Error("RateLimitPolicy skipped: encoding it", "error", err)
 		return nil
@@ -200,26 +200,4 @@ func (w *kubeWatch) decode(obj *unstructured.Unstructured) *v1alpha1.RateLimitPo
 		return nil
 	}
 	return set.RateLimitPolicies[0].RateLimitPolicy
-}
-
-// configDocument is the object as a user wrote it: without its status and the fields
-// the API server maintains, which no mesh file carries.
-func configDocument(obj *unstructured.Unstructured) ([]byte, error) {
-	content := obj.UnstructuredContent()
-	out := make(map[string]any, len(content))
-	for k, v := range content {
-		if k != "status" {
-			out[k] = v
-		}
-	}
-	if meta, ok := content["metadata"].(map[string]any); ok {
-		m := make(map[string]any, len(meta))
-		for k, v := range meta {
-			if !slices.Contains([]string{"managedFields", "resourceVersion", "generation", "uid", "selfLink"}, k) {
-				m[k] = v
-			}
-		}
-		out["metadata"] = m
-	}
-	return json.Marshal(out)
 }

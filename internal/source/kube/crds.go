@@ -1,18 +1,14 @@
 package kube
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
-	"slices"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
 
 	"trellis.dev/trellis/internal/config"
 	"trellis.dev/trellis/internal/kube/install"
+	"trellis.dev/trellis/internal/kube/kubeobj"
 )
 
 // watchedKind is a custom resource kind and the version the source reads it in.
@@ -20,29 +16,6 @@ type watchedKind struct {
 	install.Kind
 	gvr schema.GroupVersionResource
 }
-
-// servedVersion finds the first of kind's versions that the API server serves; ok is
-// false when it serves none (the CRD is not installed).
-func servedVersion(d discovery.DiscoveryInterface, kind install.Kind) (schema.GroupVersionResource, bool, error) {
-	for _, v := range kind.Versions {
-		gv := kind.Group + "/" + v
-		list, err := d.ServerResourcesForGroupVersion(gv)
-		if err != nil {
-			if isNotFound(err) {
-				continue
-			}
-			return schema.GroupVersionResource{}, false, fmt.Errorf("discovering %s: %w", gv, err)
-		}
-		for _, r := range list.APIResources {
-			if r.Name == kind.Plural {
-				return schema.GroupVersionResource{Group: kind.Group, Version: v, Resource: kind.Plural}, true, nil
-			}
-		}
-	}
-	return schema.GroupVersionResource{}, false, nil
-}
-
-func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
 
 // parsed is the result of decoding one version of one object.
 type parsed struct {
@@ -56,7 +29,7 @@ type parsed struct {
 // local mode and in the validating webhook.
 func parseObject(kind watchedKind, obj *unstructured.Unstructured) parsed {
 	p := parsed{resourceVersion: obj.GetResourceVersion()}
-	doc, err := configDocument(obj)
+	doc, err := kubeobj.ConfigDocument(obj)
 	pos := objectPosition(kind.Plural+"."+kind.Group, obj.GetNamespace(), obj.GetName())
 	if err != nil {
 		p.errs = config.ErrorList{{Pos: pos, Kind: kind.Kind.Kind, Name: obj.GetNamespace() + "/" + obj.GetName(), Msg: "encoding: " + err.Error()}}
@@ -73,28 +46,4 @@ func parseObject(kind watchedKind, obj *unstructured.Unstructured) parsed {
 		p.set = set
 	}
 	return p
-}
-
-// configDocument is the object as a user wrote it: without its status and the fields
-// the API server maintains, which no mesh file carries and which would make every
-// status update look like a change. creationTimestamp stays: the oldest of two
-// conflicting policies wins.
-func configDocument(obj *unstructured.Unstructured) ([]byte, error) {
-	content := obj.UnstructuredContent()
-	out := make(map[string]any, len(content))
-	for k, v := range content {
-		if k != "status" {
-			out[k] = v
-		}
-	}
-	if meta, ok := content["metadata"].(map[string]any); ok {
-		m := make(map[string]any, len(meta))
-		for k, v := range meta {
-			if !slices.Contains([]string{"managedFields", "resourceVersion", "generation", "uid", "selfLink"}, k) {
-				m[k] = v
-			}
-		}
-		out["metadata"] = m
-	}
-	return json.Marshal(out)
 }

@@ -20,42 +20,6 @@ func objectPosition(resource, namespace, name string) config.Position {
 	return config.Position{File: "kubernetes:" + resource + "/" + namespace + "/" + name}
 }
 
-// convertService is the part of a Kubernetes Service the mesh uses, as a
-// config.Service: its name, labels, selector, cluster IPs and TCP ports (the mesh
-// carries TCP; UDP and SCTP ports are left out). ok is false for a Service the mesh
-// does not serve: an ExternalName Service, or one without a TCP port.
-func convertService(svc *corev1.Service) (config.Service, bool) {
-	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		return config.Service{}, false
-	}
-	out := &corev1.Service{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:              svc.Name,
-			Namespace:         svc.Namespace,
-			Labels:            svc.Labels,
-			CreationTimestamp: svc.CreationTimestamp,
-		},
-		Spec: corev1.ServiceSpec{
-			Selector:   svc.Spec.Selector,
-			ClusterIP:  svc.Spec.ClusterIP,
-			ClusterIPs: svc.Spec.ClusterIPs,
-			Type:       svc.Spec.Type,
-		},
-	}
-	for _, p := range svc.Spec.Ports {
-		if p.Protocol == "" || p.Protocol == corev1.ProtocolTCP {
-			p.Protocol = corev1.ProtocolTCP
-			p.NodePort = 0
-			out.Spec.Ports = append(out.Spec.Ports, p)
-		}
-	}
-	if len(out.Spec.Ports) == 0 {
-		return config.Service{}, false
-	}
-	return config.Service{Pos: objectPosition("services", svc.Namespace, svc.Name), Service: out}, true
-}
-
 // podInfo is what an endpoint needs of its pod.
 type podInfo struct {
 	labels         map[string]string

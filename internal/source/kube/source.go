@@ -24,6 +24,7 @@ import (
 
 	"trellis.dev/trellis/internal/config"
 	"trellis.dev/trellis/internal/kube/install"
+	"trellis.dev/trellis/internal/kube/kubeobj"
 	"trellis.dev/trellis/internal/model"
 	"trellis.dev/trellis/internal/store"
 )
@@ -246,7 +247,7 @@ func (s *Source) Run(ctx context.Context) error {
 func (s *Source) watchInstalledKinds() error {
 	var still []install.Kind
 	for _, k := range s.missing {
-		gvr, ok, err := servedVersion(s.cfg.Client.Discovery(), k)
+		gvr, ok, err := kubeobj.ServedVersion(s.cfg.Client.Discovery(), k)
 		if err != nil {
 			return fmt.Errorf("kubernetes source: %w", err)
 		}
@@ -307,7 +308,7 @@ func (s *Source) buildConfig() (*config.Set, []error) {
 	svcSet := &config.Set{}
 	services, _ := s.services.List(labels.Everything())
 	for _, svc := range services {
-		if cs, ok := convertService(svc); ok {
+		if cs, ok := kubeobj.ConvertService(svc); ok {
 			svcSet.Services = append(svcSet.Services, cs)
 		}
 	}

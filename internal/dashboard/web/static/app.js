@@ -72,7 +72,7 @@ function renderDetail(services) {
     el("h3", {}, s.name, el("span", { class: "muted" }, ` ${s.fqdn} · ${span(h)}`)),
     el("div", { class: "charts" },
       lineChart(h, [{ key: "rps", label: "rps", cls: "rps" }], { title: "Requests per second", fmt: fmtRPS }),
-      lineChart(h, [{ key: "successRate", label: "success", cls: "success" }], { title: "Success rate", fmt: fmtPct, yMax: 1 }),
+      lineChart(h, [{ key: "successRate", label: "success", cls: "success" }], { title: "Success rate", fmt: fmtPct, yMin: 0.9, yMax: 1 }),
       lineChart(h, [{ key: "p50Ms", label: "p50", cls: "p50" }, { key: "p99Ms", label: "p99", cls: "p99" }], { title: "Latency", fmt: fmtMs }),
     ),
   );

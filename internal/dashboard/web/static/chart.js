@@ -31,7 +31,9 @@ function path(values, x, y) {
 
 // lineChart draws one or more series over time with axes: points are
 // [{t, ...}], series [{key, label, cls}], fmt formats the y axis.
-export function lineChart(points, series, { title, fmt, width = 320, height = 150, yMax } = {}) {
+// yMin and yMax fix the y range (yMin is lowered to the lowest value); by default
+// it runs from 0 to the highest value.
+export function lineChart(points, series, { title, fmt, width = 320, height = 150, yMin, yMax } = {}) {
   const padL = 52, padR = 10, padT = 22, padB = 22;
   const root = svg("svg", { class: "chart", width, height, viewBox: `0 0 ${width} ${height}`, "data-chart": title });
   root.append(svg("text", { class: "chart-title", x: padL, y: 14 }, title));
@@ -46,7 +48,7 @@ export function lineChart(points, series, { title, fmt, width = 320, height = 15
   const t0 = ts[0], t1 = ts[ts.length - 1];
   let hi = yMax !== undefined ? yMax : Math.max(...vals);
   if (hi <= 0) hi = 1;
-  const lo = yMax !== undefined ? Math.min(...vals, yMax) : 0;
+  const lo = yMin !== undefined ? Math.min(yMin, ...vals) : 0;
   const x = (i) => padL + ((ts[i] - t0) / (t1 - t0 || 1)) * w;
   const y = (v) => padT + h - ((v - lo) / (hi - lo || 1)) * h;
   for (const f of [0, 0.5, 1]) {

@@ -136,6 +136,8 @@ export function drawGraph(root, graph, onSelect) {
   root.setAttribute("viewBox", `0 0 ${width} ${height}`);
   root.setAttribute("width", width);
   root.setAttribute("height", height);
+  // A wide graph shrinks to fit, down to 70% of its size; past that the box scrolls.
+  root.style.minWidth = `${Math.round(width * 0.7)}px`;
   const defs = svg("defs");
   for (const h of ["ok", "warn", "bad", "idle"]) {
     defs.append(svg("marker", { id: `arrow-${h}`, class: `arrow ${h}`, viewBox: "0 0 10 10", refX: 9, refY: 5,
