@@ -39,16 +39,18 @@ func freeAddr(t *testing.T) string {
 // startProxy runs a sidecar for node until the test ends.
 func startProxy(t *testing.T, node, xds string, delta bool) *Proxy {
 	t.Helper()
-	p, err := New(Config{
-		Bootstrap: &bootstrap.Bootstrap{
-			Node:  bootstrap.Node{ID: node, Cluster: strings.Split(node, ".")[0], Metadata: bootstrap.Metadata{Workload: node, Namespace: "default"}},
-			XDS:   xds,
-			Delta: delta,
-			Admin: "127.0.0.1:0",
-		},
-		DrainTimeout: 2 * time.Second,
-		Logger:       testLogger().With("node", node),
+	return runProxy(t, &bootstrap.Bootstrap{
+		Node:  bootstrap.Node{ID: node, Cluster: strings.Split(node, ".")[0], Metadata: bootstrap.Metadata{Workload: node, Namespace: "default"}},
+		XDS:   xds,
+		Delta: delta,
+		Admin: "127.0.0.1:0",
 	})
+}
+
+// runProxy runs a sidecar with bootstrap b until the test ends.
+func runProxy(t *testing.T, b *bootstrap.Bootstrap) *Proxy {
+	t.Helper()
+	p, err := New(Config{Bootstrap: b, DrainTimeout: 2 * time.Second, Logger: testLogger().With("node", b.Node.ID)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -63,7 +65,7 @@ func startProxy(t *testing.T, node, xds string, delta bool) *Proxy {
 				t.Errorf("Run: %v", err)
 			}
 		case <-time.After(10 * time.Second):
-			t.Errorf("sidecar %s did not stop", node)
+			t.Errorf("sidecar %s did not stop", b.Node.ID)
 		}
 	})
 	return p
@@ -88,9 +90,16 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 // appServer is an HTTP app that says who it is and what it received.
 func appServer(t *testing.T, name string, h2c bool) *httptest.Server {
 	t.Helper()
-	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return startApp(t, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "app=%s host=%s uri=%s proto=%s", name, r.Host, r.RequestURI, r.Proto)
-	}))
+	}, h2c)
+}
+
+// startApp serves h over plaintext HTTP/1.1, and HTTP/2 without TLS (h2c) too when
+// h2c is set, until the test ends.
+func startApp(t *testing.T, h http.HandlerFunc, h2c bool) *httptest.Server {
+	t.Helper()
+	s := httptest.NewUnstartedServer(h)
 	if h2c {
 		s.Config.Protocols = new(http.Protocols)
 		s.Config.Protocols.SetUnencryptedHTTP2(true)

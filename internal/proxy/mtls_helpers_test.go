@@ -114,30 +114,6 @@ func (m *tlsMesh) startSidecar(node, sa, tokenFile string) *Proxy {
 	return runProxy(m.t, b)
 }
 
-// runProxy runs a sidecar with bootstrap b until the test ends.
-func runProxy(t *testing.T, b *bootstrap.Bootstrap) *Proxy {
-	t.Helper()
-	p, err := New(Config{Bootstrap: b, DrainTimeout: 2 * time.Second, Logger: testLogger().With("node", b.Node.ID)})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("sidecar %s did not stop", b.Node.ID)
-		}
-	})
-	return p
-}
-
 // publish sends both sidecars their configuration with trust bundle root.
 func (m *tlsMesh) publish(version string, root *tlsv3.Secret) {
 	mode := m.opts.mode
@@ -185,17 +161,9 @@ func (m *tlsMesh) publish(version string, root *tlsv3.Secret) {
 // protocol.
 func headerApp(t *testing.T, h2c bool) *httptest.Server {
 	t.Helper()
-	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return startApp(t, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "xfcc=[%s] proto=%s", strings.Join(r.Header.Values("X-Forwarded-Client-Cert"), "|"), r.Proto)
-	}))
-	if h2c {
-		s.Config.Protocols = new(http.Protocols)
-		s.Config.Protocols.SetUnencryptedHTTP2(true)
-		s.Config.Protocols.SetHTTP1(true)
-	}
-	s.Start()
-	t.Cleanup(s.Close)
-	return s
+	}, h2c)
 }
 
 // certFor obtains a certificate for id from the mesh's CA.

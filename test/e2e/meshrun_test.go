@@ -37,13 +37,7 @@ func startMesh(ctx context.Context, t *testing.T, docs string, upstreams ...stri
 func startMeshFlags(ctx context.Context, t *testing.T, docs string, flags []string, upstreams ...string) *meshRun {
 	t.Helper()
 	outbound := freeAddr(t)
-	client := fmt.Sprintf(`---
-apiVersion: trellis.dev/v1alpha1
-kind: Workload
-metadata: {name: client, labels: {app: client}}
-spec:
-  outbound: %q
-`, outbound)
+	client := clientWorkload(outbound)
 	if len(upstreams) > 0 {
 		client += "  upstreams:\n"
 		for _, u := range upstreams {
@@ -56,6 +50,18 @@ spec:
 	c := proxyClient(outbound)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &meshRun{up: up, st: st, outbound: outbound, c: c}
+}
+
+// clientWorkload is the Workload "client" (labels app=client) whose sidecar takes
+// the test's requests on outbound.
+func clientWorkload(outbound string) string {
+	return fmt.Sprintf(`---
+apiVersion: trellis.dev/v1alpha1
+kind: Workload
+metadata: {name: client, labels: {app: client}}
+spec:
+  outbound: %q
+`, outbound)
 }
 
 // httpEcho is a Workload of service svc with labels app=svc and version: fortio

@@ -209,13 +209,7 @@ func TestMutualTLSControlPlaneRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	outbound := freeAddr(t)
-	client := fmt.Sprintf(`---
-apiVersion: trellis.dev/v1alpha1
-kind: Workload
-metadata: {name: client, labels: {app: client}}
-spec:
-  outbound: %q
-`, outbound)
+	client := clientWorkload(outbound)
 	mesh := mtlsEcho() + strictMesh + client
 	up, _ := startUp(t, mesh, "--cert-renew-every", "2s")
 	st := up.waitState(ctx, t, 2)
@@ -333,13 +327,7 @@ func TestMutualTLSRootRotation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	outbound := freeAddr(t)
-	client := fmt.Sprintf(`---
-apiVersion: trellis.dev/v1alpha1
-kind: Workload
-metadata: {name: client, labels: {app: client}}
-spec:
-  outbound: %q
-`, outbound)
+	client := clientWorkload(outbound)
 	up, _ := startUp(t, mtlsEcho()+strictMesh+client, "--cert-renew-every", "1s")
 	st := up.waitState(ctx, t, 2)
 	c := proxyClient(outbound)

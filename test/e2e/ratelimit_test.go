@@ -152,13 +152,7 @@ spec:
     - headers: [{name: x-user, type: Distinct}]
 `
 	outbound := freeAddr(t)
-	mesh := docs + fmt.Sprintf(`---
-apiVersion: trellis.dev/v1alpha1
-kind: Workload
-metadata: {name: client, labels: {app: client}}
-spec:
-  outbound: %q
-`, outbound)
+	mesh := docs + clientWorkload(outbound)
 	up, _ := startUp(t, mesh, upArgs...)
 	st := up.waitState(ctx, t, 3)
 	c := proxyClient(outbound)

@@ -6,7 +6,7 @@
 
 import { svg, fmtRPS, fmtPct, fmtMs, health } from "./dom.js";
 
-const NODE_W = 168, NODE_H = 46, COL_GAP = 190, ROW_GAP = 34, MARGIN = 28;
+const NODE_W = 168, NODE_H = 46, COL_GAP = 160, ROW_GAP = 34, MARGIN = 28;
 
 // layers assigns each node a column: 0 for nodes nobody calls, else one more than
 // the deepest caller. Cycles stop at the node count.
