@@ -71,6 +71,8 @@ type endpointSource interface {
 type translator struct {
 	translatorConfig
 	duration prometheus.Histogram
+	// problems counts the current configuration problems by class.
+	problems *prometheus.GaugeVec
 	// logged are the problems already logged, so each is logged once while it lasts.
 	logged map[string]bool
 	// locator points traffic problems at their fields' lines in the files.
@@ -108,9 +110,15 @@ func newTranslator(cfg translatorConfig) (*translator, error) {
 			Help:    "Time to translate configuration and registrations into every proxy's resources and push them.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}),
+		problems: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "trellis_config_problems",
+			Help: "Configuration problems of the latest translation, by class: error (not applied), unsupported (a field Trellis does not implement), warning.",
+		}, []string{"class"}),
 	}
-	if err := cfg.metrics.Register(t.duration); err != nil {
-		return nil, fmt.Errorf("registering translator metrics: %w", err)
+	for _, c := range []prometheus.Collector{t.duration, t.problems} {
+		if err := cfg.metrics.Register(c); err != nil {
+			return nil, fmt.Errorf("registering translator metrics: %w", err)
+		}
 	}
 	return t, nil
 }
@@ -209,12 +217,16 @@ func (t *translator) translate(ctx context.Context) {
 	for _, e := range t.locator.Locate(mesh.ConfigErrors) {
 		problems = append(problems, e.Error())
 	}
+	errorCount := len(problems)
 	for _, e := range t.locator.Locate(mesh.Unsupported) {
 		problems = append(problems, "unsupported: "+e.Error())
 	}
 	for _, e := range t.locator.Locate(mesh.Warnings) {
 		problems = append(problems, "warning: "+e.Error())
 	}
+	t.problems.WithLabelValues("error").Set(float64(errorCount))
+	t.problems.WithLabelValues("unsupported").Set(float64(len(mesh.Unsupported)))
+	t.problems.WithLabelValues("warning").Set(float64(len(mesh.Warnings)))
 	proxies := make(map[string]*model.Proxy, len(instances))
 	resources := make(map[string]*xdsgen.Resources, len(instances))
 	for _, inst := range instances {

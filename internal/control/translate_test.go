@@ -162,6 +162,29 @@ spec:
 			t.Errorf("problem %q logged %d times, want once; logs:\n%s", p, n, logs.String())
 		}
 	}
+	wantGauge := map[string]float64{"error": 1, "unsupported": 1, "warning": 0}
+	if diff := cmp.Diff(wantGauge, problemGauges(t, metrics)); diff != "" {
+		t.Errorf("trellis_config_problems (-want +got):\n%s", diff)
+	}
+}
+
+// problemGauges reads trellis_config_problems by class.
+func problemGauges(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "trellis_config_problems" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+		}
+	}
+	return got
 }
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.
