@@ -101,10 +101,10 @@ const (
 var PathNames = []string{PathDirect, PathHAProxy, PathTrellis, PathTrellisMTLS, PathTrellisH2}
 
 // MTLSAvailable reports whether Trellis can run the mesh with mutual TLS between the
-// sidecars. Until it can (issue 4) the trellis-mtls path is reported as "mTLS: not
-// yet available" rather than measured; when it lands, this is the one line to flip
-// (the mesh file already carries the switch, see meshFile).
-const MTLSAvailable = false
+// sidecars (it can since issue 4: the trellis-mtls path runs with a STRICT
+// PeerAuthentication, see meshFile). False reports the path as "mTLS: not yet
+// available" rather than measuring it.
+const MTLSAvailable = true
 
 func (c *Config) setDefaults() error {
 	if c.Duration <= 0 {
