@@ -241,18 +241,21 @@ func grpcTrailersOnly(resp *http.Response) {
 }
 
 // bufferPool recycles the reverse proxy's body copy buffers, which it would otherwise
-// allocate (32 KiB) per request.
+// allocate (32 KiB) per request. It pools array pointers: Put converts the slice back
+// to its array pointer, which, unlike taking the address of a slice header, does not
+// allocate.
 type bufferPool struct{ p sync.Pool }
 
+const copyBufferSize = 32 << 10
+
 var copyBuffers httputil.BufferPool = &bufferPool{p: sync.Pool{New: func() any {
-	b := make([]byte, 32*1024)
-	return &b
+	return new([copyBufferSize]byte)
 }}}
 
-func (b *bufferPool) Get() []byte { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
 
 func (b *bufferPool) Put(buf []byte) {
-	if cap(buf) == 32*1024 {
-		b.p.Put(&buf)
+	if cap(buf) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
 	}
 }
