@@ -84,7 +84,7 @@ func (t *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			done.retry = true
 			t.stats.Retries.Add(1)
-			if err := sleepCtx(x.ctx, policy.Backoff(attempt, rand.Float64())); err != nil {
+			if err := sleepCtx(x.ctx(), policy.Backoff(attempt, rand.Float64())); err != nil {
 				done.closeLast()
 				return done.fail(x, nil, t.ctxError(x, err))
 			}
@@ -107,7 +107,7 @@ func (t *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !retriable {
 			return done.finish(x, resp, err)
 		}
-		if attempt >= int(policy.NumRetries) || !x.replayable || x.ctx.Err() != nil {
+		if attempt >= int(policy.NumRetries) || !x.replayable || x.ctx().Err() != nil {
 			if attempt > 0 {
 				x.info.Flags.Set(reqinfo.UpstreamRetryLimitExceeded)
 			}
@@ -123,7 +123,7 @@ func (t *attempts) RoundTrip(req *http.Request) (*http.Response, error) {
 // timeout or the client going away).
 func (t *attempts) try(x *exchange, req *http.Request, attempt int, ep *lb.Endpoint, done *attemptDone) (*http.Response, error, runtime.Failure) {
 	if !t.http2 {
-		if err := done.breakers.AcquireConn(x.ctx); err != nil {
+		if err := done.breakers.AcquireConn(x.ctx()); err != nil {
 			if errors.Is(err, cluster.ErrOverflow) {
 				x.info.Flags.Set(reqinfo.UpstreamOverflow)
 				return nil, errOverflow, 0
@@ -136,11 +136,11 @@ func (t *attempts) try(x *exchange, req *http.Request, attempt int, ep *lb.Endpo
 	done.endpoint = ep
 	// Without a per-try timeout an attempt runs in the request's context; with one, in
 	// a child context that the timer cancels until the response headers arrive.
-	tryCtx := x.ctx
+	tryCtx := x.ctx()
 	var timer *time.Timer
 	if p := x.route.Action.Retry; p != nil && p.PerTryTimeout > 0 {
 		var cancel context.CancelCauseFunc
-		tryCtx, cancel = context.WithCancelCause(x.ctx)
+		tryCtx, cancel = context.WithCancelCause(x.ctx())
 		done.cancelTry = cancel
 		timer = time.AfterFunc(p.PerTryTimeout, func() { cancel(errPerTryTimeout) })
 	}
@@ -204,7 +204,7 @@ func upstreamError(err error) (error, runtime.Failure) {
 // ctxError is the error for a wait cut short by ctx: the route's timeout, or the
 // client going away.
 func (t *attempts) ctxError(x *exchange, err error) error {
-	if x.down.Err() == nil && errors.Is(context.Cause(x.ctx), errRouteTimeout) {
+	if x.down.Err() == nil && errors.Is(context.Cause(x.ctx()), errRouteTimeout) {
 		x.info.Flags.Set(reqinfo.UpstreamRequestTimeout)
 		return errTimeout
 	}

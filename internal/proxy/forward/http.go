@@ -223,6 +223,6 @@ func (h *HTTP) forward(x *exchange, route *runtime.Route) {
 		ctx, cancel = context.WithTimeoutCause(ctx, a.Timeout, errRouteTimeout)
 		defer cancel()
 	}
-	x.ctx = context.WithValue(ctx, exchangeKey{}, x)
-	up.proxy.ServeHTTP(&x.rw, r.WithContext(x.ctx))
+	x.withContext(ctx)
+	up.proxy.ServeHTTP(&x.rw, r.WithContext(x.ctx()))
 }
