@@ -20,6 +20,7 @@ func newProxyCmd() *cobra.Command {
 		bootstrapPath string
 		logLevel      string
 		drainTimeout  time.Duration
+		memoryMiB     int
 		tele          telemetryFlags
 		kube          kubeProxyFlags
 	)
@@ -55,6 +56,9 @@ finish for up to --drain-timeout, and exits.`,
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			if limit := setProxyMemoryLimit(memoryMiB, os.Getenv); limit > 0 {
+				logger.Debug("soft memory limit set", "bytes", limit)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return proxy.Run(ctx, proxy.Config{Bootstrap: b, DrainTimeout: drainTimeout, Logger: logger})
@@ -63,6 +67,7 @@ finish for up to --drain-timeout, and exits.`,
 	cmd.Flags().StringVar(&bootstrapPath, "bootstrap", "", "bootstrap file (JSON): node, xDS address, admin address")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long requests in flight may take to finish at shutdown")
+	cmd.Flags().IntVar(&memoryMiB, "memory-limit-mib", defaultProxyMemoryLimitMiB, "soft memory limit of the sidecar in MiB (Go's GOMEMLIMIT, which wins when set in the environment); 0: none")
 	tele.register(cmd)
 	cmd.Flags().BoolVar(&kube.enabled, "kubernetes", false, "injected sidecar: build the bootstrap from POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT and the flags below")
 	cmd.Flags().StringVar(&kube.xds, "xds-address", "", "with --kubernetes: the control plane's xDS address (host:port, TLS)")
