@@ -36,6 +36,11 @@ func (m *Manager) dispatch(s *socket, conn net.Conn) {
 	ctx := s.ctx
 	if l.OriginalDst {
 		dst, err := OriginalDst(conn)
+		if err == nil && l.UseOriginalDst && dst.String() == conn.LocalAddr().String() {
+			// With conntrack, a connection that was not redirected reports its own
+			// local address.
+			err = errors.New("not redirected")
+		}
 		if err != nil {
 			// Not redirected: serving it would connect it back to this listener.
 			m.cfg.Logger.Debug("closing connection without an original destination", "listener", l.Name, "error", err)
