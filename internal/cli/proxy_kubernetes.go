@@ -26,7 +26,8 @@ const (
 
 // kubernetesBootstrap builds the bootstrap of an injected sidecar from the pod's
 // downward-API environment (POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT) and the flags.
-// It does not announce transparent mode yet: see docs/kubernetes.md "Not built yet".
+// It announces transparent mode: the pod's traffic is redirected to the sidecar by the
+// injected `trellis iptables` step (docs/xds.md "Transparent proxying").
 func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstrap.Bootstrap, error) {
 	var missing []string
 	env := func(name string) string {
@@ -54,6 +55,7 @@ func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstr
 				Workload:       pod,
 				Namespace:      ns,
 				ServiceAccount: sa,
+				Mode:           bootstrap.ModeTransparent,
 			},
 		},
 		XDS:       f.xds,

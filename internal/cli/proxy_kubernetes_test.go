@@ -24,7 +24,7 @@ func TestKubernetesBootstrap(t *testing.T) {
 			name: "injected", env: podEnv, flags: flags,
 			want: &bootstrap.Bootstrap{
 				Node: bootstrap.Node{ID: "echo-7f9c.shop", Cluster: "echo-7f9c", Metadata: bootstrap.Metadata{
-					Workload: "echo-7f9c", Namespace: "shop", ServiceAccount: "echo"}},
+					Workload: "echo-7f9c", Namespace: "shop", ServiceAccount: "echo", Mode: bootstrap.ModeTransparent}},
 				XDS: "trellis.trellis-system.svc:15012", XDSCAFile: "/etc/trellis/ca.pem",
 				TokenFile: "/var/run/secrets/trellis/tokens/token", Admin: "127.0.0.1:15000", Metrics: "0.0.0.0:15020",
 			},

@@ -31,7 +31,9 @@ type TCP struct {
 }
 
 // Serve proxies one accepted connection: it draws one of the listener's clusters by
-// weight, picks an endpoint with the cluster's balancer, dials it with the cluster's
+// weight, picks an endpoint with the cluster's balancer (an ORIGINAL_DST cluster's
+// endpoint is the connection's original destination, runtime.OriginalDstFrom; a
+// cluster without endpoints closes the connection), dials it with the cluster's
 // connect timeout, copies both ways passing half-closes on, and closes both
 // connections when both directions are done, either fails, or nothing has moved in
 // either direction for the idle timeout. It returns when the connection is over;
@@ -49,15 +51,25 @@ func (p *TCP) Serve(ctx context.Context, down net.Conn, l *runtime.Listener) {
 		defer ctr.TCPActive.Add(-1)
 	}
 	up, _ := c.Upstream.(*upstream)
-	var ep *lb.Endpoint
-	if up != nil {
-		ep = up.state.Pick(lb.Request{})
+	var (
+		ep   *lb.Endpoint
+		addr string // where to connect
+	)
+	switch {
+	case c.OriginalDst: // PassthroughCluster: the connection's own destination
+		if dst, ok := runtime.OriginalDstFrom(ctx); ok {
+			addr = dst.String()
+		}
+	case up != nil:
+		if ep = up.state.Pick(lb.Request{}); ep != nil {
+			addr = ep.Addr
+		}
 	}
 	var ti *reqinfo.TCPInfo
 	if p.Recorder != nil {
 		ti = &reqinfo.TCPInfo{Listener: l.Name, Inbound: l.Inbound, Start: time.Now(), Cluster: c.Name}
-		if ep != nil {
-			ti.Host, ti.Peer = ep.Addr, c.Peers[ep.Addr]
+		if addr != "" {
+			ti.Host, ti.Peer = addr, c.Peers[addr]
 		} else {
 			ti.Flags.Set(reqinfo.NoHealthyUpstream)
 		}
@@ -67,21 +79,25 @@ func (p *TCP) Serve(ctx context.Context, down net.Conn, l *runtime.Listener) {
 			p.Recorder.TCPClosed(ti)
 		}()
 	}
-	if ep == nil {
+	if addr == "" {
 		p.Logger.Debug("no endpoint for TCP connection", "listener", l.Name, "cluster", c.Name)
 		return
 	}
-	ep.Begin()
-	defer ep.End()
+	if ep != nil {
+		ep.Begin()
+		defer ep.End()
+	}
 	dialer := net.Dialer{Timeout: c.ConnectTimeout}
 	dial := dialFunc(dialer.DialContext)
 	if c.TLS != nil {
 		dial = tlsDial(dial, withoutALPN(c.TLS.Config), c.ConnectTimeout, cc)
 	}
-	upc, err := dial(ctx, "tcp", ep.Addr)
+	upc, err := dial(ctx, "tcp", addr)
 	if err != nil {
-		up.state.Report(ep, lb.Result{LocalFailure: true})
-		p.Logger.Debug("connecting TCP upstream", "listener", l.Name, "endpoint", ep.Addr, "error", err)
+		if ep != nil {
+			up.state.Report(ep, lb.Result{LocalFailure: true})
+		}
+		p.Logger.Debug("connecting TCP upstream", "listener", l.Name, "endpoint", addr, "error", err)
 		if ti != nil {
 			ti.Flags.Set(reqinfo.UpstreamConnectFailure)
 		}

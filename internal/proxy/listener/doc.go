@@ -25,6 +25,15 @@
 // (runtime.Listener.ChainFor); over TLS the negotiated ALPN is the application
 // protocol.
 //
+// Transparent proxying (transparent.go): a listener with bind_to_port false gets a
+// virtual socket (no net.Listener, no accept loop) whose HTTP server and TCP
+// connections serve only what a capture listener (use_original_dst) hands it. The
+// capture listener reads each connection's original destination (SO_ORIGINAL_DST,
+// origdst.go), closes it if it was not redirected, and hands it to the socket of the
+// listener at that address, else at 0.0.0.0 and its port, else serves it with its own
+// chains; the destination travels in the context (runtime.WithOriginalDst) to the
+// ORIGINAL_DST clusters of the TCP proxy.
+//
 // Concurrency: Manager.mu guards the socket map; each socket's goroutines (accept
 // loop, HTTP server, TCP connections) are tracked by its WaitGroup, and drains of
 // removed sockets by the Manager's. Shutdown stops accepting everywhere, lets requests

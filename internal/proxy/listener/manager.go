@@ -108,6 +108,20 @@ func (m *Manager) Activate(t *runtime.Table) {
 	}
 	for _, l := range t.Listeners {
 		s := m.sockets[l.Address]
+		if s != nil && s.serving && (s.ln == nil) != l.Virtual {
+			// The listener became virtual or bound: replace the socket.
+			delete(m.sockets, l.Address)
+			m.wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), m.cfg.DrainTimeout)
+				defer cancel()
+				s.drain(ctx)
+			})
+			s = nil
+		}
+		if s == nil && l.Virtual {
+			s = &socket{addr: l.Address}
+			m.sockets[l.Address] = s
+		}
 		if s == nil {
 			ln, err := net.Listen("tcp", l.Address)
 			if err != nil {

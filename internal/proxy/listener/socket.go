@@ -10,7 +10,9 @@ import (
 	"time"
 )
 
-// socket is one bound address. Once serving, its accept loop hands each connection to
+// socket is one bound address, or a virtual one (ln nil) for a listener that is not
+// bound (bind_to_port false), which serves only the connections a capture listener
+// hands it (transparent.go). Once serving, its accept loop hands each connection to
 // the HTTP server or the TCP proxy according to the listener at its address in the
 // current table, so a listener can change kind or name without a rebind.
 type socket struct {
@@ -32,7 +34,12 @@ type socket struct {
 func (m *Manager) serve(s *socket) {
 	s.serving = true
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.queue = newConnQueue(s.ln.Addr())
+	if s.ln != nil {
+		s.queue = newConnQueue(s.ln.Addr())
+	} else {
+		addr, _ := net.ResolveTCPAddr("tcp", s.addr) // numeric: no lookup
+		s.queue = newConnQueue(addr)
+	}
 	s.conns = map[net.Conn]struct{}{}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
@@ -46,7 +53,9 @@ func (m *Manager) serve(s *socket) {
 		ErrorLog:          slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	s.done.Go(func() { _ = s.http.Serve(s.queue) })
-	s.done.Go(func() { m.accept(s) })
+	if s.ln != nil { // a virtual socket (bind_to_port false) only takes hand-offs
+		s.done.Go(func() { m.accept(s) })
+	}
 }
 
 func (m *Manager) accept(s *socket) {
@@ -91,7 +100,9 @@ func (s *socket) untrack(c net.Conn) {
 // drain stops accepting, lets HTTP requests and TCP connections finish until ctx
 // ends, then closes the rest and waits for the socket's goroutines.
 func (s *socket) drain(ctx context.Context) {
-	s.ln.Close()
+	if s.ln != nil {
+		s.ln.Close()
+	}
 	s.queue.Close()
 	if err := s.http.Shutdown(ctx); err != nil {
 		s.http.Close()

@@ -27,13 +27,45 @@ const (
 // once; otherwise a goroutine of the socket peeks at the first bytes, picks the chain
 // (TLS ClientHello or not), terminates TLS if the chain says so, then serves it.
 func (m *Manager) dispatch(s *socket, conn net.Conn) {
-	l := m.cfg.Tables.Current().ListenerAt(s.addr)
+	t := m.cfg.Tables.Current()
+	l := t.ListenerAt(s.addr)
 	if l == nil || len(l.Chains) == 0 {
 		conn.Close()
 		return
 	}
+	ctx := s.ctx
+	if l.OriginalDst {
+		dst, err := OriginalDst(conn)
+		if err == nil && l.UseOriginalDst && dst.String() == conn.LocalAddr().String() {
+			// With conntrack, a connection that was not redirected reports its own
+			// local address.
+			err = errors.New("not redirected")
+		}
+		if err != nil {
+			// Not redirected: serving it would connect it back to this listener.
+			m.cfg.Logger.Debug("closing connection without an original destination", "listener", l.Name, "error", err)
+			conn.Close()
+			return
+		}
+		if l.UseOriginalDst {
+			if ts, tl := m.handoff(t, dst, l); ts != nil {
+				s, l = ts, tl
+			}
+		}
+		ctx = runtime.WithOriginalDst(s.ctx, dst)
+	}
+	m.dispatchTo(ctx, s, conn, l)
+}
+
+// dispatchTo serves conn with listener l of socket s: directly when there is nothing
+// to inspect, else after inspection and any TLS handshake, on a goroutine of s.
+func (m *Manager) dispatchTo(ctx context.Context, s *socket, conn net.Conn, l *runtime.Listener) {
+	if len(l.Chains) == 0 {
+		conn.Close()
+		return
+	}
 	if !l.Inspect && !l.Detect && l.Chains[0].TLS == nil {
-		m.serveChain(s, conn, l, l.Chains[0])
+		m.serveChain(ctx, s, conn, l, l.Chains[0])
 		return
 	}
 	if !s.track(conn) {
@@ -47,13 +79,13 @@ func (m *Manager) dispatch(s *socket, conn net.Conn) {
 			conn.Close()
 			return
 		}
-		m.serveChain(s, c, l, chain)
+		m.serveChain(ctx, s, c, l, chain)
 	})
 }
 
 // serveChain serves conn with chain: HTTP connections go to the socket's HTTP server,
 // TCP ones to the TCP proxy on a goroutine of the socket.
-func (m *Manager) serveChain(s *socket, conn net.Conn, l *runtime.Listener, chain *runtime.FilterChain) {
+func (m *Manager) serveChain(ctx context.Context, s *socket, conn net.Conn, l *runtime.Listener, chain *runtime.FilterChain) {
 	switch {
 	case chain.Routes != nil:
 		if !s.queue.push(conn) {
@@ -71,7 +103,7 @@ func (m *Manager) serveChain(s *socket, conn net.Conn, l *runtime.Listener, chai
 		}
 		s.done.Go(func() {
 			defer s.untrack(conn)
-			m.cfg.TCP.Serve(s.ctx, conn, l)
+			m.cfg.TCP.Serve(ctx, conn, l)
 		})
 	default:
 		conn.Close()

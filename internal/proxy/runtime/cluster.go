@@ -22,6 +22,9 @@ type Cluster struct {
 	// endpoints' metadata (filter_metadata "trellis"), for telemetry; nil when none
 	// has any.
 	Peers map[string]*reqinfo.Peer
+	// OriginalDst is set for ORIGINAL_DST clusters (PassthroughCluster): a connection
+	// goes to its own original destination (OriginalDstFrom), and Endpoints is empty.
+	OriginalDst bool
 	// DNS is set for STRICT_DNS clusters: Endpoints are resolved every DNSRefreshRate.
 	DNS            bool
 	DNSRefreshRate time.Duration

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"encoding/json"
 	"maps"
 	"os"
@@ -24,7 +23,8 @@ import (
 
 // TestControlPlaneGoldens checks the contract from the other side: every per-proxy
 // output in the control plane's golden files (read as data; the sidecar imports no
-// control-plane package) validates and builds into a complete table.
+// control-plane package) validates and builds into a complete table, transparent-mode
+// outputs (use_original_dst, bind_to_port false, ORIGINAL_DST clusters) included.
 func TestControlPlaneGoldens(t *testing.T) {
 	files, _ := filepath.Glob("../../xdsgen/testdata/*/*.json")
 	if len(files) == 0 {
@@ -42,17 +42,6 @@ func TestControlPlaneGoldens(t *testing.T) {
 		}
 		if err := json.Unmarshal(data, &doc); err != nil || doc.Resources == nil {
 			continue // not a per-proxy output
-		}
-		if bytes.Contains(data, []byte(`"useOriginalDst"`)) {
-			// Transparent mode is built on the control plane's side only (issue 7): the
-			// sidecar does not announce `mode: transparent`, so it is never sent these.
-			// Until it implements them it must refuse them, not half-apply them.
-			t.Run(filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f)+"/refused", func(t *testing.T) {
-				if err := acceptListeners(doc.Resources.Listeners); err == nil {
-					t.Errorf("the sidecar accepts transparent-mode listeners it does not implement")
-				}
-			})
-			continue
 		}
 		t.Run(filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f), func(t *testing.T) {
 			res := Resources{
@@ -89,19 +78,6 @@ func TestControlPlaneGoldens(t *testing.T) {
 			}
 		})
 	}
-}
-
-// acceptListeners is what the sidecar does with an LDS response: decode, then validate.
-func acceptListeners(raws []json.RawMessage) error {
-	msgs := map[string]proto.Message{}
-	for _, raw := range raws {
-		l := &listenerv3.Listener{}
-		if err := protojson.Unmarshal(raw, l); err != nil {
-			return err
-		}
-		msgs[l.GetName()] = l
-	}
-	return Validate(ListenerType, msgs)
 }
 
 func decodeAll[T proto.Message](t *testing.T, raws []json.RawMessage) map[string]T {

@@ -44,6 +44,11 @@
 // proxy/extauthz into FilterChain.Authz and TCPProxy.Authz; an ext_authz filter's
 // cluster is resolved like any other reference.
 //
+// Transparent proxying (transparent.go): use_original_dst, bind_to_port false and the
+// original_dst listener filter set Listener.UseOriginalDst, Virtual and OriginalDst;
+// an ORIGINAL_DST cluster (lb_policy CLUSTER_PROVIDED) sets Cluster.OriginalDst and has
+// no endpoints. The listener manager and the TCP proxy act on them.
+//
 // A Table is never modified after it is published, apart from the Upstream slot that
 // the request path fills before publication; the request path reads it without locks.
 // The package holds no state and starts no goroutines.

@@ -12,6 +12,9 @@ var listenerFields = fields(
 	"address.socket_address.address",
 	"address.socket_address.port_value",
 	"traffic_direction",
+	// Transparent proxying (docs/xds.md, "Transparent proxying").
+	"use_original_dst",
+	"bind_to_port",
 	"listener_filters.name",
 	"listener_filters.typed_config",
 	"filter_chains.name",

@@ -40,6 +40,11 @@ type listenerSpec struct {
 	inspect bool
 	// detect is set when the listener has the HTTP inspector (protocol.go).
 	detect bool
+	// useOriginalDst hands connections to the listener at their original destination;
+	// origDst is set when the listener has the original_dst listener filter or
+	// use_original_dst (its ORIGINAL_DST clusters connect there); virtual is set by
+	// bind_to_port false (transparent.go).
+	useOriginalDst, origDst, virtual bool
 }
 
 type chainSpec struct {
@@ -88,6 +93,9 @@ func parseListener(l *listenerv3.Listener) (*listenerSpec, error) {
 		return nil, prefixed("address.socket_address", err)
 	}
 	spec := &listenerSpec{name: l.GetName(), addr: addr}
+	if err := parseTransparent(l, spec); err != nil {
+		return nil, err
+	}
 	chains := l.GetFilterChains()
 	if len(chains) == 0 {
 		return nil, fieldErrorf("filter_chains", "must hold a filter chain")
@@ -118,8 +126,15 @@ func parseListener(l *listenerv3.Listener) (*listenerSpec, error) {
 			spec.detect = true
 			continue
 		}
+		if lf.GetName() == OriginalDstFilter {
+			if err := parseOriginalDstFilter(lf); err != nil {
+				return nil, prefixed(at, err)
+			}
+			spec.origDst = true
+			continue
+		}
 		if lf.GetName() != TLSInspectorFilter {
-			return nil, fieldErrorf(at+".name", "listener filter %q is not supported (want %s or %s)", lf.GetName(), TLSInspectorFilter, HTTPInspectorFilter)
+			return nil, fieldErrorf(at+".name", "listener filter %q is not supported (want %s, %s or %s)", lf.GetName(), TLSInspectorFilter, HTTPInspectorFilter, OriginalDstFilter)
 		}
 		if tc := lf.GetTypedConfig(); tc != nil {
 			cfg := &tlsinspectorv3.TlsInspector{}

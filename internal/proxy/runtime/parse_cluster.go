@@ -32,7 +32,19 @@ func parseCluster(c *clusterv3.Cluster) (*clusterSpec, error) {
 		return nil, err
 	}
 	switch c.GetType() {
+	case clusterv3.Cluster_ORIGINAL_DST:
+		if err := parseOriginalDstCluster(c); err != nil {
+			return nil, err
+		}
+		cl.OriginalDst = true
 	case clusterv3.Cluster_STATIC, clusterv3.Cluster_STRICT_DNS:
+		if c.GetLoadAssignment() == nil && c.GetType() == clusterv3.Cluster_STATIC {
+			// No endpoints: every connection is refused (BlackHoleCluster).
+			if c.GetDnsRefreshRate() != nil {
+				return nil, fieldErrorf("dns_refresh_rate", "is only used by a STRICT_DNS cluster")
+			}
+			break
+		}
 		if c.GetLoadAssignment() == nil {
 			return nil, fieldErrorf("load_assignment", "is required for a %s cluster", c.GetType())
 		}
@@ -67,7 +79,7 @@ func parseCluster(c *clusterv3.Cluster) (*clusterSpec, error) {
 			spec.edsName = c.GetName()
 		}
 	default:
-		return nil, fieldErrorf("type", "%s is not supported (want STATIC, STRICT_DNS or EDS)", c.GetType())
+		return nil, fieldErrorf("type", "%s is not supported (want STATIC, STRICT_DNS, EDS or ORIGINAL_DST)", c.GetType())
 	}
 	if err := parseThresholds(c.GetCircuitBreakers(), &cl.Breakers); err != nil {
 		return nil, prefixed("circuit_breakers", err)
@@ -119,6 +131,9 @@ func parseCluster(c *clusterv3.Cluster) (*clusterSpec, error) {
 }
 
 func parseLBPolicy(c *clusterv3.Cluster, p *LBPolicy) error {
+	if c.GetType() == clusterv3.Cluster_ORIGINAL_DST {
+		return nil // checked by parseOriginalDstCluster
+	}
 	switch c.GetLbPolicy() {
 	case clusterv3.Cluster_ROUND_ROBIN:
 		p.Kind = RoundRobin

@@ -48,7 +48,7 @@ func EndpointNames(clusters map[string]*clusterv3.Cluster) []string {
 func ListenerAddresses(listeners map[string]*listenerv3.Listener) map[string]string {
 	out := make(map[string]string, len(listeners))
 	for name, l := range listeners {
-		if spec, err := parseListener(l); err == nil {
+		if spec, err := parseListener(l); err == nil && !spec.virtual {
 			out[spec.addr] = name
 		}
 	}

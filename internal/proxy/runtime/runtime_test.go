@@ -73,10 +73,10 @@ func TestValidate(t *testing.T) {
 			typeURL: ListenerType,
 			res: one(func() proto.Message {
 				l := xdstest.HTTPListener("outbound", "127.0.0.1:15001", "outbound")
-				l.UseOriginalDst = wrapperspb.Bool(true)
+				l.Transparent = wrapperspb.Bool(true)
 				return l
 			}()),
-			want: `listener "outbound": use_original_dst: is not supported by the Trellis sidecar`,
+			want: `listener "outbound": transparent: is not supported by the Trellis sidecar`,
 		},
 		{
 			name:    "unsupported hcm field",

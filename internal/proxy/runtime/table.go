@@ -47,6 +47,17 @@ type Listener struct {
 	// Inspect is set when a chain matches a transport protocol: the first bytes of
 	// each connection are peeked to tell TLS from plaintext.
 	Inspect bool
+	// UseOriginalDst is set on a capture listener (use_original_dst): a connection it
+	// accepts is served by the listener whose address is the connection's original
+	// destination, else by the one at 0.0.0.0 and its port, else by its own chains.
+	UseOriginalDst bool
+	// OriginalDst is set when the listener learns its connections' original
+	// destination (the original_dst listener filter, or UseOriginalDst): its
+	// ORIGINAL_DST clusters connect there.
+	OriginalDst bool
+	// Virtual is set by bind_to_port false: the listener is never bound; it serves
+	// only the connections a capture listener hands it.
+	Virtual bool
 	// Detect is set when the listener has the HTTP inspector: the first bytes of a
 	// plaintext connection are peeked to tell HTTP/1.x and HTTP/2 from anything else,
 	// and chains are chosen by application protocol too (ChainFor).

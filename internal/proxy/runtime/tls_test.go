@@ -100,10 +100,10 @@ func TestValidateTLS(t *testing.T) {
 			name: "other listener filter", typeURL: ListenerType,
 			res: func() proto.Message {
 				l := strictListener()
-				l.ListenerFilters[0].Name = "envoy.filters.listener.original_dst"
+				l.ListenerFilters[0].Name = "envoy.filters.listener.proxy_protocol"
 				return l
 			}(),
-			want: `listener_filters[0].name: listener filter "envoy.filters.listener.original_dst" is not supported`,
+			want: `listener_filters[0].name: listener filter "envoy.filters.listener.proxy_protocol" is not supported`,
 		},
 		{
 			name: "tls chain without transport socket", typeURL: ListenerType,

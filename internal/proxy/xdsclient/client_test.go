@@ -240,7 +240,7 @@ func TestRepeatedNACKIsDelayed(t *testing.T) {
 	srv := xdstest.Start(t, "127.0.0.1:0", nil)
 	bad := xdstest.TCPListener("l", "127.0.0.1:15001", "c")
 	bad.UseOriginalDst = nil
-	bad.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.original_dst"}}
+	bad.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.proxy_protocol"}}
 	srv.Set(t, "n1", "1", bad)
 	startClient(t, srv.Addr, false)
 	count := func() int {
