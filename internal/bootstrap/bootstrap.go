@@ -153,7 +153,15 @@ type Metadata struct {
 	// connections to no known service: "ALLOW_ANY" (the default: passed through as
 	// plain TCP) or "REGISTRY_ONLY" (refused).
 	OutboundTrafficPolicy string `json:"outboundTrafficPolicy,omitempty"`
+	// Proxyless is ProxylessGRPC for a gRPC application that talks xDS itself, with
+	// no sidecar (`trellis bootstrap grpc`, docs/proxyless.md): the control plane
+	// then sends it the resource shapes grpc-go implements. Its Ports are where the
+	// application's xDS-enabled gRPC servers listen (Inbound and Target alike).
+	Proxyless string `json:"proxyless,omitempty"`
 }
+
+// ProxylessGRPC is Metadata.Proxyless of a proxyless gRPC application.
+const ProxylessGRPC = "grpc"
 
 // ModeTransparent is Metadata.Mode of a sidecar whose traffic is intercepted.
 const ModeTransparent = "transparent"

@@ -27,6 +27,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newUpCmd(), newDemoCmd(), newDemoAppCmd())
 	root.AddCommand(newControlCmd())
 	root.AddCommand(newProxyCmd(), newProxyConfigCmd())
+	root.AddCommand(newBootstrapCmd())
 	root.AddCommand(newRateLimitCmd())
 	root.AddCommand(newIptablesCmd())
 	root.AddCommand(newAnalyzeCmd())

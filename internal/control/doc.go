@@ -5,7 +5,7 @@
 // Data flow (DESIGN.md §2):
 //
 //	file source ──> store ──┐
-//	                        ├─(debounce)─> model.Build ─> xdsgen.Generate per proxy ─> xdsserver.Push ─> ADS
+//	                        ├─(debounce)─> model.Build ─> xdsgen.Generate per proxy (GenerateGRPC for proxyless gRPC nodes) ─> xdsserver.Push ─> ADS
 //	xDS streams ─> registry ┘
 //
 // A change to the store (a file edited) or to the registry (a sidecar connected or

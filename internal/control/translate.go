@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"trellis.dev/trellis/internal/analyze"
+	"trellis.dev/trellis/internal/bootstrap"
 	"trellis.dev/trellis/internal/model"
 	"trellis.dev/trellis/internal/registry"
 	"trellis.dev/trellis/internal/source/file"
@@ -231,11 +232,17 @@ func (t *translator) translate(ctx context.Context) {
 	resources := make(map[string]*xdsgen.Resources, len(instances))
 	for _, inst := range instances {
 		p := model.NewProxy(inst)
-		res, err := xdsgen.Generate(mesh, p)
+		generate := xdsgen.Generate
+		if inst.Metadata.Proxyless == bootstrap.ProxylessGRPC {
+			// grpc-go's own xDS client: the shapes it implements, its certificates
+			// from the bootstrap's certificate provider rather than SDS.
+			generate = xdsgen.GenerateGRPC
+		}
+		res, err := generate(mesh, p)
 		if err != nil {
 			problems = append(problems, strings.Split(err.Error(), "\n")...)
 		}
-		if p.MTLS {
+		if p.MTLS && inst.Metadata.Proxyless == "" {
 			res.Secrets = rootCA
 		}
 		proxies[inst.NodeID] = p

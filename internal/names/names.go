@@ -87,3 +87,18 @@ const (
 func UpstreamSNI(fqdn string, port uint32, subset string) string {
 	return fmt.Sprintf("outbound_.%d_.%s_.%s", port, subset, fqdn)
 }
+
+// Proxyless gRPC (docs/proxyless.md). A gRPC server started with an xDS bootstrap
+// asks for the listener GRPCServerListener(<its listening address>), as the
+// bootstrap's server_listener_resource_name_template says; the TLS contexts name
+// the certificate provider instance GRPCCertProvider of the bootstrap.
+const (
+	GRPCServerListenerTemplate = "grpc/server?xds.resource.listening_address=%s"
+	GRPCCertProvider           = "trellis"
+)
+
+// GRPCServerListener is the listener a proxyless gRPC server listening on addr
+// (host:port) asks for.
+func GRPCServerListener(addr string) string {
+	return strings.Replace(GRPCServerListenerTemplate, "%s", addr, 1)
+}

@@ -61,6 +61,8 @@ func (g *generator) cluster(ref model.ClusterRef) string {
 	}
 	applyPolicy(c, info.Policy, info.Port.Protocol)
 	switch {
+	case g.grpc:
+		g.grpcCluster(c, info)
 	case g.proxy.MTLS:
 		c.TransportSocket = upstreamTLS(info)
 	case info.TLS != nil && !info.TLS.Auto:

@@ -5,6 +5,13 @@
 // Data flow: (*model.Mesh, *model.Proxy) -> Generate -> *Resources -> xdsserver
 // (a go-control-plane snapshot per node).
 //
+// GenerateGRPC (grpc.go) does the same for a proxyless gRPC application (grpc-go's
+// own xDS client; docs/proxyless.md): API listeners per service host name with the
+// port's route configuration, the clusters and endpoints, narrowed to what grpc-go
+// implements (with its mTLS from the bootstrap's certificate provider), and the
+// listener of each xDS-enabled server port with mTLS and RBAC. It shares the route
+// and cluster translation with Generate (generator.grpc switches the clusters' TLS).
+//
 // For a proxy, Generate emits:
 //   - the `outbound` listener (an HTTP connection manager using RDS `outbound`) and
 //     the `outbound` route configuration: one virtual host per HTTP-family service

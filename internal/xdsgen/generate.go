@@ -66,7 +66,10 @@ type generator struct {
 	// rateLimitService is set when a port sends checks to the rate-limit service
 	// (ratelimit.go).
 	rateLimitService bool
-	errs             []error
+	// grpc is set for a proxyless gRPC application (GenerateGRPC): clusters are
+	// narrowed to what grpc-go implements (grpc.go).
+	grpc bool
+	errs []error
 }
 
 func (g *generator) errorf(format string, args ...any) {

@@ -26,12 +26,43 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // testdata/<case>/proxies.yaml registered, and compares the model with mesh.json and
 // each proxy's resources (and generation errors) with <node-id>.json.
 func TestGolden(t *testing.T) {
-	dirs, err := filepath.Glob("testdata/*/mesh.yaml")
+	forGoldenCases(t, "testdata/*/mesh.yaml", func(t *testing.T, dir string, mesh *model.Mesh, instances []registry.Instance) {
+		compareGolden(t, filepath.Join(dir, "mesh.json"), mesh)
+		for _, inst := range instances {
+			compareGenerated(t, dir, mesh, inst, Generate)
+		}
+	})
+}
+
+// compareGenerated compares an instance's resources (and generation errors) with
+// <dir>/<node-id>.json, checks that generating again gives the same, and returns them.
+func compareGenerated(t *testing.T, dir string, mesh *model.Mesh, inst registry.Instance,
+	generate func(*model.Mesh, *model.Proxy) (*Resources, error)) *Resources {
+	t.Helper()
+	res, err := generate(mesh, model.NewProxy(inst))
+	got := goldenProxy{Resources: res}
+	if err != nil {
+		got.Errors = strings.Split(err.Error(), "\n")
+	}
+	compareGolden(t, filepath.Join(dir, inst.NodeID+".json"), got)
+	again, _ := generate(mesh, model.NewProxy(inst))
+	if a, b := mustJSON(t, res), mustJSON(t, again); !bytes.Equal(a, b) {
+		t.Errorf("%s: generating twice gave different resources", inst.NodeID)
+	}
+	return res
+}
+
+// forGoldenCases runs f, as a subtest, on each case whose mesh.yaml matches pattern:
+// its model built from the mesh, the sidecars of proxies.yaml registered and the
+// control-plane options of options.yaml (optional).
+func forGoldenCases(t *testing.T, pattern string, f func(t *testing.T, dir string, mesh *model.Mesh, instances []registry.Instance)) {
+	t.Helper()
+	dirs, err := filepath.Glob(pattern)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(dirs) == 0 {
-		t.Fatal("no golden cases under testdata/")
+		t.Fatalf("no golden cases match %s", pattern)
 	}
 	for _, meshFile := range dirs {
 		dir := filepath.Dir(meshFile)
@@ -41,22 +72,7 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("parsing mesh: %v", err)
 			}
 			instances := loadProxies(t, filepath.Join(dir, "proxies.yaml"))
-			mesh := model.Build(set, instances, loadOptions(t, filepath.Join(dir, "options.yaml"))...)
-			compareGolden(t, filepath.Join(dir, "mesh.json"), mesh)
-
-			for _, inst := range instances {
-				res, err := Generate(mesh, model.NewProxy(inst))
-				got := goldenProxy{Resources: res}
-				if err != nil {
-					got.Errors = strings.Split(err.Error(), "\n")
-				}
-				compareGolden(t, filepath.Join(dir, inst.NodeID+".json"), got)
-
-				again, _ := Generate(mesh, model.NewProxy(inst))
-				if a, b := mustJSON(t, res), mustJSON(t, again); !bytes.Equal(a, b) {
-					t.Errorf("%s: generating twice gave different resources", inst.NodeID)
-				}
-			}
+			f(t, dir, model.Build(set, instances, loadOptions(t, filepath.Join(dir, "options.yaml"))...), instances)
 		})
 	}
 }

@@ -114,7 +114,7 @@ func (c *callbacks) closed(stream registry.Stream) {
 // names; for a wildcard request, the resources of the node's current snapshot.
 func (c *callbacks) nack(node, typeURL string, names []string, nonce string, detail *status.Status) {
 	if len(names) == 0 {
-		if snap, err := c.cache.GetSnapshot(node); err == nil {
+		if snap, err := c.cache.getSnapshot(node); err == nil {
 			for name := range snap.GetResources(typeURL) {
 				names = append(names, name)
 			}

@@ -1,7 +1,10 @@
 // Package xdsserver serves xDS to the proxies: ADS (State of the World and Delta) and
 // the individual LDS, RDS, CDS, EDS and SDS services, on a grpc.Server (plaintext, or
 // TLS with WithGRPCOptions; the control plane adds the CA service with WithService), with
-// go-control-plane's server over a SnapshotCache in ADS mode.
+// go-control-plane's server over two SnapshotCaches (caches.go): sidecars' in ADS mode,
+// which answers only requests that name every resource of a type (sidecars ask for
+// all), and proxyless gRPC nodes' (node metadata "proxyless") not in ADS mode, which
+// answers grpc-go's requests by name with the resources named.
 //
 // Data flow:
 //   - in: a sidecar's first request on a stream registers its instance (node ID and

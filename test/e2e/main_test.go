@@ -31,6 +31,9 @@ func run(m *testing.M) int {
 	if code, ok := helperMode(); ok { // a process a test started (transparent_test.go)
 		return code
 	}
+	if code, ok := grpcAppMode(); ok { // a proxyless gRPC app (grpcapp_test.go)
+		return code
+	}
 	dir, err := os.MkdirTemp("", "trellis-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
