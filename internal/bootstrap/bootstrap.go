@@ -58,7 +58,16 @@ type Bootstrap struct {
 	AccessLog string `json:"accessLog,omitempty"`
 	// Tracing, when set, turns OpenTelemetry tracing on.
 	Tracing *Tracing `json:"tracing,omitempty"`
+
+	// DNS is where the sidecar answers DNS (UDP and TCP) for the mesh's hosts and
+	// forwards other names to the resolvers of /etc/resolv.conf (docs/kubernetes.md
+	// "DNS"); empty: no DNS server. In a pod it is DefaultDNS, where `trellis iptables
+	// --redirect-dns` sends the pod's port-53 traffic.
+	DNS string `json:"dns,omitempty"`
 }
+
+// DefaultDNS is the DNS address of a sidecar in a pod.
+const DefaultDNS = "127.0.0.1:15053"
 
 // DefaultMetrics is the metrics address of a sidecar in a pod.
 const DefaultMetrics = "0.0.0.0:15020"
@@ -153,6 +162,11 @@ type Metadata struct {
 	// connections to no known service: "ALLOW_ANY" (the default: passed through as
 	// plain TCP) or "REGISTRY_ONLY" (refused).
 	OutboundTrafficPolicy string `json:"outboundTrafficPolicy,omitempty"`
+	// PodIP is, in a Kubernetes pod, the pod's IP (POD_IP from the downward API): the
+	// address its transparent sidecar takes inbound traffic on. The control plane then
+	// derives the sidecar's inbound ports from the EndpointSlices that list this pod at
+	// this address (docs/xds.md "Transparent proxying"), instead of Ports.
+	PodIP string `json:"podIP,omitempty"`
 }
 
 // ModeTransparent is Metadata.Mode of a sidecar whose traffic is intercepted.

@@ -231,6 +231,7 @@ func (t *translator) translate(ctx context.Context) {
 	resources := make(map[string]*xdsgen.Resources, len(instances))
 	for _, inst := range instances {
 		p := model.NewProxy(inst)
+		mesh.AddPodInbound(p, inst.Metadata.PodIP)
 		res, err := xdsgen.Generate(mesh, p)
 		if err != nil {
 			problems = append(problems, strings.Split(err.Error(), "\n")...)
