@@ -30,7 +30,7 @@ func Apply(ctx context.Context, cfg Config, run Runner) (string, error) {
 		run = Exec
 	}
 	present := map[jump]bool{}
-	for _, j := range jumps {
+	for _, j := range jumps(cfg) {
 		// -C fails when the rule (or, the first time, the target chain) is absent.
 		args := append([]string{"-t", "nat", "-C", j.chain}, strings.Fields(j.rule)...)
 		if _, err := run(ctx, nil, "iptables", args...); err == nil {

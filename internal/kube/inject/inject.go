@@ -41,7 +41,10 @@ const (
 	OutboundPort = 15001
 	InboundPort  = 15006
 	HealthPort   = 15020
-	HealthPath   = "/healthz/ready"
+	// DNSPort is the proxy's DNS server (bootstrap.DefaultDNS), where trellis-init
+	// redirects the pod's DNS queries.
+	DNSPort    = 15053
+	HealthPath = "/healthz/ready"
 	// TokenDir holds the projected service-account token, file "token".
 	TokenDir = "/var/run/secrets/trellis/tokens"
 	// DataDir is the proxy's writable directory (an in-memory emptyDir).
@@ -172,6 +175,7 @@ func initContainer(annotations map[string]string, cfg Config) (corev1.Container,
 		"--proxy-uid=" + strconv.FormatInt(cfg.ProxyUID, 10),
 		"--inbound-port=" + strconv.Itoa(InboundPort),
 		"--outbound-port=" + strconv.Itoa(OutboundPort),
+		"--dns-port=" + strconv.Itoa(DNSPort),
 	}
 	flags := []struct {
 		annotation, flag, def string
