@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -52,6 +53,12 @@ func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstr
 	if ip, err := netip.ParseAddr(podIP); err != nil || !ip.Is4() {
 		return nil, fmt.Errorf("--kubernetes: POD_IP %q is not an IPv4 address", podIP)
 	}
+	var probes map[string]bootstrap.AppProbe
+	if v := getenv(bootstrap.AppProbesEnv); v != "" {
+		if err := json.Unmarshal([]byte(v), &probes); err != nil {
+			return nil, fmt.Errorf("--kubernetes: environment %s: %w", bootstrap.AppProbesEnv, err)
+		}
+	}
 	return &bootstrap.Bootstrap{
 		Node: bootstrap.Node{
 			ID:      pod + "." + ns,
@@ -70,5 +77,6 @@ func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstr
 		Admin:     kubeAdminAddr,
 		Metrics:   kubeMetricsAddr,
 		DNS:       bootstrap.DefaultDNS,
+		AppProbes: probes,
 	}, nil
 }

@@ -151,7 +151,21 @@ func inject(meta *metav1.ObjectMeta, spec *corev1.PodSpec, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	spec.InitContainers = append([]corev1.Container{initC, proxyContainer(cfg)}, spec.InitContainers...)
+	proxyC := proxyContainer(cfg)
+	if meta.Annotations[RewriteProbesKey] != "false" {
+		probes, err := rewriteProbes(spec)
+		if err != nil {
+			return err
+		}
+		if probes != nil {
+			env, err := appProbesEnv(probes)
+			if err != nil {
+				return err
+			}
+			proxyC.Env = append(proxyC.Env, env)
+		}
+	}
+	spec.InitContainers = append([]corev1.Container{initC, proxyC}, spec.InitContainers...)
 	spec.Volumes = append(spec.Volumes,
 		corev1.Volume{Name: TokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
