@@ -123,7 +123,7 @@ func TestApplyInNetNS(t *testing.T) {
 		if _, err := Apply(ctx, cfg, inNS); err != nil {
 			t.Fatalf("apply #%d: %v", i+1, err)
 		}
-		out, err := inNS(ctx, nil, "iptables-save", "-t", "nat")
+		out, err := inNS(ctx, nil, "iptables-save")
 		if err != nil {
 			t.Fatalf("iptables-save: %v: %s", err, out)
 		}

@@ -14,6 +14,9 @@ const (
 	ChainOutput     = "TRELLIS_OUTPUT"
 	ChainRedirect   = "TRELLIS_REDIRECT"
 	ChainDNS        = "TRELLIS_DNS"
+	// In the raw table, with DNSPort: conntrack zones for DNS (see script).
+	ChainDNSOut = "TRELLIS_DNS_OUT"
+	ChainDNSIn  = "TRELLIS_DNS_IN"
 )
 
 // Config is what `trellis iptables` is told by the injected init container.
@@ -36,8 +39,9 @@ type Config struct {
 	DNSPort int
 }
 
-// jump is a rule in a built-in chain that reaches one of ours.
-type jump struct{ chain, rule string }
+// jump is a rule in a built-in chain (of the nat table, or raw) that reaches one of
+// ours.
+type jump struct{ table, chain, rule string }
 
 // jumps are the rules added to PREROUTING and OUTPUT (once each); DNS first, so that
 // TCP queries are redirected to the DNS server rather than to the outbound port.
@@ -45,12 +49,18 @@ func jumps(cfg Config) []jump {
 	var out []jump
 	if cfg.DNSPort > 0 {
 		out = append(out,
-			jump{"OUTPUT", "-p udp -m udp --dport 53 -j " + ChainDNS},
-			jump{"OUTPUT", "-p tcp -m tcp --dport 53 -j " + ChainDNS})
+			jump{"nat", "OUTPUT", "-p udp -m udp --dport 53 -j " + ChainDNS},
+			jump{"nat", "OUTPUT", "-p tcp -m tcp --dport 53 -j " + ChainDNS})
 	}
-	return append(out,
-		jump{"PREROUTING", "-p tcp -j " + ChainInbound},
-		jump{"OUTPUT", "-p tcp -j " + ChainOutput})
+	out = append(out,
+		jump{"nat", "PREROUTING", "-p tcp -j " + ChainInbound},
+		jump{"nat", "OUTPUT", "-p tcp -j " + ChainOutput})
+	if cfg.DNSPort > 0 {
+		out = append(out,
+			jump{"raw", "OUTPUT", "-p udp -j " + ChainDNSOut},
+			jump{"raw", "PREROUTING", "-p udp -m udp --sport 53 -j " + ChainDNSIn})
+	}
+	return out
 }
 
 // Script returns the iptables-restore input (nat table) for cfg. With withJumps, it
@@ -122,11 +132,33 @@ func script(cfg Config, addJump func(jump) bool) (string, error) {
 		line("-A %s -p tcp -j REDIRECT --to-ports %d", ChainDNS, cfg.DNSPort)
 	}
 	for _, j := range jumps(cfg) {
-		if addJump(j) {
+		if j.table == "nat" && addJump(j) {
 			line("-A %s %s", j.chain, j.rule)
 		}
 	}
 	line("COMMIT")
+
+	// With DNS redirected, the app's queries to a resolver and the proxy's (forwarded
+	// from its DNS server to the same resolver) could share a UDP 4-tuple: a query of
+	// the app whose source port the proxy used a moment ago would match the proxy's
+	// conntrack entry, which was not redirected, and go to the resolver directly. So
+	// they are tracked in two conntrack zones: the proxy's queries to port 53 and their
+	// answers in zone 1, the app's queries and the DNS server's answers in zone 2.
+	if cfg.DNSPort > 0 {
+		line("*raw")
+		line(":%s - [0:0]", ChainDNSOut)
+		line(":%s - [0:0]", ChainDNSIn)
+		line("-A %s -p udp -m udp --dport 53 -m owner --uid-owner %d -j CT --zone 1", ChainDNSOut, cfg.ProxyUID)
+		line("-A %s -p udp -m udp --sport %d -m owner --uid-owner %d -j CT --zone 2", ChainDNSOut, cfg.DNSPort, cfg.ProxyUID)
+		line("-A %s -p udp -m udp --dport 53 -m owner ! --uid-owner %d -j CT --zone 2", ChainDNSOut, cfg.ProxyUID)
+		line("-A %s -p udp -m udp --sport 53 -j CT --zone 1", ChainDNSIn)
+		for _, j := range jumps(cfg) {
+			if j.table == "raw" && addJump(j) {
+				line("-A %s %s", j.chain, j.rule)
+			}
+		}
+		line("COMMIT")
+	}
 	return b.String(), nil
 }
 

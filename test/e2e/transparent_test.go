@@ -22,6 +22,9 @@ const (
 )
 
 func helperMode() (int, bool) {
+	if code, ok := kubeHelperMode(); ok {
+		return code, true
+	}
 	if addr := os.Getenv(echoEnv); addr != "" {
 		err := http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "echo %s", r.Host)
