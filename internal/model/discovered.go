@@ -78,6 +78,10 @@ func (b *builder) addPodInbound(ep DiscoveredEndpoint, p *Port) {
 	}
 	if b.mesh.podInbound == nil {
 		b.mesh.podInbound = make(map[string][]InboundPort)
+		b.mesh.podLabels = make(map[string]map[string]string)
+	}
+	if ep.Labels != nil {
+		b.mesh.podLabels[ep.NodeID] = ep.Labels
 	}
 	for _, in := range b.mesh.podInbound[ep.NodeID] {
 		if in.Inbound == ep.Address {
@@ -97,7 +101,9 @@ func (b *builder) addPodInbound(ep DiscoveredEndpoint, p *Port) {
 // and declares no ports the inbound ports service discovery lists for its pod at that
 // IP: an inbound listener on <pod IP>:<target port> forwarding to 127.0.0.1:<target
 // port>, which is where the other sidecars' endpoints for the pod point. Addresses at
-// another IP (a pod recreated under the same name) are left out.
+// another IP (a pod recreated under the same name) are left out. A sidecar that
+// announces no labels gets the pod's, so that its inbound ports take the mutual TLS
+// mode its clients use toward it.
 func (m *Mesh) AddPodInbound(p *Proxy, podIP string) {
 	if podIP == "" || len(p.Inbound) > 0 {
 		return
@@ -106,6 +112,9 @@ func (m *Mesh) AddPodInbound(p *Proxy, podIP string) {
 		if host, _, err := net.SplitHostPort(in.Inbound); err == nil && host == podIP {
 			p.Inbound = append(p.Inbound, in)
 		}
+	}
+	if len(p.Inbound) > 0 && len(p.Labels) == 0 {
+		p.Labels = m.podLabels[p.ID]
 	}
 	slices.SortFunc(p.Inbound, func(a, b InboundPort) int { return cmp.Compare(a.Port, b.Port) })
 }

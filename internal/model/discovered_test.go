@@ -79,8 +79,10 @@ spec:
   - {name: http, port: 80, targetPort: 8080}
 `
 	eps := []DiscoveredEndpoint{
-		{Service: "reviews", Namespace: "shop", Port: 9080, Address: "10.1.0.1:8080", NodeID: "reviews-1.shop", Sidecar: true},
-		{Service: "reviews", Namespace: "shop", Port: 9090, Address: "10.1.0.1:7070", NodeID: "reviews-1.shop", Sidecar: true},
+		{Service: "reviews", Namespace: "shop", Port: 9080, Address: "10.1.0.1:8080", NodeID: "reviews-1.shop", Sidecar: true,
+			Labels: map[string]string{"app": "reviews"}},
+		{Service: "reviews", Namespace: "shop", Port: 9090, Address: "10.1.0.1:7070", NodeID: "reviews-1.shop", Sidecar: true,
+			Labels: map[string]string{"app": "reviews"}},
 		// The same pod port through a second Service: one inbound port.
 		{Service: "reviews-alias", Namespace: "shop", Port: 80, Address: "10.1.0.1:8080", NodeID: "reviews-1.shop", Sidecar: true},
 		// A pod without a sidecar has no inbound ports to serve.
@@ -90,11 +92,12 @@ spec:
 	tests := []struct {
 		name, id, podIP string
 		want            []InboundPort
+		labels          map[string]string
 	}{
 		{name: "pod", id: "reviews-1.shop", podIP: "10.1.0.1", want: []InboundPort{
 			{Name: "tcp-admin", Port: 7070, Protocol: "TCP", Target: "127.0.0.1:7070", Inbound: "10.1.0.1:7070"},
 			{Name: "http", Port: 8080, Protocol: "HTTP", Target: "127.0.0.1:8080", Inbound: "10.1.0.1:8080"},
-		}},
+		}, labels: map[string]string{"app": "reviews"}},
 		{name: "stale pod IP", id: "reviews-1.shop", podIP: "10.1.0.9"},
 		{name: "no pod IP", id: "reviews-1.shop"},
 		{name: "no sidecar", id: "legacy.shop", podIP: "10.1.0.3"},
@@ -105,6 +108,9 @@ spec:
 			m.AddPodInbound(p, tt.podIP)
 			if diff := cmp.Diff(tt.want, p.Inbound); diff != "" {
 				t.Errorf("inbound (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.labels, p.Labels); diff != "" {
+				t.Errorf("labels (-want +got):\n%s", diff)
 			}
 		})
 	}

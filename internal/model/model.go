@@ -86,6 +86,8 @@ type Mesh struct {
 	// podInbound holds, by node ID, the inbound ports of the pods that service
 	// discovery lists (discovered.go), for the sidecars that announce their pod IP.
 	podInbound map[string][]InboundPort
+	// podLabels holds the labels of those pods, by node ID.
+	podLabels map[string]map[string]string
 }
 
 // Service is one service of the mesh.

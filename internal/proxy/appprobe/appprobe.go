@@ -1,9 +1,3 @@
-// Package appprobe answers, on the sidecar's metrics port, the app containers' HTTP
-// probes that the injector rewrote (bootstrap.AppProbe): the kubelet asks the sidecar
-// at /app-health/<container>/<livez|readyz|startupz>, and the sidecar sends the
-// original request to the app on loopback and answers with the app's status code.
-// The kubelet's probes thus work whatever the pod's mutual TLS mode: the metrics port
-// is not redirected to the sidecar's inbound listeners.
 package appprobe
 
 import (
@@ -22,9 +16,6 @@ import (
 	"trellis.dev/trellis/internal/bootstrap"
 )
 
-// Prefix is the path prefix of the probes (inject.AppHealthPrefix).
-const Prefix = "/app-health/"
-
 // Handler serves the probes by path; an unknown path is 404. Each probe is one GET to
 // 127.0.0.1:<port> within its timeout (1s when it has none, as in Kubernetes); a
 // redirect is answered as is, like any other status.
@@ -34,7 +25,6 @@ func Handler(probes map[string]bootstrap.AppProbe, logger *slog.Logger) http.Han
 		Transport: &http.Transport{
 			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the kubelet does not verify probes either
 			DisableKeepAlives: true,
-			Proxy:             nil,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

@@ -69,14 +69,8 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
-	pc, err := net.ListenPacket("udp", cfg.Addr)
+	pc, ln, err := listen(cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("dns: %w", err)
-	}
-	// TCP on the port UDP got (they differ only when cfg.Addr asks for port 0).
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		return nil, fmt.Errorf("dns: %w", err)
 	}
 	own := pc.LocalAddr().String()
@@ -92,6 +86,29 @@ func New(cfg Config) (*Server, error) {
 	empty := map[string][]netip.Addr{}
 	s.table.Store(&empty)
 	return s, nil
+}
+
+// listen binds addr over UDP, then TCP on the port UDP got; with port 0, a port free
+// for UDP may be taken for TCP, so it tries a few.
+func listen(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || attempt == 10 {
+			return nil, nil, err
+		}
+	}
 }
 
 // Addr is the address the server listens on (UDP and TCP).
