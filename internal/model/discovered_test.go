@@ -6,8 +6,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func TestWithEndpoints(t *testing.T) {
-	const svc = `apiVersion: v1
+// reviewsService is a Service of shop with a ClusterIP; more ports follow it.
+const reviewsService = `apiVersion: v1
 kind: Service
 metadata: {name: reviews, namespace: shop}
 spec:
@@ -16,6 +16,9 @@ spec:
   ports:
   - {name: http, port: 9080, targetPort: 8080}
 `
+
+func TestWithEndpoints(t *testing.T) {
+	const svc = reviewsService
 	const strict = `apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: strict, namespace: shop}
@@ -60,15 +63,7 @@ spec:
 }
 
 func TestAddPodInbound(t *testing.T) {
-	const svc = `apiVersion: v1
-kind: Service
-metadata: {name: reviews, namespace: shop}
-spec:
-  clusterIP: 10.96.0.10
-  selector: {app: reviews}
-  ports:
-  - {name: http, port: 9080, targetPort: 8080}
-  - {name: tcp-admin, port: 9090, targetPort: 7070}
+	const svc = reviewsService + `  - {name: tcp-admin, port: 9090, targetPort: 7070}
 ---
 apiVersion: v1
 kind: Service
