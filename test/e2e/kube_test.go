@@ -35,7 +35,7 @@ import (
 )
 
 // The pods' network: a bridge on the host side (kubeNode/24) that every pod's eth0
-// is a veth port of. The control plane's xDS listens on the bridge address; Services'
+// is a veth port of. The control plane's xDS (TLS) listens on the bridge address; Services'
 // ClusterIPs (the API server's --service-cluster-ip-range) are routed to it from inside
 // the pods, where iptables redirects them to the sidecar before they leave. The
 // node also serves as the pods' nameserver (clusterDNS).
@@ -277,7 +277,8 @@ func (k *kubelet) run(ctx context.Context, pod *corev1.Pod) runningPod {
 
 // volumes makes a host directory per volume of the pod: the projected
 // service-account token from the TokenRequest API (bound to the pod, with the
-// projection's audience and lifetime), empty directories writable by the containers.
+// projection's audience and lifetime), a ConfigMap's keys as files, empty directories
+// writable by the containers.
 func (k *kubelet) volumes(ctx context.Context, pod *corev1.Pod) map[string]string {
 	t := k.t
 	t.Helper()
@@ -291,6 +292,21 @@ func (k *kubelet) volumes(ctx context.Context, pod *corev1.Pod) map[string]strin
 			t.Fatal(err)
 		}
 		out[v.Name] = dir
+		if cmv := v.ConfigMap; cmv != nil {
+			// The kubelet waits for a ConfigMap volume's ConfigMap to exist.
+			eventually(ctx, t, fmt.Sprintf("pod %s: ConfigMap %s of volume %s", pod.Name, cmv.Name, v.Name), func() error {
+				cm, err := k.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, cmv.Name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				for key, value := range cm.Data {
+					if err := os.WriteFile(filepath.Join(dir, key), []byte(value), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return nil
+			})
+		}
 		if v.Projected == nil {
 			continue
 		}
@@ -486,9 +502,12 @@ func TestKubernetesPods(t *testing.T) {
 
 	// The control plane, outside the cluster; the webhooks point at it.
 	webhook, monitoring := freeAddr(t), freeAddr(t)
+	// The sidecars connect over TLS to the node's address, which the control plane's
+	// certificate names, and verify it with the trust bundle ConfigMap the leader keeps
+	// in the namespace.
 	xds := net.JoinHostPort(kubeNode, kubeXDSPort)
 	cp := startTrellis(t, "", "control", "--kubeconfig", cluster.Kubeconfig, "--namespace", "trellis-system",
-		"--xds-addr", xds, "--secure-xds-addr", "127.0.0.1:0", "--webhook-addr", webhook,
+		"--xds-addr", "127.0.0.1:0", "--secure-xds-addr", xds, "--serving-name", kubeNode, "--webhook-addr", webhook,
 		"--monitoring-addr", monitoring, "--dashboard-addr", "", "--data-dir", filepath.Join(dir, "control"),
 		"--proxy-xds-address", xds, "--proxy-image", "trellis.dev/trellis:e2e")
 	install := exec.CommandContext(ctx, trellisBin, "install", "--kubeconfig", cluster.Kubeconfig, "--control-plane-url", "https://"+webhook)
@@ -570,6 +589,9 @@ spec:
 		if len(ic) < 2 || ic[0].Name != inject.InitName || ic[1].Name != inject.ProxyName || ptr.Deref(ic[1].RestartPolicy, "") != corev1.ContainerRestartPolicyAlways {
 			t.Fatalf("pod %s was not injected: init containers %v", rp.pod.Name, ic)
 		}
+	}
+	if args := strings.Join(echoA.pod.Spec.InitContainers[1].Args, " "); !strings.Contains(args, "--xds-ca-file="+inject.CADir+"/"+inject.RootCertKey) {
+		t.Errorf("the sidecar does not verify the control plane with the trust bundle ConfigMap: %s", args)
 	}
 	if p := echoA.pod.Spec.Containers[0].ReadinessProbe.HTTPGet; p.Port.IntValue() != inject.HealthPort || p.Path != "/app-health/app/readyz" {
 		t.Errorf("echo-a's readiness probe was not rewritten: %+v", p)

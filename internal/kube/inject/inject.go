@@ -20,6 +20,11 @@ const (
 	ProxyName   = "trellis-proxy"
 	TokenVolume = "trellis-token"
 	DataVolume  = "trellis-data"
+	CAVolume    = "trellis-ca"
+	// RootCertConfigMap is the ConfigMap the leading control plane keeps in every
+	// namespace labelled for injection, holding its trust bundle under RootCertKey.
+	RootCertConfigMap = "trellis-ca-root-cert"
+	RootCertKey       = "root-cert.pem"
 )
 
 // Annotations and labels Pod reads and writes.
@@ -49,6 +54,9 @@ const (
 	TokenDir = "/var/run/secrets/trellis/tokens"
 	// DataDir is the proxy's writable directory (an in-memory emptyDir).
 	DataDir = "/var/lib/trellis"
+	// CADir holds the trust bundle (RootCertConfigMap), file RootCertKey, which
+	// verifies the control plane's xDS certificate.
+	CADir = "/var/run/secrets/trellis/ca"
 )
 
 // Defaults of Config.
@@ -173,6 +181,9 @@ func inject(meta *metav1.ObjectMeta, spec *corev1.PodSpec, cfg Config) error {
 			}}},
 		}}},
 		corev1.Volume{Name: DataVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+		corev1.Volume{Name: CAVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: RootCertConfigMap},
+		}}},
 	)
 	if meta.Annotations == nil {
 		meta.Annotations = map[string]string{}
@@ -262,6 +273,7 @@ func proxyContainer(cfg Config) corev1.Container {
 			"proxy",
 			"--kubernetes",
 			"--xds-address=" + cfg.XDSAddress,
+			"--xds-ca-file=" + CADir + "/" + RootCertKey,
 			"--token-file=" + TokenDir + "/token",
 			"--data-dir=" + DataDir,
 		},
@@ -280,6 +292,7 @@ func proxyContainer(cfg Config) corev1.Container {
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: TokenVolume, MountPath: TokenDir, ReadOnly: true},
 			{Name: DataVolume, MountPath: DataDir},
+			{Name: CAVolume, MountPath: CADir, ReadOnly: true},
 		},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser:                ptr.To(cfg.ProxyUID),
