@@ -95,14 +95,7 @@ type kubeNet struct {
 
 func newKubeNet(t *testing.T) *kubeNet {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, a bridge, veth pairs and iptables rules, and runs the sidecars as uid 1337")
-	}
-	for _, tool := range []string{"ip", "iptables", "iptables-restore", "setpriv"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (hack/test-deps.sh installs it)", tool)
-		}
-	}
+	needNetNS(t)
 	n := &kubeNet{id: os.Getpid() % 100000}
 	n.bridge = fmt.Sprintf("trkb%d", n.id)
 	mustRun(t, "ip", "link", "add", n.bridge, "type", "bridge")
