@@ -58,7 +58,45 @@ type Bootstrap struct {
 	AccessLog string `json:"accessLog,omitempty"`
 	// Tracing, when set, turns OpenTelemetry tracing on.
 	Tracing *Tracing `json:"tracing,omitempty"`
+
+	// DNS is where the sidecar answers DNS (UDP and TCP) for the mesh's hosts and
+	// forwards other names to the resolvers of /etc/resolv.conf (docs/kubernetes.md
+	// "DNS"); empty: no DNS server. In a pod it is DefaultDNS, where `trellis iptables
+	// --redirect-dns` sends the pod's port-53 traffic.
+	DNS string `json:"dns,omitempty"`
+	// AppProbes are the app probes the sidecar answers on its metrics server, by
+	// path (/app-health/<container>/<livez|readyz|startupz>); see AppProbe.
+	AppProbes map[string]AppProbe `json:"appProbes,omitempty"`
 }
+
+// AppProbe is an app container's HTTP probe that the sidecar runs for the kubelet: the
+// injector points the probe at the sidecar's metrics port (which iptables does not
+// redirect, so it works whatever the pod's mutual TLS mode), and the sidecar, asked on
+// the probe's path there, sends the original request to the app on loopback.
+type AppProbe struct {
+	// Port, Path, Scheme ("HTTP" or "HTTPS"), Host and Headers are the original
+	// httpGet's (a named port resolved to its number).
+	Port    int          `json:"port"`
+	Path    string       `json:"path,omitempty"`
+	Scheme  string       `json:"scheme,omitempty"`
+	Host    string       `json:"host,omitempty"`
+	Headers []HTTPHeader `json:"headers,omitempty"`
+	// TimeoutSeconds is the probe's timeout (Kubernetes' default 1s when zero).
+	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+}
+
+// HTTPHeader is one header of an AppProbe.
+type HTTPHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// AppProbesEnv is the environment variable through which the injector gives the
+// sidecar the app probes it rewrote: a JSON object, metrics-server path -> AppProbe.
+const AppProbesEnv = "TRELLIS_APP_PROBES"
+
+// DefaultDNS is the DNS address of a sidecar in a pod.
+const DefaultDNS = "127.0.0.1:15053"
 
 // DefaultMetrics is the metrics address of a sidecar in a pod.
 const DefaultMetrics = "0.0.0.0:15020"
@@ -158,6 +196,11 @@ type Metadata struct {
 	// then sends it the resource shapes grpc-go implements. Its Ports are where the
 	// application's xDS-enabled gRPC servers listen (Inbound and Target alike).
 	Proxyless string `json:"proxyless,omitempty"`
+	// PodIP is, in a Kubernetes pod, the pod's IP (POD_IP from the downward API): the
+	// address its transparent sidecar takes inbound traffic on. The control plane then
+	// derives the sidecar's inbound ports from the EndpointSlices that list this pod at
+	// this address (docs/xds.md "Transparent proxying"), instead of Ports.
+	PodIP string `json:"podIP,omitempty"`
 }
 
 // ProxylessGRPC is Metadata.Proxyless of a proxyless gRPC application.

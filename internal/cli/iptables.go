@@ -22,7 +22,8 @@ func newIptablesCmd() *cobra.Command {
 		Long: `Write the nat rules a pod needs (what the injected trellis-init container runs):
 inbound TCP is redirected to --inbound-port, outbound TCP to --outbound-port, except
 the proxy's own traffic (--proxy-uid) and loopback. The rules live in the chains
-TRELLIS_INBOUND, TRELLIS_IN_REDIRECT, TRELLIS_OUTPUT and TRELLIS_REDIRECT and are
+TRELLIS_INBOUND, TRELLIS_IN_REDIRECT, TRELLIS_OUTPUT, TRELLIS_REDIRECT and (with
+--dns-port, which sends the pod's DNS queries to the sidecar) TRELLIS_DNS, and are
 applied with iptables-restore in one transaction; running it twice is running it once.
 --dry-run prints the iptables-restore input instead.`,
 		Args: cobra.NoArgs,
@@ -59,6 +60,7 @@ applied with iptables-restore in one transaction; running it twice is running it
 	f.StringVar(&excludeOut, "exclude-outbound-ports", "", "outbound destination ports never redirected, comma-separated")
 	f.StringVar(&inCIDR, "include-outbound-ip-ranges", "*", `outbound destination CIDRs to redirect, comma-separated, or "*"`)
 	f.StringVar(&exCIDR, "exclude-outbound-ip-ranges", "", "outbound destination CIDRs never redirected, comma-separated")
+	f.IntVar(&cfg.DNSPort, "dns-port", 0, "redirect DNS queries (UDP and TCP to port 53), but the proxy's, to this port: the sidecar's DNS server (0: none)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the rules (iptables-restore input) instead of applying them")
 	return cmd
 }

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"trellis.dev/trellis/internal/bootstrap"
@@ -25,9 +27,10 @@ const (
 )
 
 // kubernetesBootstrap builds the bootstrap of an injected sidecar from the pod's
-// downward-API environment (POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT) and the flags.
-// It announces transparent mode: the pod's traffic is redirected to the sidecar by the
-// injected `trellis iptables` step (docs/xds.md "Transparent proxying").
+// downward-API environment (POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT, POD_IP) and the
+// flags. It announces transparent mode: the pod's traffic is redirected to the sidecar
+// by the injected `trellis iptables` step (docs/xds.md "Transparent proxying"), and
+// the pod IP as the address it takes inbound traffic on. It serves DNS on DefaultDNS.
 func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstrap.Bootstrap, error) {
 	var missing []string
 	env := func(name string) string {
@@ -37,7 +40,7 @@ func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstr
 		}
 		return v
 	}
-	pod, ns, sa := env("POD_NAME"), env("POD_NAMESPACE"), env("SERVICE_ACCOUNT")
+	pod, ns, sa, podIP := env("POD_NAME"), env("POD_NAMESPACE"), env("SERVICE_ACCOUNT"), env("POD_IP")
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("--kubernetes: environment %s not set (the injector sets it from the downward API)", strings.Join(missing, ", "))
 	}
@@ -46,6 +49,15 @@ func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstr
 	}
 	if f.tokenFile == "" {
 		return nil, errors.New("--kubernetes: --token-file is required (the projected service-account token, audience trellis-ca)")
+	}
+	if ip, err := netip.ParseAddr(podIP); err != nil || !ip.Is4() {
+		return nil, fmt.Errorf("--kubernetes: POD_IP %q is not an IPv4 address", podIP)
+	}
+	var probes map[string]bootstrap.AppProbe
+	if v := getenv(bootstrap.AppProbesEnv); v != "" {
+		if err := json.Unmarshal([]byte(v), &probes); err != nil {
+			return nil, fmt.Errorf("--kubernetes: environment %s: %w", bootstrap.AppProbesEnv, err)
+		}
 	}
 	return &bootstrap.Bootstrap{
 		Node: bootstrap.Node{
@@ -56,6 +68,7 @@ func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstr
 				Namespace:      ns,
 				ServiceAccount: sa,
 				Mode:           bootstrap.ModeTransparent,
+				PodIP:          podIP,
 			},
 		},
 		XDS:       f.xds,
@@ -63,5 +76,7 @@ func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstr
 		TokenFile: f.tokenFile,
 		Admin:     kubeAdminAddr,
 		Metrics:   kubeMetricsAddr,
+		DNS:       bootstrap.DefaultDNS,
+		AppProbes: probes,
 	}, nil
 }

@@ -263,6 +263,8 @@ func (kp *kubePlane) ready(sec *security, st *store.Store, tr *translator) error
 	}
 	keeper, err := cabundle.New(cabundle.Config{Client: kp.client, Mutating: kp.cfg.MutatingWebhook,
 		Validating: kp.cfg.ValidatingWebhook, Bundle: sec.ca.TrustBundlePEM, Interval: kp.cfg.CABundleInterval,
+		RootCert: &cabundle.RootCert{Name: inject.RootCertConfigMap, Key: inject.RootCertKey,
+			Selector: install.InjectionLabel + "=enabled", Labels: map[string]string{install.ManagedByLabel: install.Name}},
 		Logger: kp.log.With("component", "cabundle")})
 	if err != nil {
 		return err

@@ -232,6 +232,7 @@ func (t *translator) translate(ctx context.Context) {
 	resources := make(map[string]*xdsgen.Resources, len(instances))
 	for _, inst := range instances {
 		p := model.NewProxy(inst)
+		mesh.AddPodInbound(p, inst.Metadata.PodIP)
 		generate := xdsgen.Generate
 		if inst.Metadata.Proxyless == bootstrap.ProxylessGRPC {
 			// grpc-go's own xDS client: the shapes it implements, its certificates

@@ -30,9 +30,9 @@ func Apply(ctx context.Context, cfg Config, run Runner) (string, error) {
 		run = Exec
 	}
 	present := map[jump]bool{}
-	for _, j := range jumps {
+	for _, j := range jumps(cfg) {
 		// -C fails when the rule (or, the first time, the target chain) is absent.
-		args := append([]string{"-t", "nat", "-C", j.chain}, strings.Fields(j.rule)...)
+		args := append([]string{"-t", j.table, "-C", j.chain}, strings.Fields(j.rule)...)
 		if _, err := run(ctx, nil, "iptables", args...); err == nil {
 			present[j] = true
 		}
@@ -42,7 +42,7 @@ func Apply(ctx context.Context, cfg Config, run Runner) (string, error) {
 		return "", err
 	}
 	if out, err := run(ctx, []byte(s), "iptables-restore", "--noflush"); err != nil {
-		return s, fmt.Errorf("applying nat rules with iptables-restore: %w: %s", err, bytes.TrimSpace(out))
+		return s, fmt.Errorf("applying the rules with iptables-restore: %w: %s", err, bytes.TrimSpace(out))
 	}
 	return s, nil
 }

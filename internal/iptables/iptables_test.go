@@ -23,6 +23,7 @@ func injectedDefaults() Config {
 		IncludeInboundPorts:  []string{"*"},
 		ExcludeInboundPorts:  []int{15020},
 		IncludeOutboundCIDRs: []string{"*"},
+		DNSPort:              15053,
 	}
 }
 
@@ -33,6 +34,7 @@ func TestScriptGolden(t *testing.T) {
 	lists.ExcludeOutboundPorts = []int{5432}
 	lists.IncludeOutboundCIDRs = []string{"10.96.0.0/12", "10.244.1.7/16"}
 	lists.ExcludeOutboundCIDRs = []string{"10.96.0.1/32"}
+	lists.DNSPort = 0
 	tests := []struct {
 		name string
 		cfg  Config
@@ -74,6 +76,7 @@ func TestScriptInvalid(t *testing.T) {
 		{"excluded port", func(c *Config) { c.ExcludeOutboundPorts = []int{70000} }, "excluded port 70000"},
 		{"cidr", func(c *Config) { c.ExcludeOutboundCIDRs = []string{"10.0.0.0/33"} }, `IP range "10.0.0.0/33"`},
 		{"ipv6", func(c *Config) { c.IncludeOutboundCIDRs = []string{"fd00::/8"} }, "only IPv4"},
+		{"dns port", func(c *Config) { c.DNSPort = -1 }, "DNS port -1: out of range 1..65535"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,7 +123,7 @@ func TestApplyInNetNS(t *testing.T) {
 		if _, err := Apply(ctx, cfg, inNS); err != nil {
 			t.Fatalf("apply #%d: %v", i+1, err)
 		}
-		out, err := inNS(ctx, nil, "iptables-save", "-t", "nat")
+		out, err := inNS(ctx, nil, "iptables-save")
 		if err != nil {
 			t.Fatalf("iptables-save: %v: %s", err, out)
 		}

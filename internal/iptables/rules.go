@@ -13,6 +13,10 @@ const (
 	ChainInRedirect = "TRELLIS_IN_REDIRECT"
 	ChainOutput     = "TRELLIS_OUTPUT"
 	ChainRedirect   = "TRELLIS_REDIRECT"
+	ChainDNS        = "TRELLIS_DNS"
+	// In the raw table, with DNSPort: conntrack zones for DNS (see script).
+	ChainDNSOut = "TRELLIS_DNS_OUT"
+	ChainDNSIn  = "TRELLIS_DNS_IN"
 )
 
 // Config is what `trellis iptables` is told by the injected init container.
@@ -30,15 +34,33 @@ type Config struct {
 	// IncludeOutboundCIDRs is "*" (everything) or a list of CIDRs to redirect.
 	IncludeOutboundCIDRs []string
 	ExcludeOutboundCIDRs []string
+	// DNSPort, if > 0, is where the pod's DNS queries (UDP and TCP to port 53, any
+	// address) are redirected: the sidecar's DNS server. The proxy's own are not.
+	DNSPort int
 }
 
-// jump is a rule in a built-in chain that reaches one of ours.
-type jump struct{ chain, rule string }
+// jump is a rule in a built-in chain (of the nat table, or raw) that reaches one of
+// ours.
+type jump struct{ table, chain, rule string }
 
-// jumps are the rules added to PREROUTING and OUTPUT (once each).
-var jumps = []jump{
-	{"PREROUTING", "-p tcp -j " + ChainInbound},
-	{"OUTPUT", "-p tcp -j " + ChainOutput},
+// jumps are the rules added to PREROUTING and OUTPUT (once each); DNS first, so that
+// TCP queries are redirected to the DNS server rather than to the outbound port.
+func jumps(cfg Config) []jump {
+	var out []jump
+	if cfg.DNSPort > 0 {
+		out = append(out,
+			jump{"nat", "OUTPUT", "-p udp -m udp --dport 53 -j " + ChainDNS},
+			jump{"nat", "OUTPUT", "-p tcp -m tcp --dport 53 -j " + ChainDNS})
+	}
+	out = append(out,
+		jump{"nat", "PREROUTING", "-p tcp -j " + ChainInbound},
+		jump{"nat", "OUTPUT", "-p tcp -j " + ChainOutput})
+	if cfg.DNSPort > 0 {
+		out = append(out,
+			jump{"raw", "OUTPUT", "-p udp -j " + ChainDNSOut},
+			jump{"raw", "PREROUTING", "-p udp -m udp --sport 53 -j " + ChainDNSIn})
+	}
+	return out
 }
 
 // Script returns the iptables-restore input (nat table) for cfg. With withJumps, it
@@ -55,7 +77,7 @@ func script(cfg Config, addJump func(jump) bool) (string, error) {
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	line("*nat")
-	for _, c := range []string{ChainInbound, ChainInRedirect, ChainOutput, ChainRedirect} {
+	for _, c := range []string{ChainInbound, ChainInRedirect, ChainOutput, ChainRedirect, ChainDNS} {
 		line(":%s - [0:0]", c)
 	}
 	line("-A %s -p tcp -j REDIRECT --to-ports %d", ChainInRedirect, cfg.InboundPort)
@@ -100,12 +122,43 @@ func script(cfg Config, addJump func(jump) bool) (string, error) {
 			line("-A %s -d %s -j %s", ChainOutput, netip.MustParsePrefix(c).Masked(), ChainRedirect)
 		}
 	}
-	for _, j := range jumps {
-		if addJump(j) {
+	// DNS: everyone's queries but the proxy's go to the DNS server.
+	if cfg.DNSPort > 0 {
+		line("-A %s -m owner --uid-owner %d -j RETURN", ChainDNS, cfg.ProxyUID)
+		if cfg.ProxyGID > 0 {
+			line("-A %s -m owner --gid-owner %d -j RETURN", ChainDNS, cfg.ProxyGID)
+		}
+		line("-A %s -p udp -j REDIRECT --to-ports %d", ChainDNS, cfg.DNSPort)
+		line("-A %s -p tcp -j REDIRECT --to-ports %d", ChainDNS, cfg.DNSPort)
+	}
+	for _, j := range jumps(cfg) {
+		if j.table == "nat" && addJump(j) {
 			line("-A %s %s", j.chain, j.rule)
 		}
 	}
 	line("COMMIT")
+
+	// With DNS redirected, the app's queries to a resolver and the proxy's (forwarded
+	// from its DNS server to the same resolver) could share a UDP 4-tuple: a query of
+	// the app whose source port the proxy used a moment ago would match the proxy's
+	// conntrack entry, which was not redirected, and go to the resolver directly. So
+	// they are tracked in two conntrack zones: the proxy's queries to port 53 and their
+	// answers in zone 1, the app's queries and the DNS server's answers in zone 2.
+	if cfg.DNSPort > 0 {
+		line("*raw")
+		line(":%s - [0:0]", ChainDNSOut)
+		line(":%s - [0:0]", ChainDNSIn)
+		line("-A %s -p udp -m udp --dport 53 -m owner --uid-owner %d -j CT --zone 1", ChainDNSOut, cfg.ProxyUID)
+		line("-A %s -p udp -m udp --sport %d -m owner --uid-owner %d -j CT --zone 2", ChainDNSOut, cfg.DNSPort, cfg.ProxyUID)
+		line("-A %s -p udp -m udp --dport 53 -m owner ! --uid-owner %d -j CT --zone 2", ChainDNSOut, cfg.ProxyUID)
+		line("-A %s -p udp -m udp --sport 53 -j CT --zone 1", ChainDNSIn)
+		for _, j := range jumps(cfg) {
+			if j.table == "raw" && addJump(j) {
+				line("-A %s %s", j.chain, j.rule)
+			}
+		}
+		line("COMMIT")
+	}
 	return b.String(), nil
 }
 
@@ -125,7 +178,10 @@ func validate(cfg Config) error {
 	for _, p := range []struct {
 		name string
 		port int
-	}{{"inbound port", cfg.InboundPort}, {"outbound port", cfg.OutboundPort}} {
+	}{{"inbound port", cfg.InboundPort}, {"outbound port", cfg.OutboundPort}, {"DNS port", cfg.DNSPort}} {
+		if p.name == "DNS port" && p.port == 0 {
+			continue // no DNS redirection
+		}
 		if p.port < 1 || p.port > 65535 {
 			return fmt.Errorf("%s %d: out of range 1..65535", p.name, p.port)
 		}

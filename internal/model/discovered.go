@@ -1,7 +1,9 @@
 package model
 
 import (
+	"cmp"
 	"net"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,7 +64,59 @@ func (b *builder) addDiscoveredEndpoints() {
 			MTLS:     mode,
 			Labels:   ep.Labels,
 		})
+		b.addPodInbound(ep, p)
 	}
+}
+
+// addPodInbound records the endpoint's address as an inbound port of its pod's
+// sidecar: the pod's target port, with the protocol of the service port that reaches
+// it (the first one, by the order of discovery, when several do).
+func (b *builder) addPodInbound(ep DiscoveredEndpoint, p *Port) {
+	target := targetPortOf(ep.Address)
+	if ep.NodeID == "" || !ep.Sidecar || target == 0 {
+		return
+	}
+	if b.mesh.podInbound == nil {
+		b.mesh.podInbound = make(map[string][]InboundPort)
+		b.mesh.podLabels = make(map[string]map[string]string)
+	}
+	if ep.Labels != nil {
+		b.mesh.podLabels[ep.NodeID] = ep.Labels
+	}
+	for _, in := range b.mesh.podInbound[ep.NodeID] {
+		if in.Inbound == ep.Address {
+			return
+		}
+	}
+	b.mesh.podInbound[ep.NodeID] = append(b.mesh.podInbound[ep.NodeID], InboundPort{
+		Name:     p.Name,
+		Port:     target,
+		Protocol: p.Protocol,
+		Target:   net.JoinHostPort("127.0.0.1", strconv.FormatUint(uint64(target), 10)),
+		Inbound:  ep.Address,
+	})
+}
+
+// AddPodInbound gives a sidecar that announces its pod IP (bootstrap.Metadata.PodIP)
+// and declares no ports the inbound ports service discovery lists for its pod at that
+// IP: an inbound listener on <pod IP>:<target port> forwarding to 127.0.0.1:<target
+// port>, which is where the other sidecars' endpoints for the pod point. Addresses at
+// another IP (a pod recreated under the same name) are left out. A sidecar that
+// announces no labels gets the pod's, so that its inbound ports take the mutual TLS
+// mode its clients use toward it.
+func (m *Mesh) AddPodInbound(p *Proxy, podIP string) {
+	if podIP == "" || len(p.Inbound) > 0 {
+		return
+	}
+	for _, in := range m.podInbound[p.ID] {
+		if host, _, err := net.SplitHostPort(in.Inbound); err == nil && host == podIP {
+			p.Inbound = append(p.Inbound, in)
+		}
+	}
+	if len(p.Inbound) > 0 && len(p.Labels) == 0 {
+		p.Labels = m.podLabels[p.ID]
+	}
+	slices.SortFunc(p.Inbound, func(a, b InboundPort) int { return cmp.Compare(a.Port, b.Port) })
 }
 
 // targetPortOf is the port of host:port, or 0.

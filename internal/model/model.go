@@ -83,6 +83,11 @@ type Mesh struct {
 	// autoInbound holds "<node ID>/<port>" for the workload ports whose protocol
 	// is detected (protocol.go).
 	autoInbound map[string]bool
+	// podInbound holds, by node ID, the inbound ports of the pods that service
+	// discovery lists (discovered.go), for the sidecars that announce their pod IP.
+	podInbound map[string][]InboundPort
+	// podLabels holds the labels of those pods, by node ID.
+	podLabels map[string]map[string]string
 }
 
 // Service is one service of the mesh.

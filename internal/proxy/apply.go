@@ -70,6 +70,7 @@ func (p *Proxy) Apply(u xdsclient.Update) error {
 	}
 	p.http.Upstreams().Attach(table)
 	p.table.Store(table)
+	p.updateDNS(table)
 	p.listeners.Activate(table)
 	if !p.ready.Swap(true) {
 		p.cfg.Logger.Info("first configuration applied; ready", "listeners", len(table.Listeners), "clusters", len(table.Clusters))

@@ -13,6 +13,7 @@ import (
 	"trellis.dev/trellis/internal/bootstrap"
 	"trellis.dev/trellis/internal/proxy/admin"
 	"trellis.dev/trellis/internal/proxy/cluster"
+	"trellis.dev/trellis/internal/proxy/dns"
 	"trellis.dev/trellis/internal/proxy/extauthz"
 	"trellis.dev/trellis/internal/proxy/forward"
 	"trellis.dev/trellis/internal/proxy/listener"
@@ -58,6 +59,8 @@ type Proxy struct {
 
 	// sec is mutual TLS: the control plane connection, certificate and trust bundle.
 	sec *security
+	// dns answers the app's DNS queries (dnsserver.go); nil without bootstrap.DNS.
+	dns *dns.Server
 
 	table atomic.Pointer[runtime.Table]
 	// limiter enforces rate limits; it keeps local buckets across tables.
@@ -129,6 +132,11 @@ func New(cfg Config) (*Proxy, error) {
 		p.abandonTelemetry()
 		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
 	}
+	if err := p.newDNS(); err != nil {
+		p.sec.conn.Close()
+		p.abandonTelemetry()
+		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
+	}
 	var err error
 	p.admin, err = admin.New(admin.Config{Address: b.Admin, State: p, Logger: cfg.Logger})
 	if err != nil {
@@ -188,6 +196,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		metricsDone <- nil
 	}
 
+	waitDNS := p.serveDNS(adminCtx)
 	waitRotator := p.sec.run(ctx)
 	xdsDone := make(chan error, 1)
 	go func() { xdsDone <- p.client.Run(ctx) }()
@@ -219,6 +228,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 		runErr = err
 	}
 	if err := <-metricsDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	if err := waitDNS(); err != nil && runErr == nil {
 		runErr = err
 	}
 	log.Info("sidecar stopped")

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"trellis.dev/trellis/internal/proxy/admin"
+	"trellis.dev/trellis/internal/proxy/appprobe"
 	"trellis.dev/trellis/internal/proxy/telemetry"
 )
 
@@ -28,11 +29,16 @@ func (p *Proxy) newTelemetry() error {
 	}
 	p.accessLog = accessLog
 	if b.Metrics != "" {
+		var probes http.Handler
+		if len(b.AppProbes) > 0 {
+			probes = appprobe.Handler(b.AppProbes, p.cfg.Logger)
+		}
 		p.metricsSrv, err = telemetry.NewServer(telemetry.ServerConfig{
-			Address:  b.Metrics,
-			Gatherer: p.telemetry.Metrics().Registry(),
-			Ready:    p.Ready,
-			Logger:   p.cfg.Logger,
+			Address:   b.Metrics,
+			Gatherer:  p.telemetry.Metrics().Registry(),
+			Ready:     p.Ready,
+			AppProbes: probes,
+			Logger:    p.cfg.Logger,
 		})
 		if err != nil {
 			p.closeTelemetry(context.Background())

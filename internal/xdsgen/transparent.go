@@ -46,8 +46,9 @@ func (g *generator) transparent() {
 	if g.proxy.RegistryOnly {
 		outboundDefault = BlackHoleCluster
 	}
-	g.res.Listeners = append(g.res.Listeners,
-		captureListener(VirtualOutboundListener, OutboundCapturePort, corev3.TrafficDirection_OUTBOUND, outboundDefault),
+	virtualOutbound := captureListener(VirtualOutboundListener, OutboundCapturePort, corev3.TrafficDirection_OUTBOUND, outboundDefault)
+	virtualOutbound.Metadata = g.dnsTable()
+	g.res.Listeners = append(g.res.Listeners, virtualOutbound,
 		captureListener(VirtualInboundListener, InboundCapturePort, corev3.TrafficDirection_INBOUND, PassthroughCluster))
 	g.res.Clusters = append(g.res.Clusters, &clusterv3.Cluster{
 		Name:                 PassthroughCluster,

@@ -22,6 +22,9 @@ const (
 )
 
 func helperMode() (int, bool) {
+	if code, ok := kubeHelperMode(); ok {
+		return code, true
+	}
 	if addr := os.Getenv(echoEnv); addr != "" {
 		err := http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "echo %s", r.Host)
@@ -57,14 +60,7 @@ const (
 
 func newTransparentNet(t *testing.T) transparentNet {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs and iptables rules, and runs the sidecars as uid 1337")
-	}
-	for _, tool := range []string{"ip", "iptables", "iptables-restore", "setpriv"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (hack/test-deps.sh installs it)", tool)
-		}
-	}
+	needNetNS(t)
 	id := os.Getpid() % 100000
 	n := transparentNet{client: fmt.Sprintf("trtp-c-%d", id), server: fmt.Sprintf("trtp-s-%d", id)}
 	hc, hs := fmt.Sprintf("trtpc%d", id), fmt.Sprintf("trtps%d", id)
@@ -99,6 +95,20 @@ func newTransparentNet(t *testing.T) transparentNet {
 		run("ip", "netns", "exec", ns, trellisBin, "iptables")
 	}
 	return n
+}
+
+// needNetNS skips t unless it runs as root with the tools to make network namespaces,
+// iptables rules and processes of the proxy's UID.
+func needNetNS(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, veth pairs and iptables rules, and runs the sidecars as uid 1337")
+	}
+	for _, tool := range []string{"ip", "iptables", "iptables-restore", "setpriv"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (hack/test-deps.sh installs it)", tool)
+		}
+	}
 }
 
 // startIn runs a command in network namespace ns (as uid 1337 when proxy is set) until

@@ -27,6 +27,9 @@ type Config struct {
 	Bundle func() []byte
 	// Interval between checks; default 30s.
 	Interval time.Duration
+	// RootCert, if set, is the ConfigMap that also gets the bundle in every selected
+	// namespace (rootcert.go).
+	RootCert *RootCert
 	// Logger receives one line per update and per failed check; default slog.Default().
 	Logger *slog.Logger
 }
@@ -59,8 +62,15 @@ func (k *Keeper) Trigger() {
 	}
 }
 
-// Run checks at once, then every Interval and on Trigger, until ctx ends.
+// Run checks at once, then every Interval and on Trigger (and, with RootCert, when a
+// selected namespace appears or changes), until ctx ends.
 func (k *Keeper) Run(ctx context.Context) {
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		k.watchNamespaces(ctx)
+	}()
+	defer func() { <-watched }()
 	tick := time.NewTicker(k.cfg.Interval)
 	defer tick.Stop()
 	for {
@@ -76,7 +86,8 @@ func (k *Keeper) Run(ctx context.Context) {
 	}
 }
 
-// Sync makes both configurations carry the current bundle, once.
+// Sync makes both configurations (and the RootCert ConfigMaps) carry the current
+// bundle, once.
 func (k *Keeper) Sync(ctx context.Context) error {
 	bundle := k.cfg.Bundle()
 	if len(bundle) == 0 {
@@ -89,6 +100,7 @@ func (k *Keeper) Sync(ctx context.Context) error {
 	if name := k.cfg.Validating; name != "" {
 		errs = append(errs, k.syncValidating(ctx, name, bundle))
 	}
+	errs = append(errs, k.syncRootCerts(ctx, bundle))
 	return errors.Join(errs...)
 }
 

@@ -3,8 +3,10 @@ package cabundle_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,5 +89,82 @@ func TestKeeper(t *testing.T) {
 	}
 	if m, v, _, _ := state(); !bytes.Equal(m, bundle) || !bytes.Equal(v, bundle) {
 		t.Errorf("after a bundle change, the caBundles are not the new bundle")
+	}
+}
+
+func TestKeeperRootCert(t *testing.T) {
+	cluster := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var mu sync.Mutex
+	bundle := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+	current := func() []byte { mu.Lock(); defer mu.Unlock(); return bundle }
+	cluster.CreateNamespace(t, "shop", map[string]string{install.InjectionLabel: "enabled"})
+	cluster.CreateNamespace(t, "plain", nil)
+	keeper, err := cabundle.New(cabundle.Config{Client: cluster.Client, Bundle: current, Logger: log,
+		Interval: time.Hour, // only the namespace watch and Trigger make it check
+		RootCert: &cabundle.RootCert{Name: "trellis-ca-root-cert", Key: "root-cert.pem",
+			Selector: install.InjectionLabel + "=enabled", Labels: map[string]string{"app": "trellis"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); keeper.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	configMaps := cluster.Client.CoreV1().ConfigMaps
+	holds := func(ns string, want []byte) func() error {
+		return func() error {
+			cm, err := configMaps(ns).Get(ctx, "trellis-ca-root-cert", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if got := cm.Data["root-cert.pem"]; got != string(want) {
+				return fmt.Errorf("ConfigMap %s/trellis-ca-root-cert holds %q", ns, got)
+			}
+			return nil
+		}
+	}
+	waitFor(t, "the ConfigMap in shop", holds("shop", bundle))
+	if _, err := configMaps("plain").Get(ctx, "trellis-ca-root-cert", metav1.GetOptions{}); err == nil {
+		t.Errorf("a namespace without the injection label got the ConfigMap")
+	}
+
+	// Labelled later: the namespace watch brings the ConfigMap at once (the interval is
+	// an hour).
+	ns, err := cluster.Client.CoreV1().Namespaces().Get(ctx, "plain", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels = map[string]string{install.InjectionLabel: "enabled"}
+	if _, err := cluster.Client.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the ConfigMap in the newly labelled namespace", holds("plain", bundle))
+
+	// A new bundle (a root rotation) reaches every ConfigMap on Trigger.
+	mu.Lock()
+	bundle = append(bytes.Clone(bundle), bundle...)
+	mu.Unlock()
+	keeper.Trigger()
+	waitFor(t, "the rotated bundle in shop", holds("shop", current()))
+	waitFor(t, "the rotated bundle in plain", holds("plain", current()))
+}
+
+// waitFor polls f until it succeeds, failing the test after 20s with its last error.
+func waitFor(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

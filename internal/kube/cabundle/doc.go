@@ -11,5 +11,13 @@
 // skipped until the next check. Updates carry the resourceVersion read, so a
 // concurrent change is retried at the next check rather than overwritten.
 //
-// Concurrency: Run is one goroutine; Trigger may be called from any goroutine.
+// With Config.RootCert, it also keeps a ConfigMap (trellis-ca-root-cert, key
+// root-cert.pem) holding the trust bundle in every namespace labelled for injection,
+// created when missing and updated when it differs; injected sidecars mount it to
+// verify the control plane's xDS certificate. A namespace informer (label-filtered)
+// triggers a check when such a namespace appears or is labelled, so its pods do not
+// wait for the next interval.
+//
+// Concurrency: Run is one goroutine, plus the namespace informer's while it runs;
+// Trigger may be called from any goroutine.
 package cabundle

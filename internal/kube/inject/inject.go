@@ -20,6 +20,11 @@ const (
 	ProxyName   = "trellis-proxy"
 	TokenVolume = "trellis-token"
 	DataVolume  = "trellis-data"
+	CAVolume    = "trellis-ca"
+	// RootCertConfigMap is the ConfigMap the leading control plane keeps in every
+	// namespace labelled for injection, holding its trust bundle under RootCertKey.
+	RootCertConfigMap = "trellis-ca-root-cert"
+	RootCertKey       = "root-cert.pem"
 )
 
 // Annotations and labels Pod reads and writes.
@@ -41,11 +46,17 @@ const (
 	OutboundPort = 15001
 	InboundPort  = 15006
 	HealthPort   = 15020
-	HealthPath   = "/healthz/ready"
+	// DNSPort is the proxy's DNS server (bootstrap.DefaultDNS), where trellis-init
+	// redirects the pod's DNS queries.
+	DNSPort    = 15053
+	HealthPath = "/healthz/ready"
 	// TokenDir holds the projected service-account token, file "token".
 	TokenDir = "/var/run/secrets/trellis/tokens"
 	// DataDir is the proxy's writable directory (an in-memory emptyDir).
 	DataDir = "/var/lib/trellis"
+	// CADir holds the trust bundle (RootCertConfigMap), file RootCertKey, which
+	// verifies the control plane's xDS certificate.
+	CADir = "/var/run/secrets/trellis/ca"
 )
 
 // Defaults of Config.
@@ -148,7 +159,21 @@ func inject(meta *metav1.ObjectMeta, spec *corev1.PodSpec, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	spec.InitContainers = append([]corev1.Container{initC, proxyContainer(cfg)}, spec.InitContainers...)
+	proxyC := proxyContainer(cfg)
+	if meta.Annotations[RewriteProbesKey] != "false" {
+		probes, err := rewriteProbes(spec)
+		if err != nil {
+			return err
+		}
+		if probes != nil {
+			env, err := appProbesEnv(probes)
+			if err != nil {
+				return err
+			}
+			proxyC.Env = append(proxyC.Env, env)
+		}
+	}
+	spec.InitContainers = append([]corev1.Container{initC, proxyC}, spec.InitContainers...)
 	spec.Volumes = append(spec.Volumes,
 		corev1.Volume{Name: TokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
@@ -156,6 +181,9 @@ func inject(meta *metav1.ObjectMeta, spec *corev1.PodSpec, cfg Config) error {
 			}}},
 		}}},
 		corev1.Volume{Name: DataVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+		corev1.Volume{Name: CAVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: RootCertConfigMap},
+		}}},
 	)
 	if meta.Annotations == nil {
 		meta.Annotations = map[string]string{}
@@ -172,6 +200,7 @@ func initContainer(annotations map[string]string, cfg Config) (corev1.Container,
 		"--proxy-uid=" + strconv.FormatInt(cfg.ProxyUID, 10),
 		"--inbound-port=" + strconv.Itoa(InboundPort),
 		"--outbound-port=" + strconv.Itoa(OutboundPort),
+		"--dns-port=" + strconv.Itoa(DNSPort),
 	}
 	flags := []struct {
 		annotation, flag, def string
@@ -244,6 +273,7 @@ func proxyContainer(cfg Config) corev1.Container {
 			"proxy",
 			"--kubernetes",
 			"--xds-address=" + cfg.XDSAddress,
+			"--xds-ca-file=" + CADir + "/" + RootCertKey,
 			"--token-file=" + TokenDir + "/token",
 			"--data-dir=" + DataDir,
 		},
@@ -262,6 +292,7 @@ func proxyContainer(cfg Config) corev1.Container {
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: TokenVolume, MountPath: TokenDir, ReadOnly: true},
 			{Name: DataVolume, MountPath: DataDir},
+			{Name: CAVolume, MountPath: CADir, ReadOnly: true},
 		},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser:                ptr.To(cfg.ProxyUID),

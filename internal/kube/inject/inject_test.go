@@ -57,7 +57,7 @@ func TestPodInjects(t *testing.T) {
 
 	initC, proxy := got.Spec.InitContainers[0], got.Spec.InitContainers[1]
 	t.Run("init step", func(t *testing.T) {
-		want := []string{"iptables", "--proxy-uid=1337", "--inbound-port=15006", "--outbound-port=15001",
+		want := []string{"iptables", "--proxy-uid=1337", "--inbound-port=15006", "--outbound-port=15001", "--dns-port=15053",
 			"--include-inbound-ports=*", "--exclude-inbound-ports=15020", "--include-outbound-ip-ranges=*"}
 		if diff := cmp.Diff(want, initC.Args); diff != "" {
 			t.Errorf("args (-want +got):\n%s", diff)

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"trellis.dev/trellis/internal/kube/inject"
 )
 
 // commonLabels are on every object Install creates.
@@ -108,6 +110,15 @@ func clusterRole() *rbacv1.ClusterRole {
 			Resources:     []string{"mutatingwebhookconfigurations", "validatingwebhookconfigurations"},
 			ResourceNames: []string{InjectorName, ValidatorName},
 			Verbs:         []string{"update", "patch"},
+		},
+		// The trust bundle ConfigMap in every meshed namespace (injected sidecars
+		// verify the xDS certificate with it).
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create"}},
+		rbacv1.PolicyRule{
+			APIGroups:     []string{""},
+			Resources:     []string{"configmaps"},
+			ResourceNames: []string{inject.RootCertConfigMap},
+			Verbs:         []string{"get", "update"},
 		},
 	)
 	return &rbacv1.ClusterRole{

@@ -22,6 +22,11 @@ import (
 // Version is the Kubernetes version hack/k8s-tools.sh builds.
 const Version = "v1.37.2"
 
+// ServiceCIDR is the API server's --service-cluster-ip-range, where Services get their
+// ClusterIPs. Nothing on the test machine uses it; tests that run pods in network
+// namespaces route it inside them.
+const ServiceCIDR = "10.96.0.0/16"
+
 // startTimeout bounds how long Start waits for the API server to be ready; the first
 // start on a busy 2-core machine takes tens of seconds.
 const startTimeout = 3 * time.Minute
@@ -122,7 +127,7 @@ func start(t testing.TB, bin string) (*Cluster, error) {
 		"--service-account-signing-key-file=" + files.saSigningKey,
 		"--authorization-mode=RBAC",
 		"--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
-		"--service-cluster-ip-range=10.96.0.0/16",
+		"--service-cluster-ip-range=" + ServiceCIDR,
 		"--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",

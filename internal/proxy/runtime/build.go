@@ -60,6 +60,7 @@ func Build(res Resources) (*Table, error) {
 		l := &Listener{Name: name, Address: spec.addr, Inspect: spec.inspect, Detect: spec.detect,
 			Inbound:        res.Listeners[name].GetTrafficDirection() == corev3.TrafficDirection_INBOUND,
 			UseOriginalDst: spec.useOriginalDst, OriginalDst: spec.origDst, Virtual: spec.virtual}
+		t.mergeDNS(spec.dns)
 		complete := true
 		for _, cs := range spec.chains {
 			fc, err := buildChain(res, name, cs, t.Clusters, routes, &missing)

@@ -15,6 +15,8 @@ var listenerFields = fields(
 	// Transparent proxying (docs/xds.md, "Transparent proxying").
 	"use_original_dst",
 	"bind_to_port",
+	// The DNS table on the capture listener (docs/xds.md "DNS table").
+	"metadata.filter_metadata.fields.list_value.values.string_value",
 	"listener_filters.name",
 	"listener_filters.typed_config",
 	"filter_chains.name",

@@ -45,6 +45,8 @@ type listenerSpec struct {
 	// use_original_dst (its ORIGINAL_DST clusters connect there); virtual is set by
 	// bind_to_port false (transparent.go).
 	useOriginalDst, origDst, virtual bool
+	// dns is the DNS table the listener carries (dns.go).
+	dns map[string][]netip.Addr
 }
 
 type chainSpec struct {
@@ -94,6 +96,9 @@ func parseListener(l *listenerv3.Listener) (*listenerSpec, error) {
 	}
 	spec := &listenerSpec{name: l.GetName(), addr: addr}
 	if err := parseTransparent(l, spec); err != nil {
+		return nil, err
+	}
+	if spec.dns, err = parseDNSTable(l); err != nil {
 		return nil, err
 	}
 	chains := l.GetFilterChains()

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -16,6 +17,9 @@ type Table struct {
 	Listeners map[string]*Listener
 	// Clusters by name.
 	Clusters map[string]*Cluster
+	// DNS is the sidecar's DNS table, host (lower case, no final dot) -> addresses,
+	// from the capture listener's metadata (docs/xds.md "DNS table"); nil if none.
+	DNS map[string][]netip.Addr
 
 	byAddr map[string]*Listener
 }

@@ -28,8 +28,11 @@ type ServerConfig struct {
 	Gatherer prometheus.Gatherer
 	// Ready answers /healthz/ready (200 when true, 503 when false), as the admin
 	// /ready does.
-	Ready  func() bool
-	Logger *slog.Logger
+	Ready func() bool
+	// AppProbes, if set, answers the app probes under /app-health/ (package
+	// appprobe): in a pod, the kubelet's probes of the app, rewritten by the injector.
+	AppProbes http.Handler
+	Logger    *slog.Logger
 }
 
 // Server serves the metrics (/stats/prometheus) and readiness (/healthz/ready).
@@ -48,6 +51,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: errLog}))
 	mux.HandleFunc("GET "+ReadyPath, httpserve.Ready(cfg.Ready))
+	if cfg.AppProbes != nil {
+		mux.Handle("GET /app-health/", cfg.AppProbes)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	return &Server{ln: ln, srv: srv}, nil
 }
