@@ -43,6 +43,11 @@ type Bootstrap struct {
 	Delta bool `json:"delta,omitempty"`
 	// Admin is the admin listener's address; it must be a loopback address.
 	Admin string `json:"admin"`
+	// DrainPeriod is how long the sidecar keeps accepting, without keep-alives, after
+	// SIGTERM before it stops accepting; requests in flight then have as long again to
+	// finish (docs/proxy.md, "Shutdown"). Zero: DefaultDrainPeriod. `trellis proxy --drain-period` and
+	// TRELLIS_DRAIN_PERIOD win over it.
+	DrainPeriod Duration `json:"drainPeriod,omitempty"`
 
 	// Telemetry (docs/telemetry.md).
 
@@ -59,6 +64,9 @@ type Bootstrap struct {
 	// Tracing, when set, turns OpenTelemetry tracing on.
 	Tracing *Tracing `json:"tracing,omitempty"`
 }
+
+// DefaultDrainPeriod is a sidecar's drain period when nothing sets one.
+const DefaultDrainPeriod = 5 * time.Second
 
 // DefaultMetrics is the metrics address of a sidecar in a pod.
 const DefaultMetrics = "0.0.0.0:15020"

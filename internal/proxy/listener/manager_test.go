@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -217,6 +218,81 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	}
 	close(h.release)
 	body, err := io.ReadAll(resp.Body)
+	if err != nil || string(body) != "http "+a {
+		t.Errorf("in-flight response = %q, %v; want it completed", body, err)
+	}
+	<-shutdownDone
+}
+
+func TestDrainKeepsAcceptingAndEndsKeepAlives(t *testing.T) {
+	m, tb, h := newManager(t)
+	a := freeAddr(t)
+	apply(t, m, tb, build(t, xdstest.HTTPListener("web", a, "r")))
+
+	// A request in flight and an idle keep-alive connection when the drain begins.
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	slow, err := c.Get("http://" + a + "/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Body.Close()
+	idle, err := net.DialTimeout("tcp", a, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if _, err := io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	idle.SetDeadline(time.Now().Add(5 * time.Second))
+	first, err := http.ReadResponse(bufio.NewReader(idle), nil)
+	if err != nil || first.Close {
+		t.Fatalf("before the drain: %+v, %v; want a keep-alive response", first, err)
+	}
+	io.Copy(io.Discard, first.Body)
+
+	m.Drain()
+
+	// The idle keep-alive connection is closed.
+	if n, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Errorf("idle keep-alive connection: read %d bytes after Drain, want it closed", n)
+	}
+	// New connections are still accepted and served, with Connection: close.
+	for range 3 {
+		resp, err := (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}).Get("http://" + a + "/")
+		if err != nil {
+			t.Fatalf("new request while draining: %v; want it served", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// resp.Close: the response said Connection: close.
+		if string(body) != "http "+a || !resp.Close {
+			t.Errorf("while draining: %q, close %v; want the answer with Connection: close", body, resp.Close)
+		}
+	}
+
+	// Shutdown then stops accepting and lets the request in flight finish.
+	shutdownDone := make(chan struct{})
+	go func() {
+		defer close(shutdownDone)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.Shutdown(ctx)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", a, time.Second)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting after Shutdown began")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	close(h.release)
+	body, err := io.ReadAll(slow.Body)
 	if err != nil || string(body) != "http "+a {
 		t.Errorf("in-flight response = %q, %v; want it completed", body, err)
 	}
