@@ -301,6 +301,10 @@ spec:
 		t.Fatalf("client's echo cluster balances over %d endpoints (%v), want 2", n, err)
 	}
 
+	retriesBefore, err := statSum(ctx, client, echoCluster, ".upstream_rq_retry")
+	if err != nil {
+		t.Fatal(err)
+	}
 	l := startLoad(t, m.outbound, "echo:8080", faultLoad)
 	pause(ctx, time.Second)
 	if err := os.Remove(alive); err != nil {
@@ -320,6 +324,15 @@ spec:
 	})
 	res := l.wait(t)
 	report(t, "app-replica-dies", res, res.sent/1000, "at most 0.1% lost")
+	// The fault was real: requests reached the dead replica and were retried.
+	retries, err := statSum(ctx, client, echoCluster, ".upstream_rq_retry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the client's sidecar retried %d requests", retries-retriesBefore)
+	if retries == retriesBefore {
+		t.Errorf("the client's sidecar retried nothing: the load never reached the dead replica")
+	}
 	tl, err := send(ctx, m.c, r, 50)
 	if err != nil {
 		t.Fatal(err)
@@ -395,6 +408,17 @@ func TestUnderFaultSidecarSIGTERM(t *testing.T) {
 		}
 	}
 	t.Logf("FAULT scenario=sidecar-sigterm-in-flight sent=%d lost=%d limit=%q", inFlight, failed, "0 lost")
+	// Then it exited (and up started it again).
+	eventually(ctx, t, "echo-v1's sidecar exited and restarted", func() error {
+		st, err := m.up.readState()
+		if err != nil {
+			return err
+		}
+		if pid := st.workload(t, "echo-v1").ProxyPID; pid == 0 || pid == v1State.ProxyPID {
+			return fmt.Errorf("sidecar pid %d", pid)
+		}
+		return nil
+	})
 	report(t, "sidecar-sigterm", l.wait(t), 0, "0 lost")
 }
 

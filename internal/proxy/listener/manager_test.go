@@ -298,3 +298,55 @@ func TestDrainKeepsAcceptingAndEndsKeepAlives(t *testing.T) {
 	}
 	<-shutdownDone
 }
+
+func TestDrainSendsGOAWAYOnHTTP2(t *testing.T) {
+	m, tb, _ := newManager(t)
+	a := freeAddr(t)
+	apply(t, m, tb, build(t, xdstest.HTTPListener("web", a, "r")))
+
+	// An h2c client (prior knowledge) that counts the connections it opens.
+	var dials atomic.Int32
+	protocols := new(http.Protocols)
+	protocols.SetUnencryptedHTTP2(true)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		Protocols: protocols,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}}
+	get := func() error {
+		resp, err := c.Get("http://" + a + "/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err == nil && (resp.ProtoMajor != 2 || string(body) != "http "+a) {
+			err = fmt.Errorf("%s %q", resp.Proto, body)
+		}
+		return err
+	}
+	for range 3 {
+		if err := get(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("%d connections for 3 requests before the drain, want 1 (HTTP/2 multiplexing)", n)
+	}
+
+	m.Drain()
+	// The connection gets GOAWAY once its stream is done: the client moves to a new
+	// one, which is still accepted.
+	deadline := time.Now().Add(5 * time.Second)
+	for dials.Load() == 1 {
+		if err := get(); err != nil {
+			t.Fatalf("a request while draining: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the HTTP/2 connection is still used 5s into the drain; want a GOAWAY")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
