@@ -145,6 +145,25 @@ func answersWith(ctx context.Context, t *testing.T, c *http.Client, r request, n
 	})
 }
 
+// allFrom sends r 50 times and fails the test unless version answered all of them
+// with 200; when says what the mesh went through.
+func allFrom(ctx context.Context, t *testing.T, c *http.Client, r request, version, when string) {
+	t.Helper()
+	tl, err := send(ctx, c, r, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl.versions[version] != 50 {
+		t.Errorf("%s, 50 requests: %v; want all from %s", when, tl, version)
+	}
+}
+
+// twoEchoes are the replicas echo-v1 and echo-v2 of service echo, with subsets v1
+// and v2.
+func twoEchoes() string {
+	return httpEcho("echo-v1", "echo", "v1") + httpEcho("echo-v2", "echo", "v2") + versionSubsets("echo")
+}
+
 // taggedRoute is a VirtualService for echo that sends weight percent of the requests
 // to subset v1, the rest to v2, and sets the response header x-config: tag.
 func taggedRoute(tag string, weight int) string {
@@ -184,10 +203,11 @@ const echoCluster = "cluster.outbound|8080||echo."
 func TestUnderFaultControlPlaneKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	echo := httpEcho("echo-v1", "echo", "v1") + httpEcho("echo-v2", "echo", "v2") + versionSubsets("echo")
+	echo := twoEchoes()
 	m := startMesh(ctx, t, echo+taggedRoute("before", 50))
 	r := request{target: "http://echo:8080/"}
 	answersWith(ctx, t, m.c, r, 5, "X-Config", "before", "")
+
 	_, accepted, rejected, err := xdsCounts(ctx, m.st.Workloads)
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +254,7 @@ func TestUnderFaultControlPlaneKilled(t *testing.T) {
 func TestUnderFaultConfigChurn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	echo := httpEcho("echo-v1", "echo", "v1") + httpEcho("echo-v2", "echo", "v2") + versionSubsets("echo")
+	echo := twoEchoes()
 	m := startMesh(ctx, t, echo+taggedRoute("0", 100))
 	r := request{target: "http://echo:8080/"}
 	answersWith(ctx, t, m.c, r, 5, "X-Config", "0", "v1")
@@ -256,13 +276,7 @@ func TestUnderFaultConfigChurn(t *testing.T) {
 	// The final configuration wins.
 	answersWith(ctx, t, m.c, r, 20, "X-Config", strconv.Itoa(changes), "v2")
 	report(t, "config-churn-20-in-5s", l.wait(t), 0, "0 lost")
-	tl, err := send(ctx, m.c, r, 50)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tl.versions["v2"] != 50 {
-		t.Errorf("after the churn, 50 requests: %v; want all from v2 (the final configuration)", tl)
-	}
+	allFrom(ctx, t, m.c, r, "v2", "after the churn (the final configuration)")
 }
 
 func TestUnderFaultReplicaDies(t *testing.T) {
@@ -333,13 +347,7 @@ spec:
 	if retries == retriesBefore {
 		t.Errorf("the client's sidecar retried nothing: the load never reached the dead replica")
 	}
-	tl, err := send(ctx, m.c, r, 50)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tl.versions["v2"] != 50 {
-		t.Errorf("with echo-v1 dead, 50 requests: %v; want all from v2", tl)
-	}
+	allFrom(ctx, t, m.c, r, "v2", "with echo-v1 dead")
 }
 
 func TestUnderFaultSidecarSIGTERM(t *testing.T) {
@@ -504,8 +512,7 @@ func TestUnderFaultMeshRestart(t *testing.T) {
 	outbound := freeAddr(t)
 	// Strict mutual TLS, and all traffic to v2: the answers depend on the config and
 	// the identities.
-	mesh := httpEcho("echo-v1", "echo", "v1") + httpEcho("echo-v2", "echo", "v2") + versionSubsets("echo") +
-		taggedRoute("restart", 0) + strictMesh + clientWorkload(outbound)
+	mesh := twoEchoes() + taggedRoute("restart", 0) + strictMesh + clientWorkload(outbound)
 	if err := os.WriteFile(meshPath, []byte(mesh), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -181,6 +181,36 @@ func TestListenerLifecycle(t *testing.T) {
 	}
 }
 
+// shutdownInBackground runs m.Shutdown (5s for what is in flight) and closes the
+// returned channel when it returns.
+func shutdownInBackground(m *Manager) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.Shutdown(ctx)
+	}()
+	return done
+}
+
+// waitRefused waits up to 5s for addr to refuse connections once Shutdown began.
+func waitRefused(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting after Shutdown began")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
+
 func TestShutdownDrainsInFlight(t *testing.T) {
 	m, tb, h := newManager(t)
 	a := freeAddr(t)
@@ -191,26 +221,9 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	shutdownDone := make(chan struct{})
-	go func() {
-		defer close(shutdownDone)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		m.Shutdown(ctx)
-	}()
+	shutdownDone := shutdownInBackground(m)
 	// New connections are refused while the request in flight goes on.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", a, time.Second)
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still accepting after Shutdown began")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
+	waitRefused(t, a)
 	select {
 	case <-shutdownDone:
 		t.Fatal("Shutdown returned before the request in flight finished")
@@ -272,25 +285,8 @@ func TestDrainKeepsAcceptingAndEndsKeepAlives(t *testing.T) {
 	}
 
 	// Shutdown then stops accepting and lets the request in flight finish.
-	shutdownDone := make(chan struct{})
-	go func() {
-		defer close(shutdownDone)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		m.Shutdown(ctx)
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", a, time.Second)
-		if err != nil {
-			break
-		}
-		conn.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still accepting after Shutdown began")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
+	shutdownDone := shutdownInBackground(m)
+	waitRefused(t, a)
 	close(h.release)
 	body, err := io.ReadAll(slow.Body)
 	if err != nil || string(body) != "http "+a {
