@@ -36,7 +36,8 @@ On SIGTERM it drains: it reports not ready, leaves the control plane (which take
 its endpoints out of the other sidecars' pools), keeps accepting for the drain
 period while answering with "Connection: close" (HTTP/2: GOAWAY), then stops
 accepting, lets requests in flight finish for up to the drain period again, and
-exits. SIGINT skips the drain period. The drain period is --drain-period, else
+exits. SIGINT skips the drain period; a second signal ends the sidecar at
+once. The drain period is --drain-period, else
 $TRELLIS_DRAIN_PERIOD, else the bootstrap's drainPeriod, else 5s.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -111,7 +112,8 @@ func applyDrainPeriod(cmd *cobra.Command, flag time.Duration, getenv func(string
 }
 
 // proxySignals returns a context that SIGTERM ends (the sidecar drains) and SIGINT
-// ends with the cause proxy.SkipDrainPeriod.
+// ends with the cause proxy.SkipDrainPeriod. After the first, the signals have their
+// default action again: a second one ends the process at once.
 func proxySignals(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
 	sigs := make(chan os.Signal, 1)
@@ -120,6 +122,7 @@ func proxySignals(parent context.Context) (context.Context, func()) {
 	go func() {
 		select {
 		case sig := <-sigs:
+			signal.Stop(sigs)
 			if sig == os.Interrupt {
 				cancel(proxy.SkipDrainPeriod)
 			} else {
