@@ -243,8 +243,12 @@ func (b *builder) declare(name, ns string, ports []declaredPort, who, source str
 	}
 }
 
-// addEndpoints makes an instance an endpoint of every service that selects it.
+// addEndpoints makes an instance an endpoint of every service that selects it, once
+// it serves.
 func (b *builder) addEndpoints(inst registry.Instance) {
+	if inst.Starting {
+		return
+	}
 	md := inst.Metadata
 	ns := namespaceOr(md.Namespace)
 	for _, s := range b.mesh.Services {

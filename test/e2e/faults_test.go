@@ -383,6 +383,19 @@ func TestUnderFaultSidecarSIGTERM(t *testing.T) {
 	if err := syscall.Kill(v1State.ProxyPID, syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM to echo-v1's sidecar (%d): %v", v1State.ProxyPID, err)
 	}
+	// Its endpoint leaves the client's pool (until up restarts it): how long after?
+	left := make(chan time.Duration, 1)
+	go func() {
+		client := m.st.workload(t, "client")
+		for ctx.Err() == nil && time.Since(sigterm) < 10*time.Second {
+			if n, err := statSum(ctx, client, echoCluster, ".membership_total"); err == nil && n == 1 {
+				left <- time.Since(sigterm)
+				return
+			}
+			pause(ctx, 20*time.Millisecond)
+		}
+		left <- -1
+	}()
 	// During the drain period a new connection is still served, with Connection: close.
 	pause(ctx, drain/4)
 	resp, _, err := get(ctx, &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}, "http://"+inbound+"/", "")
@@ -407,6 +420,11 @@ func TestUnderFaultSidecarSIGTERM(t *testing.T) {
 	})
 	if refused < drain {
 		t.Errorf("echo-v1's sidecar stopped accepting %s after SIGTERM, before its drain period of %s", refused, drain)
+	}
+	if d := <-left; d < 0 {
+		t.Errorf("echo-v1 never left the client's pool after the SIGTERM")
+	} else {
+		t.Logf("echo-v1 left the client's pool %s after the SIGTERM; it stopped accepting %s after it", d.Round(time.Millisecond), refused.Round(time.Millisecond))
 	}
 	failed := 0
 	for range inFlight {
