@@ -146,6 +146,11 @@ type Metadata struct {
 	// path normalization). The sidecar sets it itself. The control plane sends those
 	// fields only to sidecars that set it; toward the others it fails closed.
 	Authz bool `json:"authz,omitempty"`
+	// Serving says that the sidecar's listeners already serve when it opens the
+	// stream (it reconnects, after a control plane restart for instance). The sidecar
+	// sets it itself. The control plane makes a sidecar an endpoint of its services
+	// once it acknowledges its listeners, or at once when it sets Serving.
+	Serving bool `json:"serving,omitempty"`
 	// Metrics is where the sidecar serves /stats/prometheus (the bound address of the
 	// bootstrap's Metrics), for the control plane's dashboard to scrape; empty when it
 	// serves no metrics. The sidecar sets it itself.

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	"trellis.dev/trellis/internal/bootstrap"
 	"trellis.dev/trellis/internal/proxy/admin"
 	"trellis.dev/trellis/internal/proxy/cluster"
@@ -152,18 +154,26 @@ func New(cfg Config) (*Proxy, error) {
 	// The control plane's dashboard scrapes and taps the sidecar where it says.
 	announced.Metadata.Metrics, announced.Metadata.Admin = announcedMetrics(p.MetricsAddr()), p.admin.Addr()
 	node, err := announced.ToProto()
+	var servingNode *corev3.Node
+	if err == nil {
+		// On a reconnection with listeners serving, the node says so (docs/xds.md).
+		announced.Metadata.Serving = true
+		servingNode, err = announced.ToProto()
+	}
 	if err != nil {
 		p.admin.Close()
 		p.abandonTelemetry()
 		return nil, fmt.Errorf("bootstrap of %s: %w", b.Node.ID, err)
 	}
 	p.client, err = xdsclient.New(xdsclient.Config{
-		Conn:    p.sec.conn,
-		Server:  b.XDS,
-		Node:    node,
-		Delta:   b.Delta,
-		Handler: p,
-		Logger:  cfg.Logger,
+		Conn:        p.sec.conn,
+		Server:      b.XDS,
+		Node:        node,
+		ServingNode: servingNode,
+		Serving:     func() bool { return p.table.Load() != nil },
+		Delta:       b.Delta,
+		Handler:     p,
+		Logger:      cfg.Logger,
 	})
 	if err != nil {
 		p.admin.Close()

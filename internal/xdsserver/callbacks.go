@@ -106,7 +106,9 @@ func (c *callbacks) request(stream registry.Stream, node *corev3.Node) (string, 
 		md = bootstrap.Metadata{Workload: node.GetId()}
 	}
 	c.streams[stream] = node.GetId()
-	c.registry.Register(stream, registry.Instance{NodeID: node.GetId(), Metadata: md, Starting: true})
+	// A sidecar is an endpoint once it has its listeners: at its first listener ACK,
+	// or now if it says it is serving already (a reconnection).
+	c.registry.Register(stream, registry.Instance{NodeID: node.GetId(), Metadata: md, Starting: !md.Serving})
 	c.log.Info("proxy connected", "node", node.GetId(), "protocol", stream.Protocol, "stream", stream.ID)
 	return node.GetId(), nil
 }

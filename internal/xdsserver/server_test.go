@@ -331,3 +331,31 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, typ string) float
 	}
 	return 0
 }
+
+func TestReconnectingSidecarIsAnEndpointAtOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f := start(ctx, t)
+	for _, tt := range []struct {
+		workload string
+		serving  bool
+	}{{"echo-v1", false}, {"echo-v2", true}} {
+		n := bootstrap.Node{ID: tt.workload + ".default", Cluster: "echo", Metadata: bootstrap.Metadata{
+			Workload: tt.workload, Namespace: "default", Service: "echo", Outbound: "127.0.0.1:1", Serving: tt.serving,
+			Ports: []bootstrap.Port{{Name: "http", Port: 80, Protocol: "HTTP", Target: "127.0.0.1:2", Inbound: "127.0.0.1:3"}}}}
+		node, err := n.ToProto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newSotW(ctx, t, f.conn, node)
+		if err := c.subscribe(resource.ClusterType); err != nil {
+			t.Fatal(err)
+		}
+		await(t, c, "clusters", func() bool { return len(c.resources(resource.ClusterType)) > 0 })
+		// Neither acknowledged listeners: only the one that says it serves is an
+		// endpoint.
+		if inst, ok := f.reg.Lookup(n.ID); !ok || inst.Starting == tt.serving {
+			t.Errorf("%s (serving %v): registered %v, starting %v; want starting %v", n.ID, tt.serving, ok, inst.Starting, !tt.serving)
+		}
+	}
+}
