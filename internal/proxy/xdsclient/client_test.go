@@ -264,6 +264,62 @@ func TestRepeatedNACKIsDelayed(t *testing.T) {
 	}
 }
 
+// The node of a stream opened while the handler serves is Config.ServingNode: the
+// nodes differ here by cluster, in the sidecar by the metadata field serving.
+func TestReconnectSendsServingNode(t *testing.T) {
+	for _, delta := range []bool{false, true} {
+		t.Run(fmt.Sprintf("delta %v", delta), func(t *testing.T) {
+			srv := xdstest.Start(t, "127.0.0.1:0", nil)
+			srv.Set(t, "n1", "1", resources(1)...)
+			h := &handler{accepted: map[string]Update{}}
+			c, err := New(Config{
+				Server: srv.Addr, Delta: delta, Handler: h, Logger: slog.New(slog.DiscardHandler),
+				Node:        &corev3.Node{Id: "n1", Cluster: "starting"},
+				ServingNode: &corev3.Node{Id: "n1", Cluster: "serving"},
+				Serving:     func() bool { return len(h.names()[runtime.ListenerType]) > 0 },
+				MinBackoff:  20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			waitFor(t, "configuration", func() error {
+				if len(h.names()[runtime.EndpointType]) != 1 {
+					return fmt.Errorf("no endpoints yet")
+				}
+				return nil
+			})
+			addr := srv.Addr
+			srv.Stop()
+			srv2 := xdstest.Start(t, addr, nil)
+			srv2.Set(t, "n1", "2", resources(2)...)
+			waitFor(t, "configuration after reconnect", func() error {
+				if got := h.names()[runtime.EndpointType]; len(got) != 2 {
+					return fmt.Errorf("endpoints %v", got)
+				}
+				return nil
+			})
+			first := func(s *xdstest.Server) string {
+				for _, r := range s.Requests() {
+					if r.NodeCluster != "" {
+						return r.NodeCluster
+					}
+				}
+				return ""
+			}
+			if got := first(srv); got != "starting" {
+				t.Errorf("node of the first stream: cluster %q, want starting", got)
+			}
+			if got := first(srv2); got != "serving" {
+				t.Errorf("node of the stream after the reconnection: cluster %q, want serving", got)
+			}
+		})
+	}
+}
+
 func TestDeltaReconnectSendsVersions(t *testing.T) {
 	srv := xdstest.Start(t, "127.0.0.1:0", nil)
 	srv.Set(t, "n1", "1", resources(1)...)
