@@ -43,6 +43,11 @@ type Bootstrap struct {
 	Delta bool `json:"delta,omitempty"`
 	// Admin is the admin listener's address; it must be a loopback address.
 	Admin string `json:"admin"`
+	// DrainPeriod is how long the sidecar keeps accepting, without keep-alives, after
+	// SIGTERM before it stops accepting; requests in flight then have as long again to
+	// finish (docs/proxy.md, "Shutdown"). Zero: DefaultDrainPeriod. `trellis proxy --drain-period` and
+	// TRELLIS_DRAIN_PERIOD win over it.
+	DrainPeriod Duration `json:"drainPeriod,omitempty"`
 
 	// Telemetry (docs/telemetry.md).
 
@@ -97,6 +102,9 @@ const AppProbesEnv = "TRELLIS_APP_PROBES"
 
 // DefaultDNS is the DNS address of a sidecar in a pod.
 const DefaultDNS = "127.0.0.1:15053"
+
+// DefaultDrainPeriod is a sidecar's drain period when nothing sets one.
+const DefaultDrainPeriod = 5 * time.Second
 
 // DefaultMetrics is the metrics address of a sidecar in a pod.
 const DefaultMetrics = "0.0.0.0:15020"
@@ -176,6 +184,11 @@ type Metadata struct {
 	// path normalization). The sidecar sets it itself. The control plane sends those
 	// fields only to sidecars that set it; toward the others it fails closed.
 	Authz bool `json:"authz,omitempty"`
+	// Serving says that the sidecar's listeners already serve when it opens the
+	// stream (it reconnects, after a control plane restart for instance). The sidecar
+	// sets it itself. The control plane makes a sidecar an endpoint of its services
+	// once it acknowledges its listeners, or at once when it sets Serving.
+	Serving bool `json:"serving,omitempty"`
 	// Metrics is where the sidecar serves /stats/prometheus (the bound address of the
 	// bootstrap's Metrics), for the control plane's dashboard to scrape; empty when it
 	// serves no metrics. The sidecar sets it itself.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +20,7 @@ func newProxyCmd() *cobra.Command {
 	var (
 		bootstrapPath string
 		logLevel      string
-		drainTimeout  time.Duration
+		drainPeriod   time.Duration
 		memoryMiB     int
 		tele          telemetryFlags
 		kube          kubeProxyFlags
@@ -29,8 +30,15 @@ func newProxyCmd() *cobra.Command {
 		Short: "Run the sidecar proxy of one workload",
 		Long: `Run the Trellis sidecar: connect to the control plane named in the bootstrap file,
 serve the listeners it configures over xDS, and forward the workload's HTTP, HTTP/2,
-gRPC and TCP traffic. On SIGINT or SIGTERM it stops accepting, lets requests in flight
-finish for up to --drain-timeout, and exits.`,
+gRPC and TCP traffic.
+
+On SIGTERM it drains: it reports not ready, leaves the control plane (which takes
+its endpoints out of the other sidecars' pools), keeps accepting for the drain
+period while answering with "Connection: close" (HTTP/2: GOAWAY), then stops
+accepting, lets requests in flight finish for up to the drain period again, and
+exits. SIGINT skips the drain period; a second signal ends the sidecar at
+once. The drain period is --drain-period, else
+$TRELLIS_DRAIN_PERIOD, else the bootstrap's drainPeriod, else 5s.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -55,18 +63,21 @@ finish for up to --drain-timeout, and exits.`,
 			if err := tele.apply(cmd, b); err != nil {
 				return err
 			}
+			if err := applyDrainPeriod(cmd, drainPeriod, os.Getenv, b); err != nil {
+				return err
+			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			if limit := setProxyMemoryLimit(memoryMiB, os.Getenv); limit > 0 {
 				logger.Debug("soft memory limit set", "bytes", limit)
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := proxySignals(cmd.Context())
 			defer stop()
-			return proxy.Run(ctx, proxy.Config{Bootstrap: b, DrainTimeout: drainTimeout, Logger: logger})
+			return proxy.Run(ctx, proxy.Config{Bootstrap: b, Logger: logger})
 		},
 	}
 	cmd.Flags().StringVar(&bootstrapPath, "bootstrap", "", "bootstrap file (JSON): node, xDS address, admin address")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long requests in flight may take to finish at shutdown")
+	cmd.Flags().DurationVar(&drainPeriod, "drain-period", proxy.DefaultDrainPeriod, "after SIGTERM, how long to keep accepting (with Connection: close) before stopping; requests in flight then have as long again ("+drainPeriodEnv+", bootstrap drainPeriod)")
 	cmd.Flags().IntVar(&memoryMiB, "memory-limit-mib", defaultProxyMemoryLimitMiB, "soft memory limit of the sidecar in MiB (Go's GOMEMLIMIT, which wins when set in the environment); 0: none")
 	tele.register(cmd)
 	cmd.Flags().BoolVar(&kube.enabled, "kubernetes", false, "injected sidecar: build the bootstrap from POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT and the flags below")
@@ -75,6 +86,56 @@ finish for up to --drain-timeout, and exits.`,
 	cmd.Flags().StringVar(&kube.tokenFile, "token-file", "", "with --kubernetes: the projected service-account token (audience trellis-ca)")
 	cmd.Flags().StringVar(&kube.dataDir, "data-dir", "", "with --kubernetes: writable directory for the sidecar's state")
 	return cmd
+}
+
+// drainPeriodEnv sets the drain period when --drain-period is not given.
+const drainPeriodEnv = "TRELLIS_DRAIN_PERIOD"
+
+// applyDrainPeriod sets b's drain period from --drain-period, else from
+// $TRELLIS_DRAIN_PERIOD; else b keeps its own.
+func applyDrainPeriod(cmd *cobra.Command, flag time.Duration, getenv func(string) string, b *bootstrap.Bootstrap) error {
+	if cmd.Flags().Changed("drain-period") {
+		if flag <= 0 {
+			return fmt.Errorf("--drain-period %s: want a positive duration", flag)
+		}
+		b.DrainPeriod = bootstrap.Duration(flag)
+		return nil
+	}
+	if v := getenv(drainPeriodEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s=%q: want a positive duration such as 5s", drainPeriodEnv, v)
+		}
+		b.DrainPeriod = bootstrap.Duration(d)
+	}
+	return nil
+}
+
+// proxySignals returns a context that SIGTERM ends (the sidecar drains) and SIGINT
+// ends with the cause proxy.SkipDrainPeriod. After the first, the signals have their
+// default action again: a second one ends the process at once.
+func proxySignals(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			signal.Stop(sigs)
+			if sig == os.Interrupt {
+				cancel(proxy.SkipDrainPeriod)
+			} else {
+				cancel(fmt.Errorf("%s received", sig))
+			}
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
 }
 
 // telemetryFlags override the bootstrap's telemetry settings (docs/telemetry.md).

@@ -209,6 +209,11 @@ func TestParseErrors(t *testing.T) {
 			want: []string{`mesh.yaml:9: Workload default/echo-v1: spec.outbound: "127.0.0.1:http": port "http" is not a number in 1..65535`},
 		},
 		{
+			name: "drain period not a duration",
+			src:  workload + lines("  - port: 80", "  drainPeriod: 5"),
+			want: []string{`mesh.yaml:9: Workload default/echo-v1: spec.drainPeriod: "5" is not a positive duration such as 5s`},
+		},
+		{
 			name: "defined twice in one file",
 			src:  workload + lines("  - port: 80", "---") + workload + lines("  - port: 81"),
 			want: []string{"mesh.yaml:10: Workload default/echo-v1: defined twice: here and at mesh.yaml:1 (the one at mesh.yaml:1 is used)"},

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
@@ -61,6 +62,11 @@ func validateWorkload(d *document, w *v1alpha1.Workload) {
 	}
 	if w.Spec.Outbound != "" {
 		validateHostPort(d, spec.key("outbound"), w.Spec.Outbound)
+	}
+	if w.Spec.DrainPeriod != "" {
+		if p, err := time.ParseDuration(w.Spec.DrainPeriod); err != nil || p <= 0 {
+			d.errorf(spec.key("drainPeriod"), "%q is not a positive duration such as 5s", w.Spec.DrainPeriod)
+		}
 	}
 	binds := map[string]int{}
 	for i, u := range w.Spec.Upstreams {

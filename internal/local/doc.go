@@ -26,8 +26,9 @@
 // on the same addresses, new ones start. An invalid edit is logged, one record per
 // problem with file and line, and the mesh keeps running as it was.
 //
-// When Run's context ends, it stops the apps, then the sidecars (which drain), then
-// the control plane: SIGTERM to each process group, SIGKILL after a grace period.
+// When Run's context ends, it stops the apps, then the sidecars, then the control
+// plane: SIGTERM to each process group (SIGINT to the sidecars, which then skip their
+// drain period: their apps are gone), SIGKILL after a grace period.
 //
 // Concurrency: Run's goroutine applies the initial config and later shuts down; in
 // between the watcher goroutine applies reloads, so apply never runs twice at once.

@@ -71,8 +71,6 @@ type Config struct {
 	LogLevel string
 	// AppGrace is how long an app has to exit after SIGTERM. Default 5s.
 	AppGrace time.Duration
-	// DrainTimeout is how long a stopping sidecar drains its connections. Default 3s.
-	DrainTimeout time.Duration
 	// ReadyTimeout is how long to wait for the sidecars to be ready before warning
 	// about the ones that are not. Default 60s.
 	ReadyTimeout time.Duration
@@ -107,9 +105,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.AppGrace <= 0 {
 		c.AppGrace = 5 * time.Second
-	}
-	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 3 * time.Second
 	}
 	if c.ReadyTimeout <= 0 {
 		c.ReadyTimeout = 60 * time.Second

@@ -118,6 +118,8 @@ func newPlan(w config.Workload, in planInput) (*plan, error) {
 	for _, u := range spec.Upstreams {
 		md.Upstreams = append(md.Upstreams, bootstrap.Upstream{Service: u.Service, Port: uint32(u.Port), Bind: u.Bind})
 	}
+	// Validated by config: a positive duration or empty.
+	drain, _ := time.ParseDuration(spec.DrainPeriod)
 	cluster := spec.Service
 	if cluster == "" {
 		cluster = w.Name
@@ -139,6 +141,7 @@ func newPlan(w config.Workload, in planInput) (*plan, error) {
 			Admin:          a.Admin,
 			Metrics:        a.Metrics,
 			AccessLog:      in.AccessLog,
+			DrainPeriod:    bootstrap.Duration(drain),
 		},
 		BootstrapPath: filepath.Join(in.DataDir, "proxies", w.Name+"."+w.Namespace+".json"),
 	}

@@ -26,10 +26,11 @@ func testWorkload() config.Workload {
 				{Name: "http", Port: 9080, TargetPort: 18082, Protocol: v1alpha1.ProtocolHTTP},
 				{Name: "grpc-api", Port: 9090, Protocol: v1alpha1.ProtocolGRPC},
 			},
-			Command:   []string{"./reviews", "--listen", "127.0.0.1:$(PORT)", "--grpc", "$(PORT_GRPC_API)", "--greeting", "$(GREETING)", "$$(PORT)"},
-			Env:       map[string]string{"GREETING": "hi on $(PORT)", "PORT": "1"},
-			Outbound:  "127.0.0.1:15101",
-			Upstreams: []v1alpha1.Upstream{{Service: "tcp-echo", Port: 9000, Bind: "127.0.0.1:19000"}},
+			Command:     []string{"./reviews", "--listen", "127.0.0.1:$(PORT)", "--grpc", "$(PORT_GRPC_API)", "--greeting", "$(GREETING)", "$$(PORT)"},
+			Env:         map[string]string{"GREETING": "hi on $(PORT)", "PORT": "1"},
+			Outbound:    "127.0.0.1:15101",
+			Upstreams:   []v1alpha1.Upstream{{Service: "tcp-echo", Port: 9000, Bind: "127.0.0.1:19000"}},
+			DrainPeriod: "2500ms",
 		},
 	}}
 }
@@ -70,6 +71,7 @@ func TestNewPlan(t *testing.T) {
 		Admin:          pl.Addrs.Admin,
 		Metrics:        pl.Addrs.Metrics,
 		AccessLog:      "-",
+		DrainPeriod:    bootstrap.Duration(2500 * time.Millisecond),
 	}
 	if pl.Addrs.Metrics == "" || pl.Addrs.Metrics == pl.Addrs.Admin {
 		t.Errorf("metrics address %q: want a port of its own", pl.Addrs.Metrics)

@@ -19,7 +19,9 @@ type procSpec struct {
 	Name string
 	Argv []string
 	Env  []string // nil: up's own environment
-	// Grace is how long the child has to exit after SIGTERM before SIGKILL.
+	// StopSignal asks the child to stop; zero: SIGTERM.
+	StopSignal syscall.Signal
+	// Grace is how long the child has to exit after StopSignal before SIGKILL.
 	Grace time.Duration
 }
 
@@ -142,7 +144,11 @@ func (p *proc) runOnce(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
-	killGroup(pid, syscall.SIGTERM)
+	sig := p.spec.StopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	killGroup(pid, sig)
 	grace := time.NewTimer(p.spec.Grace)
 	defer grace.Stop()
 	var err error

@@ -153,7 +153,7 @@ func TestRun(t *testing.T) {
 	go func() {
 		done <- Run(runCtx, Config{
 			Files: []string{mesh}, StatePath: statePath, XDSAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"),
-			Binary: exe, AppGrace: 2 * time.Second, DrainTimeout: time.Second,
+			Binary: exe, AppGrace: 2 * time.Second,
 			Logger: slog.New(slog.NewTextHandler(&logs, nil)), Stdout: &out, Stderr: &out,
 		})
 	}()

@@ -186,11 +186,10 @@ func (s *supervisor) start(w config.Workload, prev *addrs) error {
 
 func (s *supervisor) workloadOptions() workloadOptions {
 	return workloadOptions{
-		Binary:       s.cfg.Binary,
-		AppGrace:     s.cfg.AppGrace,
-		DrainTimeout: s.cfg.DrainTimeout,
-		Proc:         s.procOpts,
-		OnChange:     s.notify,
+		Binary:   s.cfg.Binary,
+		AppGrace: s.cfg.AppGrace,
+		Proc:     s.procOpts,
+		OnChange: s.notify,
 	}
 }
 

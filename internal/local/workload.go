@@ -3,7 +3,10 @@ package local
 import (
 	"context"
 	"sync"
+	"syscall"
 	"time"
+
+	"trellis.dev/trellis/internal/bootstrap"
 )
 
 // appHold is how long an app waits for its sidecar to be ready before it starts
@@ -13,11 +16,10 @@ const appHold = 15 * time.Second
 
 // workloadOptions are the parts of a workload's processes shared by all workloads.
 type workloadOptions struct {
-	Binary       string
-	AppGrace     time.Duration
-	DrainTimeout time.Duration
-	Proc         procOptions
-	OnChange     func()
+	Binary   string
+	AppGrace time.Duration
+	Proc     procOptions
+	OnChange func()
 }
 
 // workloadRun is one running workload: its sidecar and, once the sidecar is ready,
@@ -35,14 +37,22 @@ type workloadRun struct {
 
 func startWorkload(pl *plan, opts workloadOptions) *workloadRun {
 	name := pl.Workload.Name
-	proxy := startProc(procSpec{
+	drain := pl.Bootstrap.DrainPeriod.Std()
+	if drain <= 0 {
+		drain = bootstrap.DefaultDrainPeriod
+	}
+	sidecar := startProc(procSpec{
 		Name: name + "/proxy",
-		Argv: []string{opts.Binary, "proxy", "--bootstrap", pl.BootstrapPath, "--drain-timeout", opts.DrainTimeout.String()},
+		Argv: []string{opts.Binary, "proxy", "--bootstrap", pl.BootstrapPath},
+		// up stops a sidecar only after its app, when nothing is left to drain for:
+		// SIGINT skips the drain period. Requests in flight still get it to finish
+		// (the drain period itself applies to a SIGTERM from outside, docs/proxy.md).
+		StopSignal: syscall.SIGINT,
 		// The sidecar stops by itself once drained; give it some slack beyond that.
-		Grace: opts.DrainTimeout + 5*time.Second,
+		Grace: drain + 5*time.Second,
 	}, opts.Proc)
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &workloadRun{plan: pl, proxy: proxy, cancelStart: cancel, started: make(chan struct{})}
+	r := &workloadRun{plan: pl, proxy: sidecar, cancelStart: cancel, started: make(chan struct{})}
 	go func() {
 		defer close(r.started)
 		if !waitReady(ctx, pl.Addrs.Admin, appHold) {

@@ -243,7 +243,9 @@ func (b *builder) declare(name, ns string, ports []declaredPort, who, source str
 	}
 }
 
-// addEndpoints makes an instance an endpoint of every service that selects it.
+// addEndpoints makes an instance an endpoint of every service that selects it, once
+// it serves; a starting instance gets its inbound protocols all the same, so that its
+// listeners do not change when it starts serving.
 func (b *builder) addEndpoints(inst registry.Instance) {
 	md := inst.Metadata
 	ns := namespaceOr(md.Namespace)
@@ -257,7 +259,7 @@ func (b *builder) addEndpoints(inst registry.Instance) {
 				continue
 			}
 			for _, p := range s.Ports {
-				if mp := findPort(md.Ports, "", p.Number); mp != nil {
+				if mp := findPort(md.Ports, "", p.Number); mp != nil && !inst.Starting {
 					b.addEndpoint(p, mp, inst)
 				}
 			}
@@ -272,7 +274,9 @@ func (b *builder) addEndpoints(inst registry.Instance) {
 					continue
 				}
 				if mp := targetPort(md.Ports, sp); mp != nil {
-					b.addEndpoint(p, mp, inst)
+					if !inst.Starting {
+						b.addEndpoint(p, mp, inst)
+					}
 					b.markAutoInbound(p, mp, inst)
 				}
 			}

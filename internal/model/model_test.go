@@ -28,6 +28,11 @@ func instance(node, service string, labels map[string]string, ports ...bootstrap
 	}}
 }
 
+func starting(inst registry.Instance) registry.Instance {
+	inst.Starting = true
+	return inst
+}
+
 func port(name string, number uint32, protocol, inbound string) bootstrap.Port {
 	return bootstrap.Port{Name: name, Port: number, Protocol: protocol, Inbound: inbound, Target: "127.0.0.1:1"}
 }
@@ -137,6 +142,17 @@ func TestBuild(t *testing.T) {
 			},
 			want: []string{"s.default.svc.cluster.local:80/HTTP(default) -> 127.0.0.1:2001"},
 		},
+		{
+			name: "a starting sidecar (listeners not acknowledged yet) is no endpoint",
+			docs: []string{
+				"apiVersion: trellis.dev/v1alpha1\nkind: Workload\nmetadata: {name: a}\nspec: {service: s, ports: [{port: 80}]}",
+			},
+			instances: []registry.Instance{
+				instance("a.default", "s", nil, port("", 80, "HTTP", "127.0.0.1:2001")),
+				starting(instance("b.default", "s", nil, port("", 80, "HTTP", "127.0.0.1:2002"))),
+			},
+			want: []string{"s.default.svc.cluster.local:80/HTTP(default) -> 127.0.0.1:2001"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +168,21 @@ func TestBuild(t *testing.T) {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A starting sidecar's inbound listener already detects the protocol of the Service
+// port without protocol that reaches it, so it does not change when it serves.
+func TestStartingKeepsInboundProtocol(t *testing.T) {
+	set := parse(t, "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]")
+	for _, inst := range []registry.Instance{
+		instance("w.default", "", map[string]string{"app": "web"}, port("", 8080, "HTTP", "127.0.0.1:2001")),
+		starting(instance("w.default", "", map[string]string{"app": "web"}, port("", 8080, "HTTP", "127.0.0.1:2001"))),
+	} {
+		m := Build(set, []registry.Instance{inst})
+		if got := m.InboundProtocol("w.default", InboundPort{Port: 8080, Protocol: "HTTP"}); got != "AUTO" {
+			t.Errorf("starting %v: inbound protocol %s, want AUTO", inst.Starting, got)
+		}
 	}
 }
 

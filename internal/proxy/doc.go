@@ -25,9 +25,12 @@
 //     only); cluster.Manager owns the clusters' live state and its goroutines (outlier
 //     interval timers, DNS resolution); counters are atomics in stats.
 //   - Run owns every goroutine: on ctx's end it stops the xDS client and the
-//     certificate rotator, drains the listeners for up to the drain timeout, flushes
-//     the telemetry (access log writer, span exporter), and stops the admin and
-//     metrics servers last.
+//     certificate rotator (the control plane drops the sidecar's endpoints), turns
+//     keep-alives off on the listeners (listener.Manager.Drain) and keeps them
+//     accepting for the drain period (skipped when ctx's cause is SkipDrainPeriod),
+//     then shuts them down with as long again for what is in flight, flushes the
+//     telemetry (access log writer, span exporter), and stops the admin and metrics
+//     servers last.
 //
 // Mutual TLS (mtls.go): New dials the control plane once (TLS with the bootstrap's CA
 // file, read again at every reconnection), for ADS and the CA service; with a join

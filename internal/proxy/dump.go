@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -78,5 +80,22 @@ func (p *Proxy) WriteStats(w io.Writer) error {
 			return err
 		}
 	}
+	if err := p.writeMembership(w); err != nil {
+		return err
+	}
 	return p.stats.WriteText(w)
+}
+
+// writeMembership writes each cluster's endpoints balanced over and, when outlier
+// detection is on, how many of them are ejected (Envoy's names).
+func (p *Proxy) writeMembership(w io.Writer) error {
+	states := p.clusters.States()
+	for _, name := range slices.Sorted(maps.Keys(states)) {
+		s := states[name]
+		if _, err := fmt.Fprintf(w, "cluster.%s.membership_total %d\ncluster.%s.outlier_detection.ejections_active %d\n",
+			name, len(s.Endpoints()), name, s.Ejected()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

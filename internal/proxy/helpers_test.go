@@ -50,15 +50,16 @@ func startProxy(t *testing.T, node, xds string, delta bool) *Proxy {
 // runProxy runs a sidecar with bootstrap b until the test ends.
 func runProxy(t *testing.T, b *bootstrap.Bootstrap) *Proxy {
 	t.Helper()
-	p, err := New(Config{Bootstrap: b, DrainTimeout: 2 * time.Second, Logger: testLogger().With("node", b.Node.ID)})
+	p, err := New(Config{Bootstrap: b, DrainPeriod: 2 * time.Second, Logger: testLogger().With("node", b.Node.ID)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() {
-		cancel()
+		// The test's clients are gone: no drain period.
+		cancel(SkipDrainPeriod)
 		select {
 		case err := <-done:
 			if err != nil {

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	"trellis.dev/trellis/internal/bootstrap"
 	"trellis.dev/trellis/internal/proxy/admin"
 	"trellis.dev/trellis/internal/proxy/cluster"
@@ -24,18 +26,29 @@ import (
 	"trellis.dev/trellis/internal/proxy/xdsclient"
 )
 
-// DefaultDrainTimeout is how long requests in flight may take to finish at shutdown
-// when Config.DrainTimeout is zero.
-const DefaultDrainTimeout = 5 * time.Second
+// DefaultDrainPeriod is the drain period when neither Config.DrainPeriod nor the
+// bootstrap sets one.
+const DefaultDrainPeriod = bootstrap.DefaultDrainPeriod
+
+// SkipDrainPeriod, as the cause of the cancellation of Run's context
+// (context.WithCancelCause), makes the sidecar stop accepting at once instead of after
+// its drain period: requests in flight still get the drain period to finish. It is for
+// a sidecar whose clients are gone already (`trellis up` stops the apps first, and
+// SIGINT at a terminal).
+var SkipDrainPeriod = errors.New("stopping without a drain period")
 
 // Config configures a sidecar.
 type Config struct {
 	// Bootstrap is the sidecar's start-up configuration: its node, the control plane's
 	// xDS address, the protocol (SotW or Delta) and the admin address (loopback only).
 	Bootstrap *bootstrap.Bootstrap
-	// DrainTimeout bounds how long, at shutdown, requests and connections in flight may
-	// take to finish before they are closed. Zero means DefaultDrainTimeout.
-	DrainTimeout time.Duration
+	// DrainPeriod is the one knob of the shutdown (docs/proxy.md, "Shutdown"): for
+	// this long after Run's context ends the sidecar keeps accepting connections and
+	// serving requests, without keep-alives, while its clients learn that it is
+	// leaving; then it stops accepting, and requests and connections in flight have as
+	// long again to finish before they are closed. Zero: the bootstrap's drainPeriod,
+	// else DefaultDrainPeriod.
+	DrainPeriod time.Duration
 	// Logger receives the sidecar's log.
 	Logger *slog.Logger
 }
@@ -98,10 +111,13 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		return nil, errors.New("proxy: no logger")
 	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = DefaultDrainTimeout
-	}
 	b := cfg.Bootstrap
+	if cfg.DrainPeriod <= 0 {
+		cfg.DrainPeriod = b.DrainPeriod.Std()
+	}
+	if cfg.DrainPeriod <= 0 {
+		cfg.DrainPeriod = DefaultDrainPeriod
+	}
 	if b.XDS == "" {
 		return nil, fmt.Errorf("bootstrap of %s: no xds address", b.Node.ID)
 	}
@@ -126,7 +142,7 @@ func New(cfg Config) (*Proxy, error) {
 		TCP:          &forward.TCP{Stats: p.stats, Recorder: p.telemetry, ExtAuthz: p.extAuthz, Logger: cfg.Logger},
 		Logger:       cfg.Logger,
 		Stats:        p.stats,
-		DrainTimeout: cfg.DrainTimeout,
+		DrainTimeout: cfg.DrainPeriod,
 	})
 	if err := p.newSecurity(); err != nil {
 		p.abandonTelemetry()
@@ -146,18 +162,26 @@ func New(cfg Config) (*Proxy, error) {
 	// The control plane's dashboard scrapes and taps the sidecar where it says.
 	announced.Metadata.Metrics, announced.Metadata.Admin = announcedMetrics(p.MetricsAddr()), p.admin.Addr()
 	node, err := announced.ToProto()
+	var servingNode *corev3.Node
+	if err == nil {
+		// On a reconnection with listeners serving, the node says so (docs/xds.md).
+		announced.Metadata.Serving = true
+		servingNode, err = announced.ToProto()
+	}
 	if err != nil {
 		p.admin.Close()
 		p.abandonTelemetry()
 		return nil, fmt.Errorf("bootstrap of %s: %w", b.Node.ID, err)
 	}
 	p.client, err = xdsclient.New(xdsclient.Config{
-		Conn:    p.sec.conn,
-		Server:  b.XDS,
-		Node:    node,
-		Delta:   b.Delta,
-		Handler: p,
-		Logger:  cfg.Logger,
+		Conn:        p.sec.conn,
+		Server:      b.XDS,
+		Node:        node,
+		ServingNode: servingNode,
+		Serving:     func() bool { return p.table.Load() != nil },
+		Delta:       b.Delta,
+		Handler:     p,
+		Logger:      cfg.Logger,
 	})
 	if err != nil {
 		p.admin.Close()
@@ -177,9 +201,12 @@ func (p *Proxy) Current() *runtime.Table { return p.table.Load() }
 // not draining.
 func (p *Proxy) Ready() bool { return p.ready.Load() && !p.draining.Load() && p.sec.certReady() }
 
-// Run connects to the control plane and serves until ctx ends; then it stops taking
-// configuration, stops accepting, lets requests in flight finish for up to the drain
-// timeout, and closes everything.
+// Run connects to the control plane and serves until ctx ends; then it drains: it
+// marks itself not ready and closes its xDS stream (so the control plane removes its
+// endpoints from the other sidecars' pools), keeps accepting without keep-alives for
+// the drain period (none when ctx's cause is SkipDrainPeriod), then stops accepting,
+// lets requests in flight finish for up to the drain period again, and closes
+// everything.
 func (p *Proxy) Run(ctx context.Context) error {
 	log := p.cfg.Logger.With("node", p.cfg.Bootstrap.Node.ID)
 	log.Info("sidecar starting", "xds", p.cfg.Bootstrap.XDS, "delta", p.cfg.Bootstrap.Delta, "admin", p.AdminAddr())
@@ -208,13 +235,23 @@ func (p *Proxy) Run(ctx context.Context) error {
 		adminDone <- nil
 	}
 	p.draining.Store(true)
-	log.Info("sidecar draining", "timeout", p.cfg.DrainTimeout)
+	period := p.cfg.DrainPeriod
+	if errors.Is(context.Cause(ctx), SkipDrainPeriod) || runErr != nil {
+		period = 0
+	}
+	start := time.Now()
+	p.listeners.Drain()
+	log.Info("sidecar draining", "period", period, "inFlightTimeout", p.cfg.DrainPeriod)
 	if err := <-xdsDone; err != nil && runErr == nil {
 		runErr = err
 	}
 	waitRotator()
 	p.sec.conn.Close()
-	drainCtx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
+	if wait := period - time.Since(start); wait > 0 {
+		time.Sleep(wait) // the drain period: nothing to wait for but the time itself
+	}
+	log.Info("sidecar stops accepting", "afterDraining", time.Since(start).Round(time.Millisecond))
+	drainCtx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainPeriod)
 	defer cancel()
 	p.listeners.Shutdown(drainCtx)
 	p.http.Close()

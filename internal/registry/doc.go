@@ -2,8 +2,12 @@
 //
 // A sidecar announces its workload in the node metadata of its first xDS request
 // (bootstrap.Metadata). The xDS server calls Register with the stream that carried it
-// and Deregister when that stream closes; the instance is an endpoint of its services
-// for as long as at least one of its streams is open. Streams, not node IDs, are the
+// and Deregister when that stream closes. The instance is registered Starting: it
+// gets its own configuration but is no endpoint yet. Once the sidecar acknowledges a
+// listener response (it binds its listeners before it does, and from then on a
+// connection waits in the backlog until it serves), the server calls MarkServing, and
+// the instance is an endpoint of its services for as long as that stream is open. So
+// a sidecar that (re)starts is not sent traffic before it can take it. Streams, not node IDs, are the
 // unit of registration, so a proxy that reconnects before its old stream has closed is
 // not dropped when the old one finally goes.
 //

@@ -32,6 +32,10 @@ type Instance struct {
 	NodeID string
 	// Metadata is the node metadata of the registering request.
 	Metadata bootstrap.Metadata
+	// Starting is set from registration until the sidecar first acknowledges its
+	// listeners (MarkServing): until then its inbound listeners may not be bound yet,
+	// so it gets its own configuration but is no endpoint of its services.
+	Starting bool
 }
 
 type entry struct {
@@ -73,6 +77,25 @@ func (r *Registry) Register(stream Stream, inst Instance) bool {
 		r.notifyLocked()
 	}
 	return !known
+}
+
+// MarkServing records that the sidecar of stream acknowledged its listeners, which
+// it binds before it acknowledges them: from now on it is an endpoint. It reports
+// whether the instance was starting.
+func (r *Registry) MarkServing(stream Stream) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.streams[stream]
+	if !ok || !e.inst.Starting {
+		return false
+	}
+	before := r.viewLocked(e.inst.NodeID)
+	e.inst.Starting = false
+	r.streams[stream] = e
+	if after := r.viewLocked(e.inst.NodeID); !reflect.DeepEqual(before, after) {
+		r.notifyLocked()
+	}
+	return true
 }
 
 // Deregister forgets a stream. The stream's node stays registered while another of

@@ -131,3 +131,29 @@ func TestUnsubscribe(t *testing.T) {
 		t.Error("Lookup(a.default) found nothing")
 	}
 }
+
+func TestStartingUntilServing(t *testing.T) {
+	r := New()
+	ch, stop := r.Subscribe()
+	defer stop()
+	s := Stream{Protocol: SotW, ID: 1}
+	r.Register(s, Instance{NodeID: "a.default", Starting: true})
+	<-ch
+	if got := r.Instances(); len(got) != 1 || !got[0].Starting {
+		t.Fatalf("after Register: %+v, want one starting instance", got)
+	}
+	if !r.MarkServing(s) {
+		t.Fatal("MarkServing of a starting instance reported false")
+	}
+	select {
+	case <-ch:
+	default:
+		t.Error("MarkServing did not notify the subscribers")
+	}
+	if got := r.Instances(); len(got) != 1 || got[0].Starting {
+		t.Errorf("after MarkServing: %+v, want one serving instance", got)
+	}
+	if r.MarkServing(s) || r.MarkServing(Stream{Protocol: SotW, ID: 2}) {
+		t.Error("MarkServing of a serving or unknown stream reported true")
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 
@@ -41,6 +42,9 @@ func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest)
 	}
 	if req.GetErrorDetail() != nil {
 		c.nack(node, req.GetTypeUrl(), req.GetResourceNames(), req.GetResponseNonce(), req.GetErrorDetail())
+	} else if req.GetTypeUrl() == resourcev3.ListenerType && req.GetVersionInfo() != "" {
+		// An ACK of listeners, or a reconnecting sidecar that has some.
+		c.serving(stream, node)
 	}
 	return nil
 }
@@ -53,8 +57,17 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscove
 	}
 	if req.GetErrorDetail() != nil {
 		c.nack(node, req.GetTypeUrl(), req.GetResourceNamesSubscribe(), req.GetResponseNonce(), req.GetErrorDetail())
+	} else if req.GetTypeUrl() == resourcev3.ListenerType && (req.GetResponseNonce() != "" || len(req.GetInitialResourceVersions()) > 0) {
+		c.serving(stream, node)
 	}
 	return nil
+}
+
+// serving makes a starting instance an endpoint: its sidecar has its listeners.
+func (c *callbacks) serving(stream registry.Stream, node string) {
+	if c.registry.MarkServing(stream) {
+		c.log.Info("proxy serving", "node", node, "protocol", stream.Protocol, "stream", stream.ID)
+	}
 }
 
 func (c *callbacks) OnStreamResponse(_ context.Context, _ int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
@@ -93,7 +106,9 @@ func (c *callbacks) request(stream registry.Stream, node *corev3.Node) (string, 
 		md = bootstrap.Metadata{Workload: node.GetId()}
 	}
 	c.streams[stream] = node.GetId()
-	c.registry.Register(stream, registry.Instance{NodeID: node.GetId(), Metadata: md})
+	// A sidecar is an endpoint once it has its listeners: at its first listener ACK,
+	// or now if it says it is serving already (a reconnection).
+	c.registry.Register(stream, registry.Instance{NodeID: node.GetId(), Metadata: md, Starting: !md.Serving})
 	c.log.Info("proxy connected", "node", node.GetId(), "protocol", stream.Protocol, "stream", stream.ID)
 	return node.GetId(), nil
 }

@@ -231,18 +231,29 @@ func TestServer(t *testing.T) {
 			}
 			await(t, a, "endpoints [echo-v1]", equal(a, echoCluster, "127.0.0.1:15201"))
 
-			// A second sidecar registers: the first is pushed the new endpoint, and
-			// nothing else about the clusters.
+			// A second sidecar registers: it is no endpoint until it acknowledges its
+			// listeners; then the first is pushed the new endpoint, and nothing else
+			// about the clusters.
 			bctx, bcancel := context.WithCancel(ctx)
 			b := newClient[tt.second](bctx, t, f.conn, echoNode(t, "echo-v2", "127.0.0.1:15202"))
 			if err := b.subscribe(resource.ClusterType); err != nil {
 				t.Fatal(err)
 			}
+			await(t, b, "the second proxy's clusters", func() bool { return len(b.resources(resource.ClusterType)) == 2 })
+			if inst, ok := f.reg.Lookup("echo-v2.default"); !ok || !inst.Starting {
+				t.Errorf("the second proxy before it acknowledged listeners: %+v (registered %v), want it starting", inst, ok)
+			}
+			if got := endpointsOf(a, echoCluster); !cmp.Equal(got, []string{"127.0.0.1:15201"}) {
+				t.Errorf("endpoints before the second proxy acknowledged listeners: %v, want only the first", got)
+			}
+			if err := b.subscribe(resource.ListenerType); err != nil {
+				t.Fatal(err)
+			}
+			await(t, b, "the second proxy's listeners", func() bool { return len(b.resources(resource.ListenerType)) == 2 })
 			seen := await(t, a, "endpoints [echo-v1 echo-v2]", equal(a, echoCluster, "127.0.0.1:15201", "127.0.0.1:15202"))
 			if seen[resource.ClusterType] != 0 || seen[resource.ListenerType] != 0 {
 				t.Errorf("after an endpoint change the first proxy was sent %v; want endpoints only", seen)
 			}
-			await(t, b, "the second proxy's clusters", func() bool { return len(b.resources(resource.ClusterType)) == 2 })
 			if got := metricValue(t, f.metrics, "trellis_xds_connected_proxies", ""); got != 2 {
 				t.Errorf("trellis_xds_connected_proxies = %v, want 2", got)
 			}
@@ -319,4 +330,32 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, typ string) float
 		}
 	}
 	return 0
+}
+
+func TestReconnectingSidecarIsAnEndpointAtOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f := start(ctx, t)
+	for _, tt := range []struct {
+		workload string
+		serving  bool
+	}{{"echo-v1", false}, {"echo-v2", true}} {
+		n := bootstrap.Node{ID: tt.workload + ".default", Cluster: "echo", Metadata: bootstrap.Metadata{
+			Workload: tt.workload, Namespace: "default", Service: "echo", Outbound: "127.0.0.1:1", Serving: tt.serving,
+			Ports: []bootstrap.Port{{Name: "http", Port: 80, Protocol: "HTTP", Target: "127.0.0.1:2", Inbound: "127.0.0.1:3"}}}}
+		node, err := n.ToProto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newSotW(ctx, t, f.conn, node)
+		if err := c.subscribe(resource.ClusterType); err != nil {
+			t.Fatal(err)
+		}
+		await(t, c, "clusters", func() bool { return len(c.resources(resource.ClusterType)) > 0 })
+		// Neither acknowledged listeners: only the one that says it serves is an
+		// endpoint.
+		if inst, ok := f.reg.Lookup(n.ID); !ok || inst.Starting == tt.serving {
+			t.Errorf("%s (serving %v): registered %v, starting %v; want starting %v", n.ID, tt.serving, ok, inst.Starting, !tt.serving)
+		}
+	}
 }

@@ -60,6 +60,9 @@ spec:
 	get := request{target: "http://echo:8080/"}
 	waitAnswer(ctx, t, m.c, get, http.StatusOK, "v1")
 	other := proxyClient(otherOut)
+	// The other sidecar's configuration converges on its own: echo's endpoint
+	// reaches it once echo's sidecar serves.
+	waitAnswer(ctx, t, other, get, http.StatusForbidden, "")
 	tests := []struct {
 		name   string
 		c      *http.Client

@@ -88,14 +88,7 @@ func TestLiveReload(t *testing.T) {
 
 	write := func(content string) {
 		t.Helper()
-		// Write and rename, as editors save.
-		tmp := meshPath + ".tmp"
-		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, meshPath); err != nil {
-			t.Fatal(err)
-		}
+		replaceFile(t, meshPath, content)
 	}
 
 	// Adding a workload and a Service: both take effect without a restart.

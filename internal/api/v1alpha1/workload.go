@@ -36,6 +36,11 @@ type WorkloadSpec struct {
 	// Upstreams bind fixed local addresses that forward, over the mesh, to a service
 	// port: the way an app reaches a plain TCP service.
 	Upstreams []Upstream `json:"upstreams,omitempty"`
+	// DrainPeriod is how long the sidecar keeps accepting, with Connection: close,
+	// after it gets SIGTERM, before it stops accepting; requests in flight then have as
+	// long again to finish (a Go duration such as "5s"; the sidecar's drainPeriod,
+	// docs/proxy.md "Shutdown"). Empty: 5s.
+	DrainPeriod string `json:"drainPeriod,omitempty"`
 }
 
 // Protocol is the application protocol of a port.

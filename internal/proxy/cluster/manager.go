@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 
@@ -66,6 +67,13 @@ func (m *Manager) State(name string) *State {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.states[name]
+}
+
+// States returns the state of every cluster, by name.
+func (m *Manager) States() map[string]*State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.states)
 }
 
 // Close stops every state's goroutines and waits for them.

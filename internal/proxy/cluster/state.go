@@ -74,6 +74,14 @@ func (s *State) Endpoints() []*lb.Endpoint {
 	return out
 }
 
+// Ejected returns how many of the endpoints outlier detection has ejected now.
+func (s *State) Ejected() int {
+	if o := s.outlier.Load(); o != nil {
+		return int(o.EjectedCount().Load())
+	}
+	return 0
+}
+
 // update applies a cluster's new configuration. For a DNS cluster whose names
 // changed it resolves them once before returning (bounded by dnsFirstWait), so that
 // the first requests find endpoints, then keeps resolving in the background.

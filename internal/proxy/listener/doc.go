@@ -34,6 +34,11 @@
 // chains; the destination travels in the context (runtime.WithOriginalDst) to the
 // ORIGINAL_DST clusters of the TCP proxy.
 //
+// Draining (the sidecar's drain period at shutdown): Drain turns HTTP keep-alives off
+// on every socket while they keep accepting, so HTTP/1.1 responses carry
+// "Connection: close" and HTTP/2 connections get GOAWAY once idle; Shutdown later
+// stops accepting and lets what is in flight finish.
+//
 // Concurrency: Manager.mu guards the socket map; each socket's goroutines (accept
 // loop, HTTP server, TCP connections) are tracked by its WaitGroup, and drains of
 // removed sockets by the Manager's. Shutdown stops accepting everywhere, lets requests

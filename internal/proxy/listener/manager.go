@@ -50,10 +50,11 @@ type Config struct {
 type Manager struct {
 	cfg Config
 
-	mu      sync.Mutex
-	sockets map[string]*socket
-	closed  bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	sockets  map[string]*socket
+	closed   bool
+	draining bool // Drain was called: keep-alives are off on every socket
+	wg       sync.WaitGroup
 }
 
 // New returns a Manager with no sockets.
@@ -145,6 +146,25 @@ func (m *Manager) Activate(t *runtime.Table) {
 				defer cancel()
 				s.drain(ctx)
 			})
+		}
+	}
+}
+
+// Drain puts the sidecar's listeners in the draining state, which lasts until
+// Shutdown: they keep accepting connections and serving requests, but HTTP
+// keep-alives end. An HTTP/1.1 response says "Connection: close" and its connection
+// closes after it, idle HTTP/1.1 connections close at once, and an HTTP/2
+// connection gets a GOAWAY as soon as it has no stream open; so clients open new
+// connections, which go to other endpoints once the control plane has told them this
+// one is leaving, while whatever is in flight finishes. Sockets served later (by
+// Activate) drain too. TCP proxy connections are left alone until Shutdown.
+func (m *Manager) Drain() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.draining = true
+	for _, s := range m.sockets {
+		if s.serving {
+			s.http.SetKeepAlivesEnabled(false)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -180,6 +181,36 @@ func TestListenerLifecycle(t *testing.T) {
 	}
 }
 
+// shutdownInBackground runs m.Shutdown (5s for what is in flight) and closes the
+// returned channel when it returns.
+func shutdownInBackground(m *Manager) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.Shutdown(ctx)
+	}()
+	return done
+}
+
+// waitRefused waits up to 5s for addr to refuse connections once Shutdown began.
+func waitRefused(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting after Shutdown began")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
+
 func TestShutdownDrainsInFlight(t *testing.T) {
 	m, tb, h := newManager(t)
 	a := freeAddr(t)
@@ -190,26 +221,9 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	shutdownDone := make(chan struct{})
-	go func() {
-		defer close(shutdownDone)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		m.Shutdown(ctx)
-	}()
+	shutdownDone := shutdownInBackground(m)
 	// New connections are refused while the request in flight goes on.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", a, time.Second)
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still accepting after Shutdown began")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
+	waitRefused(t, a)
 	select {
 	case <-shutdownDone:
 		t.Fatal("Shutdown returned before the request in flight finished")
@@ -221,4 +235,114 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		t.Errorf("in-flight response = %q, %v; want it completed", body, err)
 	}
 	<-shutdownDone
+}
+
+func TestDrainKeepsAcceptingAndEndsKeepAlives(t *testing.T) {
+	m, tb, h := newManager(t)
+	a := freeAddr(t)
+	apply(t, m, tb, build(t, xdstest.HTTPListener("web", a, "r")))
+
+	// A request in flight and an idle keep-alive connection when the drain begins.
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	slow, err := c.Get("http://" + a + "/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Body.Close()
+	idle, err := net.DialTimeout("tcp", a, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if _, err := io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	idle.SetDeadline(time.Now().Add(5 * time.Second))
+	first, err := http.ReadResponse(bufio.NewReader(idle), nil)
+	if err != nil || first.Close {
+		t.Fatalf("before the drain: %+v, %v; want a keep-alive response", first, err)
+	}
+	io.Copy(io.Discard, first.Body)
+
+	m.Drain()
+
+	// The idle keep-alive connection is closed.
+	if n, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Errorf("idle keep-alive connection: read %d bytes after Drain, want it closed", n)
+	}
+	// New connections are still accepted and served, with Connection: close.
+	for range 3 {
+		resp, err := (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}).Get("http://" + a + "/")
+		if err != nil {
+			t.Fatalf("new request while draining: %v; want it served", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// resp.Close: the response said Connection: close.
+		if string(body) != "http "+a || !resp.Close {
+			t.Errorf("while draining: %q, close %v; want the answer with Connection: close", body, resp.Close)
+		}
+	}
+
+	// Shutdown then stops accepting and lets the request in flight finish.
+	shutdownDone := shutdownInBackground(m)
+	waitRefused(t, a)
+	close(h.release)
+	body, err := io.ReadAll(slow.Body)
+	if err != nil || string(body) != "http "+a {
+		t.Errorf("in-flight response = %q, %v; want it completed", body, err)
+	}
+	<-shutdownDone
+}
+
+func TestDrainSendsGOAWAYOnHTTP2(t *testing.T) {
+	m, tb, _ := newManager(t)
+	a := freeAddr(t)
+	apply(t, m, tb, build(t, xdstest.HTTPListener("web", a, "r")))
+
+	// An h2c client (prior knowledge) that counts the connections it opens.
+	var dials atomic.Int32
+	protocols := new(http.Protocols)
+	protocols.SetUnencryptedHTTP2(true)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		Protocols: protocols,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}}
+	get := func() error {
+		resp, err := c.Get("http://" + a + "/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err == nil && (resp.ProtoMajor != 2 || string(body) != "http "+a) {
+			err = fmt.Errorf("%s %q", resp.Proto, body)
+		}
+		return err
+	}
+	for range 3 {
+		if err := get(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("%d connections for 3 requests before the drain, want 1 (HTTP/2 multiplexing)", n)
+	}
+
+	m.Drain()
+	// The connection gets GOAWAY once its stream is done: the client moves to a new
+	// one, which is still accepted.
+	deadline := time.Now().Add(5 * time.Second)
+	for dials.Load() == 1 {
+		if err := get(); err != nil {
+			t.Fatalf("a request while draining: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the HTTP/2 connection is still used 5s into the drain; want a GOAWAY")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
 }

@@ -52,6 +52,9 @@ func (m *Manager) serve(s *socket) {
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),
 	}
+	if m.draining {
+		s.http.SetKeepAlivesEnabled(false)
+	}
 	s.done.Go(func() { _ = s.http.Serve(s.queue) })
 	if s.ln != nil { // a virtual socket (bind_to_port false) only takes hand-offs
 		s.done.Go(func() { m.accept(s) })

@@ -52,15 +52,16 @@ func freeAddr(t *testing.T) string {
 // startProxy runs a sidecar with bootstrap b until the test ends.
 func startProxy(t *testing.T, b *bootstrap.Bootstrap) *proxy.Proxy {
 	t.Helper()
-	p, err := proxy.New(proxy.Config{Bootstrap: b, DrainTimeout: 2 * time.Second, Logger: testLogger().With("node", b.Node.ID)})
+	p, err := proxy.New(proxy.Config{Bootstrap: b, DrainPeriod: 2 * time.Second, Logger: testLogger().With("node", b.Node.ID)})
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() {
-		cancel()
+		// The test's clients are gone: no drain period.
+		cancel(proxy.SkipDrainPeriod)
 		select {
 		case err := <-done:
 			if err != nil {

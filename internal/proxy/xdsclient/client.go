@@ -31,6 +31,10 @@ type Config struct {
 	Conn *grpc.ClientConn
 	// Node identifies the proxy; it is sent in the first request of every stream.
 	Node *corev3.Node
+	// ServingNode, if set, is sent instead of Node on a stream opened while Serving
+	// reports true: the same node, saying that the proxy's listeners already serve.
+	ServingNode *corev3.Node
+	Serving     func() bool
 	// Delta selects the incremental protocol instead of State of the World.
 	Delta bool
 	// Handler validates and applies what the server sends.

@@ -76,8 +76,14 @@ func (h *handler) names() map[string][]string {
 
 func startClient(t *testing.T, server string, delta bool) (*Client, *handler) {
 	t.Helper()
+	return startClientWith(t, server, delta, nil)
+}
+
+// startClientWith is startClient with the configuration changed by tweak, if set.
+func startClientWith(t *testing.T, server string, delta bool, tweak func(*Config, *handler)) (*Client, *handler) {
+	t.Helper()
 	h := &handler{accepted: map[string]Update{}}
-	c, err := New(Config{
+	cfg := Config{
 		Server:     server,
 		Node:       &corev3.Node{Id: "n1"},
 		Delta:      delta,
@@ -85,7 +91,11 @@ func startClient(t *testing.T, server string, delta bool) (*Client, *handler) {
 		Logger:     slog.New(slog.DiscardHandler),
 		MinBackoff: 20 * time.Millisecond,
 		MaxBackoff: 200 * time.Millisecond,
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg, h)
+	}
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,10 +274,10 @@ func TestRepeatedNACKIsDelayed(t *testing.T) {
 	}
 }
 
-func TestDeltaReconnectSendsVersions(t *testing.T) {
-	srv := xdstest.Start(t, "127.0.0.1:0", nil)
-	srv.Set(t, "n1", "1", resources(1)...)
-	_, h := startClient(t, srv.Addr, true)
+// reconnect waits for h to hold resources(1) from srv, replaces srv by a server on
+// the same address with resources(2), and waits for h to hold those.
+func reconnect(t *testing.T, srv *xdstest.Server, h *handler) *xdstest.Server {
+	t.Helper()
 	waitFor(t, "configuration", func() error {
 		if len(h.names()[runtime.EndpointType]) != 1 {
 			return fmt.Errorf("no endpoints yet")
@@ -284,6 +294,45 @@ func TestDeltaReconnectSendsVersions(t *testing.T) {
 		}
 		return nil
 	})
+	return srv2
+}
+
+// The node of a stream opened while the handler serves is Config.ServingNode: the
+// nodes differ here by cluster, in the sidecar by the metadata field serving.
+func TestReconnectSendsServingNode(t *testing.T) {
+	for _, delta := range []bool{false, true} {
+		t.Run(fmt.Sprintf("delta %v", delta), func(t *testing.T) {
+			srv := xdstest.Start(t, "127.0.0.1:0", nil)
+			srv.Set(t, "n1", "1", resources(1)...)
+			_, h := startClientWith(t, srv.Addr, delta, func(cfg *Config, h *handler) {
+				cfg.Node = &corev3.Node{Id: "n1", Cluster: "starting"}
+				cfg.ServingNode = &corev3.Node{Id: "n1", Cluster: "serving"}
+				cfg.Serving = func() bool { return len(h.names()[runtime.ListenerType]) > 0 }
+			})
+			srv2 := reconnect(t, srv, h)
+			first := func(s *xdstest.Server) string {
+				for _, r := range s.Requests() {
+					if r.NodeCluster != "" {
+						return r.NodeCluster
+					}
+				}
+				return ""
+			}
+			if got := first(srv); got != "starting" {
+				t.Errorf("node of the first stream: cluster %q, want starting", got)
+			}
+			if got := first(srv2); got != "serving" {
+				t.Errorf("node of the stream after the reconnection: cluster %q, want serving", got)
+			}
+		})
+	}
+}
+
+func TestDeltaReconnectSendsVersions(t *testing.T) {
+	srv := xdstest.Start(t, "127.0.0.1:0", nil)
+	srv.Set(t, "n1", "1", resources(1)...)
+	_, h := startClient(t, srv.Addr, true)
+	srv2 := reconnect(t, srv, h)
 	// The first requests on the new stream subscribed the named types at once.
 	var rds []string
 	for _, r := range srv2.Requests() {

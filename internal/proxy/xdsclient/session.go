@@ -57,19 +57,23 @@ func (c *Client) session(ctx context.Context, ads discoveryv3.AggregatedDiscover
 	defer wg.Wait()
 	defer cancel()
 
+	node := c.cfg.Node
+	if c.cfg.ServingNode != nil && c.cfg.Serving != nil && c.cfg.Serving() {
+		node = c.cfg.ServingNode
+	}
 	var s stream
 	if c.cfg.Delta {
 		ds, err := ads.DeltaAggregatedResources(ctx)
 		if err != nil {
 			return false, fmt.Errorf("opening delta ADS stream: %w", err)
 		}
-		s = &deltaStream{s: ds, node: c.cfg.Node, opened: map[string]map[string]bool{}}
+		s = &deltaStream{s: ds, node: node, opened: map[string]map[string]bool{}}
 	} else {
 		ss, err := ads.StreamAggregatedResources(ctx)
 		if err != nil {
 			return false, fmt.Errorf("opening ADS stream: %w", err)
 		}
-		s = &sotwStream{s: ss, node: c.cfg.Node}
+		s = &sotwStream{s: ss, node: node}
 	}
 	for _, t := range c.types {
 		if !t.wildcard && len(t.names) == 0 {

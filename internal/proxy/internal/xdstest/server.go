@@ -38,6 +38,9 @@ type Request struct {
 	Nonce       string
 	Names       []string // SotW resource_names, or Delta resource_names_subscribe
 	ErrorDetail string
+	// NodeCluster is the request's node.cluster: set on the first request of a
+	// stream only.
+	NodeCluster string
 }
 
 // Start serves ADS on addr ("127.0.0.1:0" for any port) with cache (a new one when
@@ -76,12 +79,12 @@ func StartWith(t testing.TB, addr string, cache cachev3.SnapshotCache, opts Opti
 	cb := serverv3.CallbackFuncs{
 		StreamRequestFunc: func(_ int64, r *discoveryv3.DiscoveryRequest) error {
 			s.record(Request{TypeURL: r.GetTypeUrl(), Version: r.GetVersionInfo(), Nonce: r.GetResponseNonce(),
-				Names: r.GetResourceNames(), ErrorDetail: r.GetErrorDetail().GetMessage()})
+				Names: r.GetResourceNames(), ErrorDetail: r.GetErrorDetail().GetMessage(), NodeCluster: r.GetNode().GetCluster()})
 			return nil
 		},
 		StreamDeltaRequestFunc: func(_ int64, r *discoveryv3.DeltaDiscoveryRequest) error {
 			s.record(Request{TypeURL: r.GetTypeUrl(), Nonce: r.GetResponseNonce(),
-				Names: r.GetResourceNamesSubscribe(), ErrorDetail: r.GetErrorDetail().GetMessage()})
+				Names: r.GetResourceNamesSubscribe(), ErrorDetail: r.GetErrorDetail().GetMessage(), NodeCluster: r.GetNode().GetCluster()})
 			return nil
 		},
 	}
