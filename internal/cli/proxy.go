@@ -13,6 +13,7 @@ import (
 
 	"trellis.dev/trellis/internal/bootstrap"
 	"trellis.dev/trellis/internal/proxy"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 func newProxyCmd() *cobra.Command {
@@ -20,6 +21,7 @@ func newProxyCmd() *cobra.Command {
 		bootstrapPath string
 		logLevel      string
 		drainTimeout  time.Duration
+		limits        serverlimits.Limits
 		memoryMiB     int
 		tele          telemetryFlags
 		kube          kubeProxyFlags
@@ -55,13 +57,16 @@ finish for up to --drain-timeout, and exits.`,
 			if err := tele.apply(cmd, b); err != nil {
 				return err
 			}
+			if err := limits.Validate(); err != nil {
+				return err
+			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			if limit := setProxyMemoryLimit(memoryMiB, os.Getenv); limit > 0 {
 				logger.Debug("soft memory limit set", "bytes", limit)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return proxy.Run(ctx, proxy.Config{Bootstrap: b, DrainTimeout: drainTimeout, Logger: logger})
+			return proxy.Run(ctx, proxy.Config{Bootstrap: b, DrainTimeout: drainTimeout, Limits: limits, Logger: logger})
 		},
 	}
 	cmd.Flags().StringVar(&bootstrapPath, "bootstrap", "", "bootstrap file (JSON): node, xDS address, admin address")
@@ -69,6 +74,7 @@ finish for up to --drain-timeout, and exits.`,
 	cmd.Flags().DurationVar(&drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long requests in flight may take to finish at shutdown")
 	cmd.Flags().IntVar(&memoryMiB, "memory-limit-mib", defaultProxyMemoryLimitMiB, "soft memory limit of the sidecar in MiB (Go's GOMEMLIMIT, which wins when set in the environment); 0: none")
 	tele.register(cmd)
+	limits.AddFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&kube.enabled, "kubernetes", false, "injected sidecar: build the bootstrap from POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT and the flags below")
 	cmd.Flags().StringVar(&kube.xds, "xds-address", "", "with --kubernetes: the control plane's xDS address (host:port, TLS)")
 	cmd.Flags().StringVar(&kube.xdsCA, "xds-ca-file", "", "with --kubernetes: CA bundle (PEM) that verifies the control plane")

@@ -80,6 +80,8 @@ func newSecurity(cfg Config, metrics prometheus.Registerer, log *slog.Logger, pa
 		Authenticator: parts.auth,
 		Logger:        log,
 		Registerer:    metrics,
+		RatePerSecond: cfg.CSRRate,
+		Burst:         cfg.CSRBurst,
 	})
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"trellis.dev/trellis/internal/proxy/stats"
 	"trellis.dev/trellis/internal/proxy/telemetry"
 	"trellis.dev/trellis/internal/proxy/xdsclient"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 // DefaultDrainTimeout is how long requests in flight may take to finish at shutdown
@@ -35,6 +36,9 @@ type Config struct {
 	// DrainTimeout bounds how long, at shutdown, requests and connections in flight may
 	// take to finish before they are closed. Zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// Limits bound what clients can make the sidecar's listeners (outbound, inbound,
+	// admin, metrics) do (docs/limits.md); zero fields take their defaults.
+	Limits serverlimits.Limits
 	// Logger receives the sidecar's log.
 	Logger *slog.Logger
 }
@@ -124,13 +128,14 @@ func New(cfg Config) (*Proxy, error) {
 		Logger:       cfg.Logger,
 		Stats:        p.stats,
 		DrainTimeout: cfg.DrainTimeout,
+		Limits:       cfg.Limits,
 	})
 	if err := p.newSecurity(); err != nil {
 		p.abandonTelemetry()
 		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
 	}
 	var err error
-	p.admin, err = admin.New(admin.Config{Address: b.Admin, State: p, Logger: cfg.Logger})
+	p.admin, err = admin.New(admin.Config{Address: b.Admin, State: p, Limits: cfg.Limits, Logger: cfg.Logger})
 	if err != nil {
 		p.abandonTelemetry()
 		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)

@@ -32,6 +32,7 @@ func (p *Proxy) newTelemetry() error {
 			Address:  b.Metrics,
 			Gatherer: p.telemetry.Metrics().Registry(),
 			Ready:    p.Ready,
+			Limits:   p.cfg.Limits,
 			Logger:   p.cfg.Logger,
 		})
 		if err != nil {

@@ -64,13 +64,14 @@ type listener struct {
 	lim     Limits
 	counter *ConnCounter
 	tls     *tls.Config
+	raw     bool // no guard
 }
 
 // Listener wraps ln for an http.Server made by Server: a connection beyond
 // MaxConnections is closed as soon as it is accepted, and every one is read through
 // Guard.
 func (l Limits) Listener(ln net.Listener) net.Listener {
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	return &listener{Listener: ln, lim: l, counter: NewConnCounter(l.MaxConnections)}
 }
 
@@ -78,7 +79,7 @@ func (l Limits) Listener(ln net.Listener) net.Listener {
 // with cfg (its handshake bounded by HandshakeTimeout) beneath the guard. The
 // server is then served with Serve, not ServeTLS.
 func (l Limits) TLSListener(ln net.Listener, cfg *tls.Config) net.Listener {
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	cfg = cfg.Clone()
 	if !slices.Contains(cfg.NextProtos, "http/1.1") {
 		cfg.NextProtos = []string{"http/1.1"}
@@ -105,6 +106,9 @@ func (l *listener) Accept() (net.Conn, error) {
 			continue
 		}
 		var conn net.Conn = &countedConn{Conn: c, counter: l.counter}
+		if l.raw {
+			return conn, nil
+		}
 		if l.tls != nil {
 			conn = &handshakingConn{Conn: tls.Server(conn, l.tls), timeout: l.lim.HandshakeTimeout}
 		}

@@ -60,7 +60,7 @@ const maxContentLength = 1 << 60
 // Upgrade request, is passed through unchecked (HTTP/2 and tunnels have their own
 // framing). A Guard is used by one reader at a time, as net/http reads a connection.
 func (l Limits) Guard(c net.Conn) net.Conn {
-	return &guardConn{Conn: c, lim: l.withDefaults(), first: true}
+	return &guardConn{Conn: c, lim: l.WithDefaults(), first: true}
 }
 
 type guardState int

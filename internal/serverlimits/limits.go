@@ -77,8 +77,8 @@ func Default() Limits {
 	}
 }
 
-// withDefaults fills the zero fields with their defaults.
-func (l Limits) withDefaults() Limits {
+// WithDefaults fills the zero fields with their defaults.
+func (l Limits) WithDefaults() Limits {
 	d := Default()
 	set := func(v *int, def int) {
 		if *v == 0 {
@@ -116,7 +116,7 @@ func (l Limits) WithBodyLimit(n int64) Limits {
 
 // Validate reports a limit out of range, naming its flag.
 func (l Limits) Validate() error {
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	switch {
 	case l.MaxHeaderBytes < 1<<10 || l.MaxHeaderBytes > 1<<20:
 		return fmt.Errorf("--max-header-bytes %d: must be between 1024 and 1048576", l.MaxHeaderBytes)
@@ -139,7 +139,7 @@ func (l Limits) Validate() error {
 // AddFlags binds the limits to flags of fs, with l's values as defaults: the one
 // place `trellis proxy` and `trellis control` take them from.
 func (l *Limits) AddFlags(fs *pflag.FlagSet) {
-	*l = l.withDefaults()
+	*l = l.WithDefaults()
 	fs.IntVar(&l.MaxHeaderBytes, "max-header-bytes", l.MaxHeaderBytes, "HTTP: largest request head (request line and headers; HTTP/2: header list) in bytes; beyond: 431")
 	fs.IntVar(&l.MaxHeaders, "max-headers", l.MaxHeaders, "HTTP: most header fields in a request; beyond: 431")
 	fs.DurationVar(&l.HeaderTimeout, "header-timeout", l.HeaderTimeout, "HTTP: time to read a request head; a slower connection is closed")
@@ -155,7 +155,7 @@ func (l *Limits) AddFlags(fs *pflag.FlagSet) {
 // settings) that serves h behind Handler. The caller sets Protocols and ErrorLog and
 // serves it on a Listener.
 func (l Limits) Server(h http.Handler, log *slog.Logger) *http.Server {
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	srv := &http.Server{
 		Handler:           l.Handler(h),
 		ReadHeaderTimeout: l.HeaderTimeout,
@@ -196,7 +196,7 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 // over MaxBodyBytes (413) and bounds the body it reads; it gives a request read
 // through a guarded TLS connection its TLS state, as net/http would.
 func (l Limits) Handler(h http.Handler) http.Handler {
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == RejectMethod {
 			answerReject(w, r)

@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"trellis.dev/trellis/internal/proxy/internal/httpserve"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 // Paths of the metrics server.
@@ -28,7 +28,9 @@ type ServerConfig struct {
 	Gatherer prometheus.Gatherer
 	// Ready answers /healthz/ready (200 when true, 503 when false), as the admin
 	// /ready does.
-	Ready  func() bool
+	Ready func() bool
+	// Limits bound the server's clients (docs/limits.md).
+	Limits serverlimits.Limits
 	Logger *slog.Logger
 }
 
@@ -48,8 +50,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: errLog}))
 	mux.HandleFunc("GET "+ReadyPath, httpserve.Ready(cfg.Ready))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
-	return &Server{ln: ln, srv: srv}, nil
+	srv := cfg.Limits.Server(mux, cfg.Logger)
+	return &Server{ln: cfg.Limits.Listener(ln), srv: srv}, nil
 }
 
 // Addr returns the bound address.
