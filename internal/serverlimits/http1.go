@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"time"
 )
 
 // Reasons a request head is refused; they are the last segment of the reject
@@ -85,6 +86,7 @@ type guardConn struct {
 	in        []byte // bytes read, not yet released (a head in progress)
 	out       []byte // bytes released, not yet read by net/http
 	remaining int64  // body or chunk bytes still to pass
+	deadline  bool   // a body read deadline is set
 
 	// the head in progress
 	scanned int // bytes of in already split into lines
@@ -134,10 +136,12 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		case stBody:
 			if len(g.in) == 0 {
 				// The body goes straight to the reader, without a copy.
+				g.bodyDeadline()
 				n, err := g.Conn.Read(p[:int(min(int64(len(p)), g.remaining))])
 				g.remaining -= int64(n)
 				if g.remaining == 0 {
 					g.state = stHead
+					g.clearDeadline()
 				}
 				return n, err
 			}
@@ -148,17 +152,42 @@ func (g *guardConn) Read(p []byte) (int, error) {
 				continue
 			}
 		}
+		g.bodyDeadline()
 		var buf [4096]byte
 		n, err := g.Conn.Read(buf[:])
 		g.in = append(g.in, buf[:n]...)
 		if n > 0 {
 			g.process()
 		}
+		g.clearDeadline()
 		if err != nil && len(g.out) == 0 {
 			// The state survives a read error: net/http cancels its background
 			// read with a deadline and reads on.
 			return 0, err
 		}
+	}
+}
+
+// bodyDeadline bounds the next read while a body is being read: a body that
+// stalls for IdleTimeout fails (net/http sets no read deadline on bodies).
+func (g *guardConn) bodyDeadline() {
+	switch g.state {
+	case stBody, stChunkSize, stChunkData, stChunkEnd, stTrailers:
+		_ = g.Conn.SetReadDeadline(time.Now().Add(g.lim.IdleTimeout))
+		g.deadline = true
+	}
+}
+
+// clearDeadline removes the body's read deadline once the body is read, so that it
+// cannot cut net/http's background read of the next request.
+func (g *guardConn) clearDeadline() {
+	switch g.state {
+	case stBody, stChunkSize, stChunkData, stChunkEnd, stTrailers:
+		return
+	}
+	if g.deadline {
+		_ = g.Conn.SetReadDeadline(time.Time{})
+		g.deadline = false
 	}
 }
 

@@ -3,10 +3,13 @@ package serverlimits
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -222,9 +225,69 @@ func (l Limits) Handler(h http.Handler) http.Handler {
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, l.MaxBodyBytes)
 		}
-		h.ServeHTTP(w, r)
+		if r.Body == nil || r.Body == http.NoBody {
+			h.ServeHTTP(w, r)
+			return
+		}
+		x := &watched{body: watchedBody{ReadCloser: r.Body}, rw: watchedWriter{ResponseWriter: w}}
+		r.Body = &x.body
+		h.ServeHTTP(&x.rw, r)
+		if err := x.body.err; err != nil && !x.rw.wrote {
+			// The body broke (stalled, malformed, cut) and the handler gave up
+			// without answering: say so rather than let net/http answer 200.
+			status := http.StatusBadRequest
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				status = http.StatusRequestTimeout
+			}
+			refuse(w, status, "request body incomplete")
+		}
 	})
 }
+
+// watched is a request whose body errors and response are watched (one allocation).
+type watched struct {
+	body watchedBody
+	rw   watchedWriter
+}
+
+// watchedBody remembers the first error other than io.EOF.
+type watchedBody struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// watchedWriter remembers whether anything was written.
+type watchedWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *watchedWriter) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *watchedWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush flushes the response (http.Flusher).
+func (w *watchedWriter) Flush() {
+	w.wrote = true
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *watchedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // answerReject answers "TRELLIS-REJECT /<status>/<reason>".
 func answerReject(w http.ResponseWriter, r *http.Request) {
