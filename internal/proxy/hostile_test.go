@@ -273,8 +273,10 @@ func TestHostileHTTP2(t *testing.T) {
 			want:  "GOAWAY and the connection closed",
 		},
 		{
-			name:   "too many streams",
-			attack: func() (attacktest.H2Result, error) { return attacktest.TooManyStreams(h.outbound, 3*lim.H2MaxConcurrentStreams) },
+			name: "too many streams",
+			attack: func() (attacktest.H2Result, error) {
+				return attacktest.TooManyStreams(h.outbound, 3*lim.H2MaxConcurrentStreams)
+			},
 			check: func(r attacktest.H2Result) bool {
 				return r.Resets[http2.ErrCodeProtocol]+r.Resets[http2.ErrCodeRefusedStream] > 0 || goAway(r, http2.ErrCodeProtocol, http2.ErrCodeEnhanceYourCalm)
 			},
