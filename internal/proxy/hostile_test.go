@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -83,21 +82,7 @@ func startHostileSidecar(t *testing.T, lim serverlimits.Limits) *hostileSidecar 
 		Admin:   "127.0.0.1:0",
 		Metrics: "127.0.0.1:0",
 	}
-	p, err := New(Config{Bootstrap: b, DrainTimeout: 2 * time.Second, Limits: lim, Logger: testLogger()})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("sidecar did not stop")
-		}
-	})
+	p := runProxyLimited(t, b, lim)
 	h.p = p
 	eventually(t, 10*time.Second, "sidecar serving", func() error {
 		return expect(http.DefaultClient, "http://"+h.outbound+"/", "echo", 200, "ok")

@@ -28,6 +28,7 @@ import (
 	"trellis.dev/trellis/internal/names"
 	"trellis.dev/trellis/internal/peertls"
 	"trellis.dev/trellis/internal/proxy/internal/xdstest"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 const trustDomain = "cluster.local"
@@ -62,6 +63,8 @@ type tlsMeshOpts struct {
 	certTTL    time.Duration
 	renewEvery time.Duration
 	xdsTLS     bool
+	// limits are the sidecars' (zero: the defaults).
+	limits serverlimits.Limits
 }
 
 func startTLSMesh(t *testing.T, opts tlsMeshOpts) *tlsMesh {
@@ -111,7 +114,7 @@ func (m *tlsMesh) startSidecar(node, sa, tokenFile string) *Proxy {
 	if m.opts.xdsTLS {
 		b.XDSCAFile = m.ca.BundleFile(m.t)
 	}
-	return runProxy(m.t, b)
+	return runProxyLimited(m.t, b, m.opts.limits)
 }
 
 // publish sends both sidecars their configuration with trust bundle root.
