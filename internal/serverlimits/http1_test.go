@@ -1,16 +1,22 @@
 package serverlimits
 
 import (
-	"bufio"
 	"context"
-	"errors"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"trellis.dev/trellis/internal/serverlimits/attacktest"
 )
 
 // recorder is a backend handler that records the requests it is given.
@@ -60,30 +66,11 @@ func serve(t *testing.T, lim Limits, h http.Handler) (string, net.Listener) {
 // read until the server closes the connection (or 5s pass).
 func exchange(t *testing.T, addr, raw string) (statuses []int, closed bool) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	res, err := attacktest.Exchange(addr, nil, raw, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	for {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return statuses, errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		statuses = append(statuses, resp.StatusCode)
-	}
-}
-
-func isReset(err error) bool {
-	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	return res.Statuses, res.Closed
 }
 
 func TestGuardHTTP1(t *testing.T) {
@@ -208,4 +195,67 @@ func TestGuardSlowloris(t *testing.T) {
 		t.Fatal("slow connection still open")
 	}
 	t.Logf("slowloris: %d bytes sent one at a time, connection closed after %v (write error %v, read %v); well-behaved requests served meanwhile", sent, time.Since(start).Round(time.Millisecond), werr, rerr)
+}
+
+// TestTLSListener: an HTTPS server behind TLSListener (the admission webhooks')
+// refuses the HTTP/1.1 attacks over TLS, cuts a stalled handshake at
+// HandshakeTimeout, and serves a well-behaved client.
+func TestTLSListener(t *testing.T) {
+	cert := selfSigned(t)
+	lim := Limits{HandshakeTimeout: 300 * time.Millisecond, IdleTimeout: time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	srv := lim.Server(rec, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(lim.TLSListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	}()
+	t.Cleanup(func() { srv.Close(); <-done })
+	addr := ln.Addr().String()
+	client := &tls.Config{InsecureSkipVerify: true}
+
+	for _, a := range attacktest.HTTP1Attacks("a") {
+		res, err := attacktest.Exchange(addr, client, a.Raw, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", a.Name, err)
+		}
+		if !res.Refused(a.Want) {
+			t.Errorf("%s over TLS: answers %v, closed %v; want %d then a closed connection", a.Name, res.Statuses, res.Closed, a.Want)
+		}
+	}
+	for _, s := range rec.requests() {
+		if strings.Contains(s, attacktest.Smuggled) {
+			t.Errorf("smuggled request reached the handler: %q", s)
+		}
+	}
+	start := time.Now()
+	res, err := attacktest.Exchange(addr, nil, "\x16\x03\x01\x02\x00\x01", 5*time.Second)
+	if err != nil || !res.Closed {
+		t.Errorf("stalled handshake: %+v, %v", res, err)
+	}
+	stalled := time.Since(start)
+	if code, err := attacktest.Get(addr, client, "a", "/ok"); err != nil || code != 200 {
+		t.Errorf("well-behaved client: %d, %v", code, err)
+	}
+	t.Logf("HTTPS (TLSListener): %d attacks refused; stalled handshake closed after %v (timeout %v)",
+		len(attacktest.HTTP1Attacks("a")), stalled.Round(time.Millisecond), lim.HandshakeTimeout)
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
