@@ -116,5 +116,6 @@ service-account token (TokenReview).`,
 	cfg.Limits.AddFlags(f)
 	f.Float64Var(&cfg.CSRRate, "csr-rate", casvc.DefaultCSRRate, "certificate requests per second one peer address may make after its burst")
 	f.IntVar(&cfg.CSRBurst, "csr-burst", casvc.DefaultCSRBurst, "certificate requests one peer address may make at once")
+	f.BoolVar(&cfg.XDSRequireAuth, "xds-require-auth", false, "serve xDS only to clients that authenticate as certificate requests do (join token or service-account token); proxyless clients and sidecars without a token are refused")
 	return cmd
 }

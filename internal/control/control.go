@@ -108,6 +108,11 @@ type Config struct {
 	Limits   serverlimits.Limits
 	CSRRate  float64
 	CSRBurst int
+	// XDSRequireAuth refuses xDS streams (both listeners) whose caller does not
+	// authenticate as a certificate request must (join token or service-account
+	// token, in the stream's metadata); sidecars with a token send it. Off, any
+	// client that reaches the port may read the configuration of the node it names.
+	XDSRequireAuth bool
 
 	// XDSListener, SecureXDSListener, MonitoringListener and DashboardListener, if
 	// set, are used instead of listening on XDSAddr, SecureXDSAddr, MonitoringAddr and

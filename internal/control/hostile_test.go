@@ -7,16 +7,23 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
 
+	"trellis.dev/trellis/internal/bootstrap"
+	"trellis.dev/trellis/internal/certclient"
+	"trellis.dev/trellis/internal/identity"
 	"trellis.dev/trellis/internal/serverlimits"
 	"trellis.dev/trellis/internal/serverlimits/attacktest"
 )
@@ -141,4 +148,79 @@ func TestHostileControlPlane(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("control plane: %s; settled at %d goroutines, %d KiB", probe, g, heap>>10)
+}
+
+// TestXDSRequireAuth: with XDSRequireAuth, an ADS stream without credentials, or
+// with a wrong token, is refused Unauthenticated on both xDS listeners; one with
+// the join token gets its configuration.
+func TestXDSRequireAuth(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	meshFile := filepath.Join(t.TempDir(), "mesh.yaml")
+	if err := os.WriteFile(meshFile, []byte(echoMesh), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cp := startControl(ctx, t, meshFile, Config{XDSRequireAuth: true, Warmup: -1})
+	token, err := certclient.ReadToken(JoinTokenFile(cp.dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := bootstrap.Node{ID: "echo.default", Cluster: "echo", Metadata: bootstrap.Metadata{
+		Workload: "echo", Namespace: "default", Service: "echo", Outbound: "127.0.0.1:1",
+		Ports: []bootstrap.Port{{Name: "http", Port: 80, Protocol: "HTTP", Target: "127.0.0.1:18081", Inbound: "127.0.0.1:2"}},
+	}}.ToProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, _ := bundlePool(t, cp.dataDir)
+	for _, l := range []struct {
+		name  string
+		addr  string
+		creds credentials.TransportCredentials
+	}{
+		{"xDS", cp.xds, insecure.NewCredentials()},
+		{"secure xDS", cp.secure, credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})},
+	} {
+		conn, err := grpc.NewClient("passthrough:///"+l.addr, grpc.WithTransportCredentials(l.creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		clusters := func(md metadata.MD) (int, error) {
+			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+			defer scancel()
+			if md != nil {
+				sctx = metadata.NewOutgoingContext(sctx, md)
+			}
+			s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
+			if err != nil {
+				return 0, err
+			}
+			if err := s.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ClusterType, Node: node}); err != nil {
+				return 0, err
+			}
+			resp, err := s.Recv()
+			if err != nil {
+				return 0, err
+			}
+			return len(resp.GetResources()), nil
+		}
+		id := identity.New("default", "echo")
+		for _, tt := range []struct {
+			name string
+			md   metadata.MD
+		}{
+			{"no credentials", nil},
+			{"wrong token", certclient.Metadata(strings.Repeat("0", 64), id)},
+		} {
+			if _, err := clusters(tt.md); status.Code(err) != codes.Unauthenticated {
+				t.Errorf("%s, %s: %v, want Unauthenticated", l.name, tt.name, err)
+			}
+		}
+		n, err := clusters(certclient.Metadata(token, id))
+		if err != nil || n == 0 {
+			t.Errorf("%s, join token: %d clusters, %v; want the configuration", l.name, n, err)
+		}
+		t.Logf("%s: streams without credentials or with a wrong token refused Unauthenticated; with the join token, %d clusters", l.name, n)
+	}
 }

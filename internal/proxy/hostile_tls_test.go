@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -19,6 +21,12 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"trellis.dev/trellis/internal/ca"
 	"trellis.dev/trellis/internal/identity"
@@ -211,4 +219,33 @@ func expiredCert(t *testing.T, dataDir string, id identity.ID) *tls.Certificate 
 		t.Fatalf("certificate not expired: %v, %v", leaf.NotAfter, err)
 	}
 	return cert
+}
+
+// TestXDSStreamAuthenticated: against a control plane that authenticates xDS
+// streams, sidecars with a join token send it on their stream and get their
+// configuration (they become ready); a stream without credentials is refused.
+func TestXDSStreamAuthenticated(t *testing.T) {
+	m := startTLSMesh(t, tlsMeshOpts{mode: xdstest.Permissive, xdsAuth: true})
+	conn, err := grpc.NewClient("passthrough:///"+m.xds.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err == nil {
+		_, err = s.Recv()
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("ADS stream without credentials: %v, want Unauthenticated", err)
+	}
+	eventually(t, 10*time.Second, "a request between the authenticated sidecars", func() error {
+		code, body, err := get(http.DefaultClient, "http://"+m.outbound+"/", "echo")
+		if err == nil && code != 200 {
+			err = fmt.Errorf("%d %s", code, body)
+		}
+		return err
+	})
+	t.Log("sidecars with a join token got their configuration over authenticated streams and carry traffic; a stream without credentials is refused Unauthenticated")
 }

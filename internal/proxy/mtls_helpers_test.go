@@ -65,6 +65,8 @@ type tlsMeshOpts struct {
 	xdsTLS     bool
 	// limits are the sidecars' (zero: the defaults).
 	limits serverlimits.Limits
+	// xdsAuth makes the control plane authenticate xDS streams as CSRs.
+	xdsAuth bool
 }
 
 func startTLSMesh(t *testing.T, opts tlsMeshOpts) *tlsMesh {
@@ -75,6 +77,9 @@ func startTLSMesh(t *testing.T, opts tlsMeshOpts) *tlsMesh {
 	m.h2app = hostOf(headerApp(t, true).URL)
 	m.tcpEchoer = tcpEcho(t)
 	m.sopt = xdstest.Options{Register: m.ca.Register}
+	if opts.xdsAuth {
+		m.sopt.GRPC = []grpc.ServerOption{grpc.ChainStreamInterceptor(m.ca.Service.StreamInterceptor())}
+	}
 	if opts.xdsTLS {
 		cert, err := m.ca.CA.IssueServing([]string{"127.0.0.1"}, 0)
 		if err != nil {

@@ -149,12 +149,13 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, fmt.Errorf("bootstrap of %s: %w", b.Node.ID, err)
 	}
 	p.client, err = xdsclient.New(xdsclient.Config{
-		Conn:    p.sec.conn,
-		Server:  b.XDS,
-		Node:    node,
-		Delta:   b.Delta,
-		Handler: p,
-		Logger:  cfg.Logger,
+		Conn:     p.sec.conn,
+		Server:   b.XDS,
+		Node:     node,
+		Delta:    b.Delta,
+		Metadata: p.sec.streamMetadata,
+		Handler:  p,
+		Logger:   cfg.Logger,
 	})
 	if err != nil {
 		p.admin.Close()

@@ -153,6 +153,20 @@ func (s *Service) CreateCertificate(ctx context.Context, req *pb.IstioCertificat
 	return resp, nil
 }
 
+// StreamInterceptor refuses a stream (xDS) whose caller the Authenticator does not
+// accept, with Unauthenticated: a control plane that requires it serves its
+// configuration only to members of the mesh. It authenticates as CreateCertificate
+// does, without its rate limit (streams are long-lived and reconnect with backoff).
+func (s *Service) StreamInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if _, err := s.auth.Authenticate(ss.Context()); err != nil {
+			s.log.Debug("refused unauthenticated stream", "method", info.FullMethod, "peer", peerAddr(ss.Context()), "error", err)
+			return status.Error(codes.Unauthenticated, "authenticating the stream: "+err.Error())
+		}
+		return handler(srv, ss)
+	}
+}
+
 // refuse counts and logs a refused request and makes its gRPC status.
 func (s *Service) refuse(ctx context.Context, result string, code codes.Code, id identity.ID, err error) error {
 	s.signings.WithLabelValues(result).Inc()
