@@ -85,6 +85,9 @@ type guardConn struct {
 	first     bool   // no head seen yet: the HTTP/2 preface may come
 	in        []byte // bytes read, not yet released (a head in progress)
 	out       []byte // bytes released, not yet read by net/http
+	// inBuf and outBuf are the arrays in and out start in when empty, kept from
+	// request to request so that a keep-alive connection does not allocate per head.
+	inBuf, outBuf []byte
 	remaining int64  // body or chunk bytes still to pass
 	deadline  bool   // a body read deadline is set
 
@@ -122,6 +125,9 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		if len(g.out) > 0 {
 			n := copy(p, g.out)
 			g.out = g.out[n:]
+			if len(g.out) == 0 {
+				g.out = g.outBuf[:0]
+			}
 			return n, nil
 		}
 		switch g.state {
@@ -153,9 +159,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 			}
 		}
 		g.bodyDeadline()
-		var buf [4096]byte
-		n, err := g.Conn.Read(buf[:])
-		g.in = append(g.in, buf[:n]...)
+		n, err := g.readMore()
 		if n > 0 {
 			g.process()
 		}
@@ -284,12 +288,41 @@ func (g *guardConn) line(max int) ([]byte, bool) {
 	return g.in[: i-1 : i-1], true
 }
 
+// maxKeptBuffer bounds the buffers a connection keeps between requests; a bigger
+// one (a big head) is let go.
+const maxKeptBuffer = 16 << 10
+
+// readMore reads from the connection into the free end of in.
+func (g *guardConn) readMore() (int, error) {
+	if cap(g.in)-len(g.in) < 1024 {
+		buf := g.inBuf
+		if len(g.in)+4096 > cap(buf) {
+			buf = make([]byte, 0, max(4096, 2*len(g.in)))
+		}
+		g.in = append(buf[:0], g.in...) // to the front (memmove), or to a bigger array
+		g.inBuf = buf[:0]
+	}
+	n, err := g.Conn.Read(g.in[len(g.in):cap(g.in)])
+	g.in = g.in[:len(g.in)+n]
+	return n, err
+}
+
 // release moves the first n bytes of in to out.
 func (g *guardConn) release(n int) {
+	if len(g.out) == 0 {
+		g.out = g.outBuf[:0]
+	}
+	before := cap(g.out)
 	g.out = append(g.out, g.in[:n]...)
+	if cap(g.out) != before && cap(g.out) <= maxKeptBuffer {
+		g.outBuf = g.out[:0] // append moved out to a new array, from its start
+	}
 	g.in = g.in[n:]
 	if len(g.in) == 0 {
-		g.in = g.in[:0:0] // let a big head's buffer go
+		if cap(g.inBuf) > maxKeptBuffer {
+			g.inBuf = nil
+		}
+		g.in = g.inBuf[:0]
 	}
 }
 
