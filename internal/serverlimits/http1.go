@@ -81,15 +81,15 @@ type guardConn struct {
 	net.Conn
 	lim Limits
 
-	state     guardState
-	first     bool   // no head seen yet: the HTTP/2 preface may come
-	in        []byte // bytes read, not yet released (a head in progress)
-	out       []byte // bytes released, not yet read by net/http
+	state guardState
+	first bool   // no head seen yet: the HTTP/2 preface may come
+	in    []byte // bytes read, not yet released (a head in progress)
+	out   []byte // bytes released, not yet read by net/http
 	// inBuf and outBuf are the arrays in and out start in when empty, kept from
 	// request to request so that a keep-alive connection does not allocate per head.
 	inBuf, outBuf []byte
-	remaining int64  // body or chunk bytes still to pass
-	deadline  bool   // a body read deadline is set
+	remaining     int64 // body or chunk bytes still to pass
+	deadline      bool  // a body read deadline is set
 
 	// the head in progress
 	scanned int // bytes of in already split into lines
