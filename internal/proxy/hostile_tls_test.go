@@ -108,19 +108,7 @@ func TestHostileTLS(t *testing.T) {
 		t.Logf("%s: %s after %v; ssl.connection_error +%d", tt.name, out, time.Since(start).Round(time.Millisecond), ssl()-before)
 	}
 	// The HTTP/1.1 attacks, from a client with a valid certificate, over mTLS.
-	refused := 0
-	for _, a := range attacktest.HTTP1Attacks("echo") {
-		res, err := attacktest.Exchange(addr, attacker(valid, ""), a.Raw, 5*time.Second)
-		if err != nil {
-			t.Fatalf("over mTLS, %s: %v", a.Name, err)
-		}
-		if !res.Refused(a.Want) {
-			t.Errorf("over mTLS, %s: answers %v, closed %v; want %d then a closed connection", a.Name, res.Statuses, res.Closed, a.Want)
-			continue
-		}
-		refused++
-	}
-	t.Logf("HTTP/1.1 attacks over mTLS: %d of %d refused (4xx, connection closed)", refused, len(attacktest.HTTP1Attacks("echo")))
+	attacktest.CheckHTTP1(t, "inbound over mTLS", addr, attacker(valid, ""), "echo")
 	g, heap, err := probe.Settle(10*time.Second, 10, 16<<20)
 	if err != nil {
 		t.Error(err)

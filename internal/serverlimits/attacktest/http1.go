@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -137,4 +138,26 @@ func Get(addr string, cfg *tls.Config, host, path string) (int, error) {
 		return 0, errors.New("no answer")
 	}
 	return res.Statuses[0], nil
+}
+
+// CheckHTTP1 sends each of HTTP1Attacks(host) to addr (over TLS when cfg is set) and
+// reports, as an error of t naming what is attacked, each one not refused with its
+// status and a closed connection. It logs and returns how many were refused.
+func CheckHTTP1(t testing.TB, what, addr string, cfg *tls.Config, host string) (refused int) {
+	t.Helper()
+	attacks := HTTP1Attacks(host)
+	for _, a := range attacks {
+		res, err := Exchange(addr, cfg, a.Raw, 5*time.Second)
+		if err != nil {
+			t.Errorf("%s, %s: %v", what, a.Name, err)
+			continue
+		}
+		if !res.Refused(a.Want) {
+			t.Errorf("%s, %s: answers %v, closed %v; want %d then a closed connection", what, a.Name, res.Statuses, res.Closed, a.Want)
+			continue
+		}
+		refused++
+	}
+	t.Logf("%s: %d of %d HTTP/1.1 attacks refused (4xx, connection closed)", what, refused, len(attacks))
+	return refused
 }
