@@ -54,7 +54,7 @@ func TestHostileControlPlane(t *testing.T) {
 		{"monitoring", monAddr, "/ready"},
 		{"dashboard", dash.Addr().String(), "/"},
 	} {
-		attacktest.CheckHTTP1(t, l.name+" listener", l.addr, nil, "control")
+		attacktest.CheckHTTP1(t, l.name+" listener", l.addr, nil, "control", lim.IdleTimeout)
 		if code, err := attacktest.Get(l.addr, nil, "control", l.path); err != nil || code != 200 {
 			t.Errorf("%s: well-behaved request after the attacks: %d, %v", l.name, code, err)
 		}

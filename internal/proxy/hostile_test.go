@@ -110,7 +110,7 @@ func TestHostileHTTP1(t *testing.T) {
 	probe := attacktest.StartProbe()
 	sent := 0
 	for _, l := range h.listeners() {
-		attacktest.CheckHTTP1(t, l.name+" listener", l.addr, nil, l.host)
+		attacktest.CheckHTTP1(t, l.name+" listener", l.addr, nil, l.host, hostileLimits().IdleTimeout)
 		sent += len(attacktest.HTTP1Attacks(l.host))
 		if code, err := attacktest.Get(l.addr, nil, l.host, l.path); err != nil || code != 200 {
 			t.Errorf("%s: well-behaved request after the attacks: %d, %v", l.name, code, err)

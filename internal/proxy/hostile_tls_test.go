@@ -108,7 +108,7 @@ func TestHostileTLS(t *testing.T) {
 		t.Logf("%s: %s after %v; ssl.connection_error +%d", tt.name, out, time.Since(start).Round(time.Millisecond), ssl()-before)
 	}
 	// The HTTP/1.1 attacks, from a client with a valid certificate, over mTLS.
-	attacktest.CheckHTTP1(t, "inbound over mTLS", addr, attacker(valid, ""), "echo")
+	attacktest.CheckHTTP1(t, "inbound over mTLS", addr, attacker(valid, ""), "echo", lim.IdleTimeout)
 	g, heap, err := probe.Settle(10*time.Second, 10, 16<<20)
 	if err != nil {
 		t.Error(err)

@@ -207,7 +207,7 @@ func TestTLSListener(t *testing.T) {
 	addr := ln.Addr().String()
 	client := &tls.Config{InsecureSkipVerify: true}
 
-	attacktest.CheckHTTP1(t, "HTTPS", addr, client, "a")
+	attacktest.CheckHTTP1(t, "HTTPS", addr, client, "a", lim.IdleTimeout)
 	for _, s := range rec.requests() {
 		if strings.Contains(s, attacktest.Smuggled) {
 			t.Errorf("smuggled request reached the handler: %q", s)
