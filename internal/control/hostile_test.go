@@ -37,10 +37,7 @@ import (
 func TestHostileControlPlane(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	meshFile := filepath.Join(t.TempDir(), "mesh.yaml")
-	if err := os.WriteFile(meshFile, []byte(echoMesh), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	meshFile := echoMeshFile(t)
 	dash, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -144,10 +141,7 @@ func TestHostileControlPlane(t *testing.T) {
 func TestXDSRequireAuth(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	meshFile := filepath.Join(t.TempDir(), "mesh.yaml")
-	if err := os.WriteFile(meshFile, []byte(echoMesh), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	meshFile := echoMeshFile(t)
 	cp := startControl(ctx, t, meshFile, Config{XDSRequireAuth: true, Warmup: -1})
 	token, err := certclient.ReadToken(JoinTokenFile(cp.dataDir))
 	if err != nil {
@@ -206,4 +200,14 @@ func TestXDSRequireAuth(t *testing.T) {
 		}
 		t.Logf("%s: streams without credentials or with a wrong token refused Unauthenticated; with the join token, %d clusters", l.name, n)
 	}
+}
+
+// echoMeshFile writes echoMesh to a file and returns its path.
+func echoMeshFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "mesh.yaml")
+	if err := os.WriteFile(path, []byte(echoMesh), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
