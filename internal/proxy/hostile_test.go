@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,7 @@ type hostileSidecar struct {
 	p                 *Proxy
 	outbound, inbound string
 	app               *recordingApp
+	appServer         *httptest.Server
 }
 
 // recordingApp records the paths it is asked for and reads request bodies whole.
@@ -66,6 +68,7 @@ func startHostileSidecar(t *testing.T, lim serverlimits.Limits) *hostileSidecar 
 	t.Helper()
 	h := &hostileSidecar{outbound: freeAddr(t), inbound: freeAddr(t), app: &recordingApp{}}
 	app := startApp(t, h.app.ServeHTTP, true)
+	h.appServer = app
 	appCluster := names.OutboundCluster(echoFQDN, 80)
 	xds := xdstest.Start(t, "127.0.0.1:0", nil)
 	xds.Set(t, serverNode, "1",
@@ -89,6 +92,11 @@ func startHostileSidecar(t *testing.T, lim serverlimits.Limits) *hostileSidecar 
 	})
 	return h
 }
+
+// settleUpstream closes the app's side of the sidecar's pooled upstream
+// connections: the pool is the mesh's state (up to 256 idle connections per cluster,
+// kept for the cluster's idle timeout), not what an attack left behind.
+func (h *hostileSidecar) settleUpstream() { h.appServer.CloseClientConnections() }
 
 // listeners are the sidecar's HTTP listeners under attack, with the Host and path
 // a well-behaved request uses.
@@ -134,6 +142,7 @@ func TestHostileHTTP1(t *testing.T) {
 		t.Errorf("idle connection: %v (idle timeout %v)", err, hostileLimits().IdleTimeout)
 	}
 	t.Logf("idle keep-alive connection closed after %v (idle timeout %v)", time.Since(start).Round(10*time.Millisecond), hostileLimits().IdleTimeout)
+	h.settleUpstream()
 	g, heap, err := probe.Settle(10*time.Second, 10, 16<<20)
 	if err != nil {
 		t.Error(err)
@@ -197,6 +206,7 @@ func TestHostileConnections(t *testing.T) {
 	}
 	t.Logf("slowloris: 20 connections, %d bytes sent a byte at a time, %d closed after %v (header timeout %v)", bytes, slow, time.Since(start).Round(10*time.Millisecond), lim.HeaderTimeout)
 	good.Close()
+	h.settleUpstream()
 	g, heap, err := probe.Settle(10*time.Second, 10, 16<<20)
 	if err != nil {
 		t.Error(err)
@@ -292,6 +302,7 @@ func TestHostileHTTP2(t *testing.T) {
 		g, heap := probe.Peaks()
 		t.Logf("%s: %v (%s); peak so far %d goroutines, %d KiB heap", tt.name, res, tt.want, g, heap>>10)
 	}
+	h.settleUpstream()
 	g, heap, err := probe.Settle(10*time.Second, 10, 16<<20)
 	if err != nil {
 		t.Error(err)

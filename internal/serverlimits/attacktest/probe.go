@@ -3,6 +3,8 @@ package attacktest
 import (
 	"fmt"
 	"runtime"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 )
@@ -72,8 +74,10 @@ func (p *Probe) Settle(timeout time.Duration, slackG int, slackHeap uint64) (gor
 			return goroutines, heap, nil
 		}
 		if time.Now().After(deadline) {
-			return goroutines, heap, fmt.Errorf("after %v: %d goroutines (baseline %d, slack %d), heap %d KiB (baseline %d KiB, slack %d KiB)",
-				timeout, goroutines, p.BaseGoroutines, slackG, heap>>10, p.BaseHeap>>10, slackHeap>>10)
+			var stacks strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			return goroutines, heap, fmt.Errorf("after %v: %d goroutines (baseline %d, slack %d), heap %d KiB (baseline %d KiB, slack %d KiB); goroutines:\n%.6000s",
+				timeout, goroutines, p.BaseGoroutines, slackG, heap>>10, p.BaseHeap>>10, slackHeap>>10, stacks.String())
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
 	}
