@@ -68,6 +68,16 @@ func New(cfg Config) (*Client, error) {
 	return &Client{cfg: cfg, client: pb.NewIstioCertificateServiceClient(cfg.Conn)}, nil
 }
 
+// Metadata is the gRPC metadata that authenticates a caller holding token and
+// claiming id: to the CA service, and to a control plane that requires it of xDS
+// streams.
+func Metadata(token string, id identity.ID) metadata.MD {
+	return metadata.Pairs(
+		identity.MetadataAuthorization, "Bearer "+token,
+		identity.MetadataNamespace, id.Namespace,
+		identity.MetadataServiceAccount, id.ServiceAccount)
+}
+
 // ReadToken reads a join token file, as the control plane wrote it.
 func ReadToken(path string) (string, error) {
 	data, err := os.ReadFile(path)
@@ -92,10 +102,7 @@ func (c *Client) Fetch(ctx context.Context) (*Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetching certificate for %s: creating CSR: %w", id, err)
 	}
-	ctx = metadata.AppendToOutgoingContext(ctx,
-		identity.MetadataAuthorization, "Bearer "+c.cfg.Token,
-		identity.MetadataNamespace, id.Namespace,
-		identity.MetadataServiceAccount, id.ServiceAccount)
+	ctx = metadata.NewOutgoingContext(ctx, Metadata(c.cfg.Token, id))
 	resp, err := c.client.CreateCertificate(ctx, &pb.IstioCertificateRequest{
 		Csr:              string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})),
 		ValidityDuration: int64((c.cfg.TTL + time.Second - 1) / time.Second), // whole seconds, rounded up

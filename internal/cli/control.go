@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"trellis.dev/trellis/internal/ca"
+	"trellis.dev/trellis/internal/ca/casvc"
 	"trellis.dev/trellis/internal/control"
 )
 
@@ -55,6 +56,9 @@ service-account token (TokenReview).`,
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
+			}
+			if err := cfg.Limits.Validate(); err != nil {
+				return err
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			if ext != (ca.ExternalCA{}) {
@@ -109,5 +113,9 @@ service-account token (TokenReview).`,
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the control plane's data (created if missing)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	kubeFlags = addControlKubeFlags(f)
+	cfg.Limits.AddFlags(f)
+	f.Float64Var(&cfg.CSRRate, "csr-rate", casvc.DefaultCSRRate, "certificate requests per second one peer address may make after its burst")
+	f.IntVar(&cfg.CSRBurst, "csr-burst", casvc.DefaultCSRBurst, "certificate requests one peer address may make at once")
+	f.BoolVar(&cfg.XDSRequireAuth, "xds-require-auth", false, "serve xDS only to clients that authenticate as certificate requests do (join token or service-account token); proxyless clients and sidecars without a token are refused")
 	return cmd
 }

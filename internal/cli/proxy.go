@@ -14,6 +14,7 @@ import (
 
 	"trellis.dev/trellis/internal/bootstrap"
 	"trellis.dev/trellis/internal/proxy"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 func newProxyCmd() *cobra.Command {
@@ -21,6 +22,7 @@ func newProxyCmd() *cobra.Command {
 		bootstrapPath string
 		logLevel      string
 		drainPeriod   time.Duration
+		limits        serverlimits.Limits
 		memoryMiB     int
 		tele          telemetryFlags
 		kube          kubeProxyFlags
@@ -63,6 +65,9 @@ $TRELLIS_DRAIN_PERIOD, else the bootstrap's drainPeriod, else 5s.`,
 			if err := tele.apply(cmd, b); err != nil {
 				return err
 			}
+			if err := limits.Validate(); err != nil {
+				return err
+			}
 			if err := applyDrainPeriod(cmd, drainPeriod, os.Getenv, b); err != nil {
 				return err
 			}
@@ -72,7 +77,7 @@ $TRELLIS_DRAIN_PERIOD, else the bootstrap's drainPeriod, else 5s.`,
 			}
 			ctx, stop := proxySignals(cmd.Context())
 			defer stop()
-			return proxy.Run(ctx, proxy.Config{Bootstrap: b, Logger: logger})
+			return proxy.Run(ctx, proxy.Config{Bootstrap: b, Limits: limits, Logger: logger})
 		},
 	}
 	cmd.Flags().StringVar(&bootstrapPath, "bootstrap", "", "bootstrap file (JSON): node, xDS address, admin address")
@@ -80,6 +85,7 @@ $TRELLIS_DRAIN_PERIOD, else the bootstrap's drainPeriod, else 5s.`,
 	cmd.Flags().DurationVar(&drainPeriod, "drain-period", proxy.DefaultDrainPeriod, "after SIGTERM, how long to keep accepting (with Connection: close) before stopping; requests in flight then have as long again ("+drainPeriodEnv+", bootstrap drainPeriod)")
 	cmd.Flags().IntVar(&memoryMiB, "memory-limit-mib", defaultProxyMemoryLimitMiB, "soft memory limit of the sidecar in MiB (Go's GOMEMLIMIT, which wins when set in the environment); 0: none")
 	tele.register(cmd)
+	limits.AddFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&kube.enabled, "kubernetes", false, "injected sidecar: build the bootstrap from POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT and the flags below")
 	cmd.Flags().StringVar(&kube.xds, "xds-address", "", "with --kubernetes: the control plane's xDS address (host:port, TLS)")
 	cmd.Flags().StringVar(&kube.xdsCA, "xds-ca-file", "", "with --kubernetes: CA bundle (PEM) that verifies the control plane")

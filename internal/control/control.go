@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"trellis.dev/trellis/internal/jwks"
 	"trellis.dev/trellis/internal/model"
 	"trellis.dev/trellis/internal/registry"
+	"trellis.dev/trellis/internal/serverlimits"
 	"trellis.dev/trellis/internal/source/file"
 	"trellis.dev/trellis/internal/store"
 	"trellis.dev/trellis/internal/xdsserver"
@@ -100,6 +100,19 @@ type Config struct {
 	// DashboardScrapeInterval is how often the dashboard scrapes the sidecars'
 	// metrics. Default dashboard.DefaultScrapeInterval.
 	DashboardScrapeInterval time.Duration
+
+	// Limits bound what clients can make every listener of the control plane do
+	// (xDS, CA, monitoring, webhooks, dashboard; docs/limits.md); zero fields take
+	// their defaults. CSRRate and CSRBurst bound the certificate requests of one
+	// peer address (casvc).
+	Limits   serverlimits.Limits
+	CSRRate  float64
+	CSRBurst int
+	// XDSRequireAuth refuses xDS streams (both listeners) whose caller does not
+	// authenticate as a certificate request must (join token or service-account
+	// token, in the stream's metadata); sidecars with a token send it. Off, any
+	// client that reaches the port may read the configuration of the node it names.
+	XDSRequireAuth bool
 
 	// XDSListener, SecureXDSListener, MonitoringListener and DashboardListener, if
 	// set, are used instead of listening on XDSAddr, SecureXDSAddr, MonitoringAddr and
@@ -226,7 +239,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var dash *dashboard.Dashboard
 	if lis.dash != nil {
 		dash, err = dashboard.New(dashboard.Config{Sidecars: reg, Tap: cfg.DashboardTap,
-			ScrapeInterval: cfg.DashboardScrapeInterval, Logger: log.With("component", "dashboard")})
+			ScrapeInterval: cfg.DashboardScrapeInterval, Limits: cfg.Limits, Logger: log.With("component", "dashboard")})
 		if err != nil {
 			return err
 		}
@@ -235,7 +248,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	mux := monitoringHandler(metrics, tr)
 	sec.register(mux)
-	mon := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mon := cfg.Limits.Server(mux, log.With("component", "monitoring"))
 	log.Info("control plane starting", "xds", lis.xds.Addr().String(), "secureXDS", lis.secure.Addr().String(),
 		"monitoring", lis.mon.Addr().String(), "dataDir", cfg.DataDir, "trustDomain", sec.ca.TrustDomain(),
 		"files", cfg.ConfigFiles)
@@ -272,13 +285,18 @@ func Run(ctx context.Context, cfg Config) error {
 		run("webhook server", func() error { return kube.serveWebhooks(ctx) })
 		run("CA Secret watch", func() error { return kube.watchCA(ctx) })
 	}
-	run("xDS server", func() error { return xds.Serve(ctx, lis.xds, append(sec.serveOptions(false), rl.serveOption()...)...) })
-	run("secure xDS server", func() error { return xds.Serve(ctx, lis.secure, sec.serveOptions(true)...) })
+	grpcLimits := xdsserver.WithGRPCOptions(cfg.Limits.GRPCOptions()...)
+	run("xDS server", func() error {
+		return xds.Serve(ctx, cfg.Limits.ConnListener(lis.xds), append(sec.serveOptions(false), append(rl.serveOption(), grpcLimits)...)...)
+	})
+	run("secure xDS server", func() error {
+		return xds.Serve(ctx, cfg.Limits.ConnListener(lis.secure), append(sec.serveOptions(true), grpcLimits)...)
+	})
 	run("translator", func() error { return tr.run(ctx) })
 	run("JWT key sets", func() error { return keySets.Run(ctx) })
 	run("monitoring server", func() error {
 		errc := make(chan error, 1)
-		go func() { errc <- mon.Serve(lis.mon) }()
+		go func() { errc <- mon.Serve(cfg.Limits.Listener(lis.mon)) }()
 		select {
 		case err := <-errc:
 			return err

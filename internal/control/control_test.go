@@ -75,6 +75,19 @@ func (c *sotw) clusters(t *testing.T, cond func([]string) bool) []string {
 	}
 }
 
+// echoNode is the xDS node of the echo workload of echoMesh.
+func echoNode(t *testing.T) *corev3.Node {
+	t.Helper()
+	node, err := bootstrap.Node{ID: "echo.default", Cluster: "echo", Metadata: bootstrap.Metadata{
+		Workload: "echo", Namespace: "default", Service: "echo", Outbound: "127.0.0.1:1",
+		Ports: []bootstrap.Port{{Name: "http", Port: 80, Protocol: "HTTP", Target: "127.0.0.1:18081", Inbound: "127.0.0.1:2"}},
+	}}.ToProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node
+}
+
 func resourceNames(t *testing.T, r *discoveryv3.DiscoveryResponse) []string {
 	t.Helper()
 	var out []string
@@ -171,13 +184,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := bootstrap.Node{ID: "echo.default", Cluster: "echo", Metadata: bootstrap.Metadata{
-		Workload: "echo", Namespace: "default", Service: "echo", Outbound: "127.0.0.1:1",
-		Ports: []bootstrap.Port{{Name: "http", Port: 80, Protocol: "HTTP", Target: "127.0.0.1:18081", Inbound: "127.0.0.1:2"}},
-	}}.ToProto()
-	if err != nil {
-		t.Fatal(err)
-	}
+	node := echoNode(t)
 	c := &sotw{stream: stream, node: node, names: map[string][]string{}, last: map[string]*discoveryv3.DiscoveryResponse{}}
 	if err := c.request(resource.ClusterType, "", ""); err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"trellis.dev/trellis/internal/kube/tokenauth"
 	"trellis.dev/trellis/internal/kube/webhook"
 	"trellis.dev/trellis/internal/model"
+	"trellis.dev/trellis/internal/serverlimits"
 	kubesource "trellis.dev/trellis/internal/source/kube"
 	"trellis.dev/trellis/internal/store"
 )
@@ -127,6 +127,7 @@ type kubePlane struct {
 	storage *casecret.Storage
 	auth    *tokenauth.Authenticator
 	webhook net.Listener
+	limits  serverlimits.Limits
 
 	// caReady is closed once sec is set; the leader's duties wait for it.
 	caReady chan struct{}
@@ -178,7 +179,7 @@ func newKubePlane(ctx context.Context, cfg Config, st *store.Store, log *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the API server: %w", err)
 	}
-	kp := &kubePlane{cfg: k, log: log, client: client, caReady: make(chan struct{})}
+	kp := &kubePlane{cfg: k, log: log, client: client, limits: cfg.Limits, caReady: make(chan struct{})}
 	if kp.source, err = kubesource.New(kubesource.Config{Client: client, Dynamic: dyn, Store: st,
 		Debounce: k.Debounce, Logger: log.With("component", "kube-source")}); err != nil {
 		return nil, err
@@ -330,13 +331,12 @@ func (kp *kubePlane) watchCA(ctx context.Context) error {
 // serveWebhooks serves the admission webhooks over TLS, with the serving certificate
 // the control plane issues itself, until ctx ends.
 func (kp *kubePlane) serveWebhooks(ctx context.Context) error {
-	srv := &http.Server{
-		Handler:           webhook.Handler(webhook.Config{Inject: kp.cfg.Inject, Logger: kp.log.With("component", "webhook")}),
-		ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.sec.serving.get},
-	}
+	log := kp.log.With("component", "webhook")
+	lim := kp.limits.WithBodyLimit(serverlimits.DefaultMaxBodyBytes)
+	srv := lim.Server(webhook.Handler(webhook.Config{Inject: kp.cfg.Inject, Logger: log}), log)
+	ln := lim.TLSListener(kp.webhook, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.sec.serving.get})
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(kp.webhook, "", "") }()
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err

@@ -29,6 +29,8 @@ type security struct {
 	serving *servingCert
 	log     *slog.Logger
 	dataDir string
+	// requireAuth makes xDS streams authenticate as certificate requests do.
+	requireAuth bool
 	// onBundleChange is called after a rotation changed the trust bundle.
 	onBundleChange func()
 }
@@ -80,6 +82,8 @@ func newSecurity(cfg Config, metrics prometheus.Registerer, log *slog.Logger, pa
 		Authenticator: parts.auth,
 		Logger:        log,
 		Registerer:    metrics,
+		RatePerSecond: cfg.CSRRate,
+		Burst:         cfg.CSRBurst,
 	})
 	if err != nil {
 		return nil, err
@@ -93,11 +97,12 @@ func newSecurity(cfg Config, metrics prometheus.Registerer, log *slog.Logger, pa
 	}
 	names := append([]string{"localhost", "127.0.0.1"}, cfg.ServingNames...)
 	s := &security{
-		ca:      authority,
-		svc:     svc,
-		serving: &servingCert{ca: authority, names: slices.Compact(names), now: time.Now},
-		log:     log,
-		dataDir: cfg.DataDir,
+		ca:          authority,
+		svc:         svc,
+		serving:     &servingCert{ca: authority, names: slices.Compact(names), now: time.Now},
+		log:         log,
+		dataDir:     cfg.DataDir,
+		requireAuth: cfg.XDSRequireAuth,
 	}
 	if err := s.writeBundle(); err != nil {
 		return nil, err
@@ -133,6 +138,9 @@ func (s *security) writeBundle() error {
 // the secure listener TLS with the serving certificate.
 func (s *security) serveOptions(secure bool) []xdsserver.ServeOption {
 	opts := []xdsserver.ServeOption{xdsserver.WithService(func(r grpc.ServiceRegistrar) { s.svc.Register(r) })}
+	if s.requireAuth {
+		opts = append(opts, xdsserver.WithGRPCOptions(grpc.ChainStreamInterceptor(s.svc.StreamInterceptor())))
+	}
 	if secure {
 		creds := credentials.NewTLS(&tls.Config{
 			MinVersion:     tls.VersionTLS12,

@@ -108,10 +108,7 @@ func bundlePool(t *testing.T, dataDir string) (*x509.CertPool, []*x509.Certifica
 func TestSecureXDS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	meshFile := filepath.Join(t.TempDir(), "mesh.yaml")
-	if err := os.WriteFile(meshFile, []byte(echoMesh), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	meshFile := echoMeshFile(t)
 	cp := startControl(ctx, t, meshFile, Config{ServingNames: []string{"trellis-control.trellis-system.svc"}})
 	pool, roots := bundlePool(t, cp.dataDir)
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"trellis.dev/trellis/internal/registry"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 // Defaults of Config.
@@ -36,6 +37,9 @@ var _ Sidecars = (*registry.Registry)(nil)
 type Config struct {
 	// Sidecars lists the sidecars to scrape and tap.
 	Sidecars Sidecars
+	// Limits bound the dashboard's HTTP clients (docs/limits.md); request bodies
+	// are bounded by serverlimits.DefaultMaxBodyBytes unless they set less.
+	Limits serverlimits.Limits
 	// ScrapeInterval is how often every sidecar's /stats/prometheus is read. Default
 	// 5s.
 	ScrapeInterval time.Duration
@@ -103,10 +107,11 @@ func New(cfg Config) (*Dashboard, error) {
 func (d *Dashboard) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(d.cfg.Logger.Handler(), slog.LevelDebug),
-		// Tap streams end with the server's context.
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+	lim := d.cfg.Limits.WithBodyLimit(serverlimits.DefaultMaxBodyBytes)
+	srv := lim.Server(d.Handler(), d.cfg.Logger)
+	// Tap streams end with the server's context.
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
+	ln = lim.Listener(ln)
 	var wg sync.WaitGroup
 	wg.Go(func() { d.scrapeLoop(ctx) })
 	if d.cfg.Tap {

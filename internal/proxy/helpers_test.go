@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"trellis.dev/trellis/internal/bootstrap"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 // testLogger logs to stderr when TRELLIS_TEST_LOG is set, else nowhere.
@@ -50,7 +51,13 @@ func startProxy(t *testing.T, node, xds string, delta bool) *Proxy {
 // runProxy runs a sidecar with bootstrap b until the test ends.
 func runProxy(t *testing.T, b *bootstrap.Bootstrap) *Proxy {
 	t.Helper()
-	p, err := New(Config{Bootstrap: b, DrainPeriod: 2 * time.Second, Logger: testLogger().With("node", b.Node.ID)})
+	return runProxyLimited(t, b, serverlimits.Limits{})
+}
+
+// runProxyLimited is runProxy with the listeners' limits lim.
+func runProxyLimited(t *testing.T, b *bootstrap.Bootstrap, lim serverlimits.Limits) *Proxy {
+	t.Helper()
+	p, err := New(Config{Bootstrap: b, DrainPeriod: 2 * time.Second, Limits: lim, Logger: testLogger().With("node", b.Node.ID)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

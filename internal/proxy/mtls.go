@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"trellis.dev/trellis/internal/certclient"
@@ -31,7 +32,9 @@ import (
 type security struct {
 	conn    *grpc.ClientConn
 	rotator *certclient.Rotator // nil without a join token
-	secrets *secrets.Store
+	// streamMetadata authenticates the xDS stream (nil without a join token).
+	streamMetadata metadata.MD
+	secrets        *secrets.Store
 }
 
 // newSecurity sets up the connection to the control plane, the rotator and the
@@ -81,6 +84,8 @@ func (s *security) startRotator(p *Proxy, id identity.ID) error {
 	if err != nil {
 		return err
 	}
+	// The same credentials authenticate the xDS stream, to a control plane that asks.
+	s.streamMetadata = certclient.Metadata(token, id)
 	s.rotator, err = certclient.NewRotator(certclient.RotatorConfig{
 		Fetcher:    client,
 		RenewEvery: b.CertRenewEvery.Std(),

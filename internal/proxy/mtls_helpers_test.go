@@ -28,6 +28,7 @@ import (
 	"trellis.dev/trellis/internal/names"
 	"trellis.dev/trellis/internal/peertls"
 	"trellis.dev/trellis/internal/proxy/internal/xdstest"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 const trustDomain = "cluster.local"
@@ -62,6 +63,10 @@ type tlsMeshOpts struct {
 	certTTL    time.Duration
 	renewEvery time.Duration
 	xdsTLS     bool
+	// limits are the sidecars' (zero: the defaults).
+	limits serverlimits.Limits
+	// xdsAuth makes the control plane authenticate xDS streams as CSRs.
+	xdsAuth bool
 }
 
 func startTLSMesh(t *testing.T, opts tlsMeshOpts) *tlsMesh {
@@ -72,6 +77,9 @@ func startTLSMesh(t *testing.T, opts tlsMeshOpts) *tlsMesh {
 	m.h2app = hostOf(headerApp(t, true).URL)
 	m.tcpEchoer = tcpEcho(t)
 	m.sopt = xdstest.Options{Register: m.ca.Register}
+	if opts.xdsAuth {
+		m.sopt.GRPC = []grpc.ServerOption{grpc.ChainStreamInterceptor(m.ca.Service.StreamInterceptor())}
+	}
 	if opts.xdsTLS {
 		cert, err := m.ca.CA.IssueServing([]string{"127.0.0.1"}, 0)
 		if err != nil {
@@ -111,7 +119,7 @@ func (m *tlsMesh) startSidecar(node, sa, tokenFile string) *Proxy {
 	if m.opts.xdsTLS {
 		b.XDSCAFile = m.ca.BundleFile(m.t)
 	}
-	return runProxy(m.t, b)
+	return runProxyLimited(m.t, b, m.opts.limits)
 }
 
 // publish sends both sidecars their configuration with trust bundle root.

@@ -24,6 +24,7 @@ import (
 	"trellis.dev/trellis/internal/proxy/stats"
 	"trellis.dev/trellis/internal/proxy/telemetry"
 	"trellis.dev/trellis/internal/proxy/xdsclient"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 // DefaultDrainPeriod is the drain period when neither Config.DrainPeriod nor the
@@ -49,6 +50,9 @@ type Config struct {
 	// long again to finish before they are closed. Zero: the bootstrap's drainPeriod,
 	// else DefaultDrainPeriod.
 	DrainPeriod time.Duration
+	// Limits bound what clients can make the sidecar's listeners (outbound, inbound,
+	// admin, metrics) do (docs/limits.md); zero fields take their defaults.
+	Limits serverlimits.Limits
 	// Logger receives the sidecar's log.
 	Logger *slog.Logger
 }
@@ -143,6 +147,7 @@ func New(cfg Config) (*Proxy, error) {
 		Logger:       cfg.Logger,
 		Stats:        p.stats,
 		DrainTimeout: cfg.DrainPeriod,
+		Limits:       cfg.Limits,
 	})
 	if err := p.newSecurity(); err != nil {
 		p.abandonTelemetry()
@@ -154,7 +159,7 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
 	}
 	var err error
-	p.admin, err = admin.New(admin.Config{Address: b.Admin, State: p, Logger: cfg.Logger})
+	p.admin, err = admin.New(admin.Config{Address: b.Admin, State: p, Limits: cfg.Limits, Logger: cfg.Logger})
 	if err != nil {
 		p.abandonTelemetry()
 		return nil, fmt.Errorf("sidecar %s: %w", b.Node.ID, err)
@@ -181,6 +186,7 @@ func New(cfg Config) (*Proxy, error) {
 		Serving:     func() bool { return p.table.Load() != nil },
 		Delta:       b.Delta,
 		Handler:     p,
+		Metadata:    p.sec.streamMetadata,
 		Logger:      cfg.Logger,
 	})
 	if err != nil {

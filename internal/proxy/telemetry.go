@@ -38,6 +38,7 @@ func (p *Proxy) newTelemetry() error {
 			Gatherer:  p.telemetry.Metrics().Registry(),
 			Ready:     p.Ready,
 			AppProbes: probes,
+			Limits:    p.cfg.Limits,
 			Logger:    p.cfg.Logger,
 		})
 		if err != nil {

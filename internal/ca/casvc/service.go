@@ -50,6 +50,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer, if set, receives trellis_ca_signings_total{result}.
 	Registerer prometheus.Registerer
+	// RatePerSecond and Burst bound the requests of one peer IP (a token bucket,
+	// checked before authentication); beyond, ResourceExhausted. Zero: DefaultCSRRate
+	// and DefaultCSRBurst.
+	RatePerSecond float64
+	Burst         int
 }
 
 // Service implements IstioCertificateService.
@@ -60,6 +65,7 @@ type Service struct {
 	auth     Authenticator
 	log      *slog.Logger
 	signings *prometheus.CounterVec
+	limiter  *peerLimiter
 }
 
 var _ pb.IstioCertificateServiceServer = (*Service)(nil)
@@ -71,6 +77,7 @@ const (
 	ResultDenied          = "denied"
 	ResultInvalid         = "invalid"
 	ResultError           = "error"
+	ResultRateLimited     = "rate_limited"
 )
 
 // New makes a Service.
@@ -85,7 +92,7 @@ func New(cfg Config) (*Service, error) {
 		Name: "trellis_ca_signings_total",
 		Help: "Certificate requests handled by the CA, by result.",
 	}, []string{"result"})
-	for _, r := range []string{ResultSuccess, ResultUnauthenticated, ResultDenied, ResultInvalid, ResultError} {
+	for _, r := range []string{ResultSuccess, ResultUnauthenticated, ResultDenied, ResultInvalid, ResultError, ResultRateLimited} {
 		signings.WithLabelValues(r)
 	}
 	if cfg.Registerer != nil {
@@ -97,7 +104,8 @@ func New(cfg Config) (*Service, error) {
 			signings = already.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
-	return &Service{signer: cfg.Signer, auth: cfg.Authenticator, log: cfg.Logger, signings: signings}, nil
+	return &Service{signer: cfg.Signer, auth: cfg.Authenticator, log: cfg.Logger, signings: signings,
+		limiter: newPeerLimiter(cfg.RatePerSecond, cfg.Burst)}, nil
 }
 
 // Register adds the service to a gRPC server.
@@ -107,6 +115,10 @@ func (s *Service) Register(srv grpc.ServiceRegistrar) {
 
 // CreateCertificate authenticates the caller and signs its CSR for the identity it holds.
 func (s *Service) CreateCertificate(ctx context.Context, req *pb.IstioCertificateRequest) (*pb.IstioCertificateResponse, error) {
+	if !s.limiter.allow(peerAddr(ctx)) {
+		s.signings.WithLabelValues(ResultRateLimited).Inc()
+		return nil, status.Error(codes.ResourceExhausted, "too many certificate requests from this address; retry later")
+	}
 	id, err := s.auth.Authenticate(ctx)
 	if err != nil {
 		return nil, s.refuse(ctx, ResultUnauthenticated, codes.Unauthenticated, identity.ID{}, err)
@@ -139,6 +151,20 @@ func (s *Service) CreateCertificate(ctx context.Context, req *pb.IstioCertificat
 	s.signings.WithLabelValues(ResultSuccess).Inc()
 	s.log.Debug("signed certificate", "identity", id.String(), "peer", peerAddr(ctx))
 	return resp, nil
+}
+
+// StreamInterceptor refuses a stream (xDS) whose caller the Authenticator does not
+// accept, with Unauthenticated: a control plane that requires it serves its
+// configuration only to members of the mesh. It authenticates as CreateCertificate
+// does, without its rate limit (streams are long-lived and reconnect with backoff).
+func (s *Service) StreamInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if _, err := s.auth.Authenticate(ss.Context()); err != nil {
+			s.log.Debug("refused unauthenticated stream", "method", info.FullMethod, "peer", peerAddr(ss.Context()), "error", err)
+			return status.Error(codes.Unauthenticated, "authenticating the stream: "+err.Error())
+		}
+		return handler(srv, ss)
+	}
 }
 
 // refuse counts and logs a refused request and makes its gRPC status.

@@ -39,6 +39,12 @@ type fixture struct {
 // serve starts a CA service on a real gRPC server on loopback.
 func serve(t *testing.T) *fixture {
 	t.Helper()
+	return serveLimited(t, 0, 0)
+}
+
+// serveLimited is serve with a rate limit of perSecond and burst (zero: defaults).
+func serveLimited(t *testing.T, perSecond float64, burst int) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	authority, err := ca.New(ca.Config{DataDir: dir, Logger: log})
@@ -55,6 +61,8 @@ func serve(t *testing.T) *fixture {
 		Authenticator: casvc.NewTokenAuthenticator(token, ""),
 		Logger:        log,
 		Registerer:    reg,
+		RatePerSecond: perSecond,
+		Burst:         burst,
 	})
 	if err != nil {
 		t.Fatalf("casvc.New: %v", err)
@@ -182,7 +190,7 @@ func TestCreateCertificate(t *testing.T) {
 		})
 	}
 
-	want := map[string]float64{"success": 2, "unauthenticated": 5, "denied": 1, "invalid": 2, "error": 0}
+	want := map[string]float64{"success": 2, "unauthenticated": 5, "denied": 1, "invalid": 2, "error": 0, "rate_limited": 0}
 	if diff := cmp.Diff(want, signings(t, f.reg)); diff != "" {
 		t.Errorf("trellis_ca_signings_total (-want +got):\n%s", diff)
 	}
@@ -229,4 +237,35 @@ func TestJoinToken(t *testing.T) {
 	if first != second {
 		t.Error("JoinToken made a new token although one existed")
 	}
+}
+
+// TestCSRFlood: a peer that floods the CA with requests gets its burst, then
+// ResourceExhausted, before any of them is authenticated or signed.
+func TestCSRFlood(t *testing.T) {
+	const burst, sent = 5, 200
+	f := serveLimited(t, 1, burst)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer wrong")
+	codesSeen := map[codes.Code]int{}
+	start := time.Now()
+	for range sent {
+		_, err := f.client.CreateCertificate(ctx, &pb.IstioCertificateRequest{Csr: "x"})
+		codesSeen[status.Code(err)]++
+	}
+	elapsed := time.Since(start)
+	// The bucket refills at 1/s: a slow run may let a few more through.
+	allowed := burst + int(elapsed.Seconds()) + 1
+	if n := codesSeen[codes.Unauthenticated]; n < burst || n > allowed {
+		t.Errorf("%d requests reached authentication, want %d..%d", n, burst, allowed)
+	}
+	if n := codesSeen[codes.ResourceExhausted]; n < sent-allowed {
+		t.Errorf("%d requests refused for the rate, want at least %d", n, sent-allowed)
+	}
+	got := signings(t, f.reg)
+	if got["rate_limited"] != float64(codesSeen[codes.ResourceExhausted]) {
+		t.Errorf("trellis_ca_signings_total{result=rate_limited} = %v, want %d", got["rate_limited"], codesSeen[codes.ResourceExhausted])
+	}
+	t.Logf("CSR flood: %d requests from one peer in %v: %d reached authentication, %d refused ResourceExhausted",
+		sent, elapsed.Round(time.Millisecond), codesSeen[codes.Unauthenticated], codesSeen[codes.ResourceExhausted])
 }

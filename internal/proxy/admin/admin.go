@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"trellis.dev/trellis/internal/proxy/internal/httpserve"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 // State is what the admin endpoints show of the sidecar.
@@ -42,7 +42,9 @@ type Config struct {
 	// Address is where to listen; its host must be a loopback IP or "localhost".
 	Address string
 	State   State
-	Logger  *slog.Logger
+	// Limits bound the admin server's clients (docs/limits.md); it reads no bodies.
+	Limits serverlimits.Limits
+	Logger *slog.Logger
 }
 
 // Server is the admin HTTP server.
@@ -76,12 +78,7 @@ func New(cfg Config) (*Server, error) {
 	if ts, ok := cfg.State.(TapState); ok {
 		mux.HandleFunc("GET /tap", ts.ServeTap)
 	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
-	}
-	return &Server{ln: ln, srv: srv}, nil
+	return &Server{ln: cfg.Limits.Listener(ln), srv: cfg.Limits.Server(mux, cfg.Logger)}, nil
 }
 
 // write renders into a buffer first, so that a failure is a clean 500.

@@ -6,6 +6,9 @@
 //	/tap          the requests the sidecar carries, live, as JSON lines (or Server-Sent
 //	              Events): the access log's record, the last ones first (TapState)
 //
+// Every endpoint answers GET only and reads state: nothing the admin server serves
+// changes the sidecar. Its listener has the limits of Config.Limits (docs/limits.md).
+//
 // The admin server reads the sidecar through the small State interface; it holds no
 // state and no lock of its own. Serve runs one http.Server until its context ends.
 package admin

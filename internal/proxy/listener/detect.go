@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"trellis.dev/trellis/internal/proxy/runtime"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 // Protocol detection on plaintext connections (the HTTP inspector; docs/proxy.md,
@@ -21,9 +22,6 @@ const (
 	// first line is carried as TCP.
 	maxRequestLine = 8 << 10
 )
-
-// h2Preface is the HTTP/2 client connection preface.
-var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
 // detectChain reads the first bytes of a plaintext connection without consuming them
 // (c serves them again), tells HTTP/1.x and HTTP/2 from anything else, and returns
@@ -86,8 +84,8 @@ func classify(b []byte) (app string, done bool) {
 	if len(b) == 0 {
 		return "", false
 	}
-	if n := min(len(b), len(h2Preface)); bytes.Equal(b[:n], h2Preface[:n]) {
-		if n == len(h2Preface) {
+	if n := min(len(b), len(serverlimits.H2Preface)); bytes.Equal(b[:n], serverlimits.H2Preface[:n]) {
+		if n == len(serverlimits.H2Preface) {
 			return runtime.AppH2C, true
 		}
 		return "", false
@@ -98,7 +96,7 @@ func classify(b []byte) (app string, done bool) {
 // classifyHTTP1 matches an HTTP/1.x request line.
 func classifyHTTP1(b []byte) (string, bool) {
 	i := 0
-	for i < len(b) && isTokenChar(b[i]) {
+	for i < len(b) && serverlimits.IsTokenChar(b[i]) {
 		i++
 	}
 	switch {
@@ -141,19 +139,6 @@ func classifyHTTP1(b []byte) (string, bool) {
 		return runtime.AppHTTP11, true
 	}
 	return "", true
-}
-
-// isTokenChar reports whether c may appear in an HTTP token (RFC 9110 tchar).
-func isTokenChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }
 
 // hasApplicationProtocols reports whether some chain of l matches application

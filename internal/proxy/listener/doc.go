@@ -39,6 +39,16 @@
 // "Connection: close" and HTTP/2 connections get GOAWAY once idle; Shutdown later
 // stops accepting and lets what is in flight finish.
 //
+// Limits (limits.go, docs/limits.md): each socket's HTTP server takes its timeouts,
+// header bounds and HTTP/2 settings from Config.Limits; every HTTP/1.x connection is
+// read through serverlimits' framing guard, which refuses request smuggling and
+// malformed heads before net/http parses them (an h2 connection over TLS is handed
+// to net/http as the *tls.Conn it needs); and each socket admits at most
+// MaxConnections open connections: the accept loop closes one beyond at once
+// (downstream_cx_overflow). An admission is released when its connection closes: by
+// the HTTP server's ConnState hook, the TCP proxy's goroutine, or where dispatch
+// drops the connection.
+//
 // Concurrency: Manager.mu guards the socket map; each socket's goroutines (accept
 // loop, HTTP server, TCP connections) are tracked by its WaitGroup, and drains of
 // removed sockets by the Manager's. Shutdown stops accepting everywhere, lets requests

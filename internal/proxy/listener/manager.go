@@ -12,6 +12,7 @@ import (
 
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/stats"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 // Tables gives the runtime table in effect.
@@ -40,6 +41,9 @@ type Config struct {
 	// DrainTimeout bounds how long a removed listener, or every listener at
 	// Shutdown, lets its requests and connections finish.
 	DrainTimeout time.Duration
+	// Limits bound what clients can make the listeners do (limits.go); zero fields
+	// take serverlimits' defaults.
+	Limits serverlimits.Limits
 }
 
 // Manager owns the sidecar's listening sockets, keyed by address. Prepare binds the

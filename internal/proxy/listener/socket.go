@@ -3,11 +3,12 @@ package listener
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 // socket is one bound address, or a virtual one (ln nil) for a listener that is not
@@ -20,11 +21,15 @@ type socket struct {
 	ln      net.Listener
 	serving bool
 
-	http   *http.Server
-	queue  *connQueue
-	ctx    context.Context // cancelled to end TCP connections
-	cancel context.CancelFunc
-	done   sync.WaitGroup // the accept loop, the HTTP server, TCP connections
+	http  *http.Server
+	queue *connQueue
+	// conns counts the socket's open connections against Limits.MaxConnections;
+	// admitted maps an HTTP connection handed to the server to its release.
+	counter  *serverlimits.ConnCounter
+	admitted sync.Map
+	ctx      context.Context // cancelled to end TCP connections
+	cancel   context.CancelFunc
+	done     sync.WaitGroup // the accept loop, the HTTP server, TCP connections
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // open TCP proxy connections
@@ -45,12 +50,15 @@ func (m *Manager) serve(s *socket) {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge on the same port
 	protocols.SetHTTP2(true)            // h2 over TLS chains, by ALPN
-	s.http = &http.Server{
-		Handler:           m.cfg.HTTP.Handler(s.addr),
-		Protocols:         protocols,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(m.cfg.Logger.Handler(), slog.LevelDebug),
+	s.counter = serverlimits.NewConnCounter(m.limits().MaxConnections)
+	s.http = m.limits().Server(m.cfg.HTTP.Handler(s.addr), m.cfg.Logger)
+	s.http.Protocols = protocols
+	s.http.ConnState = func(c net.Conn, state http.ConnState) {
+		if state == http.StateClosed || state == http.StateHijacked {
+			if release, ok := s.admitted.LoadAndDelete(c); ok {
+				release.(func())()
+			}
+		}
 	}
 	if m.draining {
 		s.http.SetKeepAlivesEnabled(false)
@@ -80,7 +88,12 @@ func (m *Manager) accept(s *socket) {
 			continue
 		}
 		delay = 0
-		m.dispatch(s, conn)
+		if !s.counter.Admit() {
+			conn.Close()
+			m.overflow(s)
+			continue
+		}
+		m.dispatch(s, conn, sync.OnceFunc(s.counter.Release))
 	}
 }
 

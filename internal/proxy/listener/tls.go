@@ -18,19 +18,20 @@ const (
 	// is taken as plaintext: a protocol where the server speaks first still works on
 	// a PERMISSIVE listener.
 	InspectTimeout = 15 * time.Second
-	// HandshakeTimeout bounds a TLS handshake.
-	HandshakeTimeout = 10 * time.Second
 )
 
 // dispatch hands an accepted connection to the filter chain of the listener at its
 // address in the current table. A listener with one plaintext chain takes it at
 // once; otherwise a goroutine of the socket peeks at the first bytes, picks the chain
 // (TLS ClientHello or not), terminates TLS if the chain says so, then serves it.
-func (m *Manager) dispatch(s *socket, conn net.Conn) {
+// release uncounts the connection (limits.go); it is called once the connection is
+// closed.
+func (m *Manager) dispatch(s *socket, conn net.Conn, release func()) {
 	t := m.cfg.Tables.Current()
 	l := t.ListenerAt(s.addr)
 	if l == nil || len(l.Chains) == 0 {
 		conn.Close()
+		release()
 		return
 	}
 	ctx := s.ctx
@@ -45,6 +46,7 @@ func (m *Manager) dispatch(s *socket, conn net.Conn) {
 			// Not redirected: serving it would connect it back to this listener.
 			m.cfg.Logger.Debug("closing connection without an original destination", "listener", l.Name, "error", err)
 			conn.Close()
+			release()
 			return
 		}
 		if l.UseOriginalDst {
@@ -54,22 +56,24 @@ func (m *Manager) dispatch(s *socket, conn net.Conn) {
 		}
 		ctx = runtime.WithOriginalDst(s.ctx, dst)
 	}
-	m.dispatchTo(ctx, s, conn, l)
+	m.dispatchTo(ctx, s, conn, l, release)
 }
 
 // dispatchTo serves conn with listener l of socket s: directly when there is nothing
 // to inspect, else after inspection and any TLS handshake, on a goroutine of s.
-func (m *Manager) dispatchTo(ctx context.Context, s *socket, conn net.Conn, l *runtime.Listener) {
+func (m *Manager) dispatchTo(ctx context.Context, s *socket, conn net.Conn, l *runtime.Listener, release func()) {
 	if len(l.Chains) == 0 {
 		conn.Close()
+		release()
 		return
 	}
 	if !l.Inspect && !l.Detect && l.Chains[0].TLS == nil {
-		m.serveChain(ctx, s, conn, l, l.Chains[0])
+		m.serveChain(ctx, s, conn, l, l.Chains[0], release)
 		return
 	}
 	if !s.track(conn) {
 		conn.Close()
+		release()
 		return
 	}
 	s.done.Go(func() {
@@ -77,23 +81,30 @@ func (m *Manager) dispatchTo(ctx context.Context, s *socket, conn net.Conn, l *r
 		s.untrack(conn)
 		if chain == nil {
 			conn.Close()
+			release()
 			return
 		}
-		m.serveChain(ctx, s, c, l, chain)
+		m.serveChain(ctx, s, c, l, chain, release)
 	})
 }
 
 // serveChain serves conn with chain: HTTP connections go to the socket's HTTP server,
-// TCP ones to the TCP proxy on a goroutine of the socket.
-func (m *Manager) serveChain(ctx context.Context, s *socket, conn net.Conn, l *runtime.Listener, chain *runtime.FilterChain) {
+// TCP ones to the TCP proxy on a goroutine of the socket. HTTP/1.x connections are
+// read through the framing guard (limits.go).
+func (m *Manager) serveChain(ctx context.Context, s *socket, conn net.Conn, l *runtime.Listener, chain *runtime.FilterChain, release func()) {
 	switch {
 	case chain.Routes != nil:
+		conn = m.guard(conn)
+		s.admitted.Store(conn, release)
 		if !s.queue.push(conn) {
+			s.admitted.Delete(conn)
 			conn.Close()
+			release()
 		}
 	case chain.TCP != nil:
 		if !s.track(conn) {
 			conn.Close()
+			release()
 			return
 		}
 		if chain.TCP != l.TCP {
@@ -102,11 +113,13 @@ func (m *Manager) serveChain(ctx context.Context, s *socket, conn net.Conn, l *r
 			l = &cl
 		}
 		s.done.Go(func() {
+			defer release()
 			defer s.untrack(conn)
 			m.cfg.TCP.Serve(ctx, conn, l)
 		})
 	default:
 		conn.Close()
+		release()
 	}
 }
 
@@ -144,7 +157,7 @@ func (m *Manager) secure(s *socket, conn net.Conn, l *runtime.Listener) (net.Con
 		return nil, nil
 	}
 	tc := tls.Server(c, chain.TLS.Config)
-	ctx, cancel := context.WithTimeout(s.ctx, HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, m.limits().HandshakeTimeout)
 	defer cancel()
 	err := tc.HandshakeContext(ctx)
 	if m.cfg.Stats != nil {

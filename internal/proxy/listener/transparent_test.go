@@ -68,7 +68,7 @@ func TestVirtualListenersAndHandoff(t *testing.T) {
 	m.mu.Unlock()
 	client, server := net.Pipe()
 	defer client.Close()
-	m.dispatchTo(s.ctx, s, server, table.ListenerAt("10.96.0.10:9000"))
+	m.dispatchTo(s.ctx, s, server, table.ListenerAt("10.96.0.10:9000"), func() {})
 	client.SetDeadline(time.Now().Add(5 * time.Second))
 	got, _ := io.ReadAll(client)
 	if string(got) != "tcp 10.96.0.10_9000" {

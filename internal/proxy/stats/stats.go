@@ -34,6 +34,9 @@ type Counters struct {
 	// cluster's with its endpoints); SSLErrors failed ones.
 	SSLHandshakes atomic.Uint64
 	SSLErrors     atomic.Uint64
+	// CxOverflow counts connections a listener closed at once because it had its
+	// maximum open (Envoy's downstream_cx_overflow).
+	CxOverflow atomic.Uint64
 }
 
 // Flags counts the response flags of one request.
@@ -129,6 +132,9 @@ func (s *Stats) WriteText(w io.Writer) error {
 			}
 			if n := c.SSLErrors.Load(); n > 0 {
 				lines = append(lines, fmt.Sprintf("%s.%s.ssl.connection_error %d", kind, name, n))
+			}
+			if n := c.CxOverflow.Load(); n > 0 {
+				lines = append(lines, fmt.Sprintf("%s.%s.downstream_cx_overflow %d", kind, name, n))
 			}
 			if n := c.TCPTotal.Load(); n > 0 {
 				lines = append(lines, fmt.Sprintf("%s.%s.tcp_connections_total %d", kind, name, n))

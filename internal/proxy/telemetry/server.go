@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"trellis.dev/trellis/internal/proxy/internal/httpserve"
+	"trellis.dev/trellis/internal/serverlimits"
 )
 
 // Paths of the metrics server.
@@ -32,7 +32,9 @@ type ServerConfig struct {
 	// AppProbes, if set, answers the app probes under /app-health/ (package
 	// appprobe): in a pod, the kubelet's probes of the app, rewritten by the injector.
 	AppProbes http.Handler
-	Logger    *slog.Logger
+	// Limits bound the server's clients (docs/limits.md).
+	Limits serverlimits.Limits
+	Logger *slog.Logger
 }
 
 // Server serves the metrics (/stats/prometheus) and readiness (/healthz/ready).
@@ -54,8 +56,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.AppProbes != nil {
 		mux.Handle("GET /app-health/", cfg.AppProbes)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
-	return &Server{ln: ln, srv: srv}, nil
+	srv := cfg.Limits.Server(mux, cfg.Logger)
+	return &Server{ln: cfg.Limits.Listener(ln), srv: srv}, nil
 }
 
 // Addr returns the bound address.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"trellis.dev/trellis/internal/proxy/runtime"
@@ -37,6 +38,9 @@ type Config struct {
 	Serving     func() bool
 	// Delta selects the incremental protocol instead of State of the World.
 	Delta bool
+	// Metadata, if set, is sent with every stream: the sidecar's credentials, for a
+	// control plane that authenticates its xDS clients.
+	Metadata metadata.MD
 	// Handler validates and applies what the server sends.
 	Handler Handler
 	// Logger receives connection changes and rejected updates.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -53,6 +54,9 @@ type pendingNACK struct {
 // response arrived, which resets the reconnect backoff.
 func (c *Client) session(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient) (progressed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
+	if c.cfg.Metadata != nil {
+		ctx = metadata.NewOutgoingContext(ctx, c.cfg.Metadata)
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()

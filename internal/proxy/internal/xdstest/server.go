@@ -56,6 +56,8 @@ type Options struct {
 	Register func(grpc.ServiceRegistrar)
 	// TLS, if set, makes the server speak TLS with it.
 	TLS *tls.Config
+	// GRPC are more options of the gRPC server (interceptors).
+	GRPC []grpc.ServerOption
 }
 
 // StartWith is Start with options.
@@ -68,7 +70,7 @@ func StartWith(t testing.TB, addr string, cache cachev3.SnapshotCache, opts Opti
 	if err != nil {
 		t.Fatalf("listening for xDS: %v", err)
 	}
-	var sopts []grpc.ServerOption
+	sopts := append([]grpc.ServerOption(nil), opts.GRPC...)
 	if opts.TLS != nil {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 	}
