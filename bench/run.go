@@ -286,7 +286,8 @@ func measure(ctx context.Context, cfg Config, echo *echoServer, p path, r *Resul
 		cpu := after.CPU - before[i].CPU
 		ours += cpu
 		u := ProcUsage{Name: m.name, PID: m.pid, CPUSeconds: cpu.Seconds(),
-			PeakRSSMiB: float64(after.Mem.Peak) / (1 << 20), PeakSinceStart: !reset[i]}
+			PeakRSSMiB: float64(after.Mem.Peak) / (1 << 20), PeakSinceStart: !reset[i],
+			AnonRSSMiB: float64(after.Mem.Anon) / (1 << 20), FileRSSMiB: float64(after.Mem.File) / (1 << 20)}
 		if r.Requests > 0 {
 			u.CPUPer1000 = cpu.Seconds() / float64(r.Requests) * 1000
 		}

@@ -67,10 +67,10 @@ func TestMeshFileMTLSSwitch(t *testing.T) {
 	tests := []struct {
 		name string
 		mtls bool
-		want bool // the mesh holds a STRICT PeerAuthentication
+		want string // the mode of the mesh's PeerAuthentication
 	}{
-		{name: "plaintext", mtls: false, want: false},
-		{name: "mtls", mtls: true, want: true},
+		{name: "plaintext", mtls: false, want: "DISABLE"},
+		{name: "mtls", mtls: true, want: "STRICT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,9 +78,12 @@ func TestMeshFileMTLSSwitch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := strings.Contains(string(mesh), "kind: PeerAuthentication") && strings.Contains(string(mesh), "mode: STRICT")
-			if got != tt.want {
-				t.Errorf("PeerAuthentication STRICT in the mesh = %v, want %v:\n%s", got, tt.want, mesh)
+			_, pa, ok := strings.Cut(string(mesh), "kind: PeerAuthentication")
+			if !ok {
+				t.Fatalf("no PeerAuthentication in the mesh (without one, auto mTLS decides):\n%s", mesh)
+			}
+			if !strings.Contains(pa, "mode: "+tt.want+"}") || strings.Count(string(mesh), "mode: ") != 1 {
+				t.Errorf("want one PeerAuthentication in mode %s:\n%s", tt.want, mesh)
 			}
 		})
 	}
