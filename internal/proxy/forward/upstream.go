@@ -50,7 +50,8 @@ type upstreamKey struct {
 // upstream is one cluster's connection pool, the reverse proxy using it, and the
 // cluster's live state (shared by every pool of the cluster's name).
 type upstream struct {
-	transport *http.Transport
+	// closeIdle closes the pool's idle connections.
+	closeIdle func()
 	attempts  *attempts
 	proxy     *httputil.ReverseProxy
 	state     *cluster.State
@@ -82,7 +83,7 @@ func (u *Upstreams) Attach(t *runtime.Table) {
 	for key, up := range u.pools {
 		if next[key] == nil {
 			up.attempts.retired.Store(true)
-			up.transport.CloseIdleConnections()
+			up.closeIdle()
 		}
 	}
 	u.pools = next
@@ -93,7 +94,7 @@ func (u *Upstreams) Close() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, up := range u.pools {
-		up.transport.CloseIdleConnections()
+		up.closeIdle()
 	}
 }
 
@@ -130,8 +131,16 @@ func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State, tlsConfig
 			PingTimeout:     15 * time.Second,
 		}
 	}
-	at := &attempts{base: tr, state: state, http2: key.http2, maxPerConn: key.maxPerConn, stats: u.stats.Cluster(key.cluster),
-		closeIdle: tr.CloseIdleConnections}
+	// HTTP/1.1 goes through h1Transport, which serves what it can on the request's
+	// goroutine and leaves the rest (streamed bodies, upgrades) to tr.
+	var base http.RoundTripper = tr
+	closeIdle := tr.CloseIdleConnections
+	if !key.http2 {
+		h1 := newH1Transport(dial, key.idleTimeout, tr)
+		base, closeIdle = h1, h1.CloseIdleConnections
+	}
+	at := &attempts{base: base, state: state, http2: key.http2, maxPerConn: key.maxPerConn, stats: u.stats.Cluster(key.cluster),
+		closeIdle: closeIdle}
 	if key.http2 {
 		at.maxPerConn = 0
 	}
@@ -146,7 +155,7 @@ func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State, tlsConfig
 		ErrorLog:       slog.NewLogLogger(u.logger.Handler(), slog.LevelDebug),
 		ModifyResponse: modifyResponse,
 	}
-	return &upstream{transport: tr, attempts: at, proxy: rp, state: state}
+	return &upstream{closeIdle: closeIdle, attempts: at, proxy: rp, state: state}
 }
 
 // countingDial wraps connections so that closeAfter can count their requests.
