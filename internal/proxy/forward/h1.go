@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/sys/unix"
@@ -75,6 +76,11 @@ type h1Conn struct {
 	stop func() bool
 	// closeAfter: the request or the response asked to close the connection.
 	closeAfter bool
+
+	// peek (made once per connection, so a check allocates nothing) fills peekErr.
+	peek    func(fd uintptr) bool
+	peekBuf [1]byte
+	peekErr syscall.Errno
 }
 
 // takes reports whether the request is one h1Transport serves itself.
@@ -317,15 +323,17 @@ func (pc *h1Conn) alive() bool {
 	if pc.raw == nil {
 		return true
 	}
-	var buf [1]byte
-	var err error
-	if rerr := pc.raw.Read(func(fd uintptr) bool {
-		_, _, err = unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		return true
-	}); rerr != nil {
+	if pc.peek == nil {
+		pc.peek = func(fd uintptr) bool {
+			_, _, pc.peekErr = unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&pc.peekBuf[0])), 1,
+				unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+			return true
+		}
+	}
+	if err := pc.raw.Read(pc.peek); err != nil {
 		return false
 	}
-	return err == unix.EAGAIN
+	return pc.peekErr == unix.EAGAIN
 }
 
 // h1Body is a response body read from an h1Conn; at its end the connection is
