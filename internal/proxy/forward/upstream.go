@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -205,7 +206,32 @@ func modifyResponse(resp *http.Response) error {
 		}
 	}
 	grpcTrailersOnly(resp)
+	if x != nil {
+		moveHeaders(x.rw.Header(), resp)
+	}
 	return nil
+}
+
+// moveHeaders hands the response's header values to the client's response as they
+// are: the reverse proxy would copy them value by value (an allocation each) and
+// finds nothing left to copy. A key the sidecar already set (rate-limit headers, for
+// instance) keeps its values first, as the copy would. Upgrades and event streams
+// keep their headers, which the reverse proxy reads after this hook.
+func moveHeaders(dst http.Header, resp *http.Response) {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return
+	}
+	if ct := resp.Header["Content-Type"]; len(ct) > 0 && strings.HasPrefix(ct[0], "text/event-stream") {
+		return
+	}
+	for k, vv := range resp.Header {
+		if have, ok := dst[k]; ok {
+			dst[k] = append(have, vv...)
+		} else {
+			dst[k] = vv
+		}
+	}
+	clear(resp.Header)
 }
 
 // proxyError answers a request the upstream did not: the sidecar's own answer for the
