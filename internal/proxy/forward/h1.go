@@ -72,8 +72,10 @@ type h1Conn struct {
 	idleSince time.Time
 	reused    bool
 	// stop ends the watch on the request's context (context.AfterFunc); it returns
-	// false once the context has fired and broken the connection.
-	stop func() bool
+	// false once the context has fired and broken the connection with abort (made
+	// once per connection).
+	stop  func() bool
+	abort func()
 	// closeAfter: the request or the response asked to close the connection.
 	closeAfter bool
 
@@ -248,8 +250,10 @@ func (t *h1Transport) CloseIdleConnections() {
 func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request, wire []byte) (resp *http.Response, err error, again bool) {
 	pc.closeAfter = req.Close
 	if ctx.Done() != nil {
-		nc := pc.nc
-		pc.stop = context.AfterFunc(ctx, func() { nc.SetDeadline(aLongTimeAgo) })
+		if pc.abort == nil {
+			pc.abort = func() { pc.nc.SetDeadline(aLongTimeAgo) }
+		}
+		pc.stop = context.AfterFunc(ctx, pc.abort)
 	} else {
 		pc.stop = nil
 	}
