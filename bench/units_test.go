@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -109,5 +112,27 @@ func TestCompare(t *testing.T) {
 	}
 	if !strings.Contains(md.String(), "| trellis-mtls | mTLS: not yet available |") {
 		t.Errorf("markdown does not show the skipped path:\n%s", md.String())
+	}
+}
+
+func TestCopyFile(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "linked"), filepath.Join(dir, "copy")
+	data := bytes.Repeat([]byte("trellis"), 100000) // several copy buffers
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("copy differs from the original (%d of %d bytes, %v)", len(got), len(data), err)
+	}
+	if fi, _ := os.Stat(dst); fi.Mode().Perm()&0o111 == 0 {
+		t.Errorf("copy mode %v, want executable", fi.Mode())
+	}
+	if err := copyFile(dst, src); err == nil {
+		t.Error("copying over an existing file: no error")
 	}
 }
