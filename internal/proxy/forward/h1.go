@@ -120,7 +120,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// The request is written once into buf (after GotConn, which may ask for
 			// "Connection: close"), and sent again from there.
 			if *buf, err = appendRequest((*buf)[:0], req); err != nil {
-				pc.close()
+				t.put(pc) // unused: the request could not be written
 				break
 			}
 		}

@@ -438,3 +438,24 @@ func TestAppendRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestH1RefusedRequestKeepsConnection: a request that cannot be written (a header
+// value with a newline) fails without costing the pool its connection.
+func TestH1RefusedRequestKeepsConnection(t *testing.T) {
+	var conns connCounter
+	app := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	app.Config.ConnState = conns.hook
+	app.Start()
+	defer app.Close()
+	tr := newTestH1(t, 0)
+	roundTripBody(t, tr, h1Request(t, context.Background(), http.MethodGet, hostOf(app.URL), ""))
+	bad := h1Request(t, context.Background(), http.MethodGet, hostOf(app.URL), "")
+	bad.Header["X-Bad"] = []string{"a\r\nX-Injected: 1"}
+	if _, err := tr.RoundTrip(bad); err == nil {
+		t.Fatal("a header value with a newline was sent")
+	}
+	roundTripBody(t, tr, h1Request(t, context.Background(), http.MethodGet, hostOf(app.URL), ""))
+	if n := conns.opened.Load(); n != 1 {
+		t.Errorf("the app saw %d connections, want 1", n)
+	}
+}
