@@ -74,8 +74,8 @@ func TestBenchSmoke(t *testing.T) {
 				t.Errorf("%s/%s: no proxy process was measured", r.Workload, r.Path)
 			}
 			for _, p := range r.Procs {
-				if p.PeakRSSMiB <= 0 {
-					t.Errorf("%s/%s: %s has no peak RSS", r.Workload, r.Path, p.Name)
+				if p.PeakRSSMiB <= 0 || p.AnonRSSMiB <= 0 {
+					t.Errorf("%s/%s: %s has no peak or anonymous RSS", r.Workload, r.Path, p.Name)
 				}
 			}
 		}

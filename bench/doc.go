@@ -13,8 +13,10 @@
 //	Go benchmarks (go test -bench) ─> GoBench
 //	Report ─> <name>.md, <name>.json, <name>.png, and the markdown on Config.Out
 //
-// The mTLS path exists but is skipped ("mTLS: not yet available") until
-// MTLSAvailable is set; its mesh file already carries the switch (meshParams.MTLS).
+// The Trellis paths differ only in their mesh file (meshParams): trellis has mTLS off
+// (a PeerAuthentication in mode DISABLE, since without one auto mTLS would encrypt),
+// trellis-mtls has it on (STRICT), trellis-h2 carries HTTP/1.1 over h2c between the
+// sidecars.
 //
 // Concurrency: Run is sequential; the only goroutines are those of the child
 // processes (internal/child), each owned by its Child and ended by Stop, which Run

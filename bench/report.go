@@ -109,6 +109,11 @@ type ProcUsage struct {
 	PeakRSSMiB float64 `json:"peakRssMiB"`
 	// PeakSinceStart is true when the peak could not be reset before the run.
 	PeakSinceStart bool `json:"peakSinceStart,omitempty"`
+	// AnonRSSMiB and FileRSSMiB split the RSS at the end of the run: anonymous pages
+	// (heap, stacks) and file-backed pages (mostly the binary's own, shared by every
+	// process mapping it and reclaimable).
+	AnonRSSMiB float64 `json:"anonRssMiB"`
+	FileRSSMiB float64 `json:"fileRssMiB"`
 }
 
 // compare fills AddedMs and AddedRatio of every measured non-direct result from the
@@ -201,16 +206,16 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 		hasProcs = hasProcs || len(r.Procs) > 0
 	}
 	if hasProcs {
-		b.WriteString("## Proxy cost\n\nEach proxy process alone, from /proc: CPU (user+system) per 1000 requests, requests per CPU-second, peak RSS during the run.\n\n")
-		b.WriteString("| workload | path | process | CPU s | CPU s / 1000 req | req / CPU-s | peak RSS MiB |\n|---|---|---|--:|--:|--:|--:|\n")
+		b.WriteString("## Proxy cost\n\nEach proxy process alone, from /proc: CPU (user+system) per 1000 requests, requests per CPU-second, peak RSS during the run, and the RSS at the end of the run split into anonymous (heap, stacks) and file-backed pages (the binary's, shared and reclaimable).\n\n")
+		b.WriteString("| workload | path | process | CPU s | CPU s / 1000 req | req / CPU-s | peak RSS MiB | RSS anon / file MiB |\n|---|---|---|--:|--:|--:|--:|--:|\n")
 		for _, r := range rep.Results {
 			for _, p := range r.Procs {
 				star := ""
 				if p.PeakSinceStart {
 					star = " (since start)"
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.3f | %.0f | %.1f%s |\n",
-					r.Workload, r.Path, p.Name, p.CPUSeconds, p.CPUPer1000, p.RequestsPerCore, p.PeakRSSMiB, star)
+				fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.3f | %.0f | %.1f%s | %.1f / %.1f |\n",
+					r.Workload, r.Path, p.Name, p.CPUSeconds, p.CPUPer1000, p.RequestsPerCore, p.PeakRSSMiB, star, p.AnonRSSMiB, p.FileRSSMiB)
 			}
 		}
 		b.WriteString("\n")

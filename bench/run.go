@@ -167,14 +167,42 @@ func buildTrellis(ctx context.Context, moduleDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("building trellis: %w", err)
 	}
-	bin := filepath.Join(dir, "trellis")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/trellis")
+	built, bin := filepath.Join(dir, "trellis.linked"), filepath.Join(dir, "trellis")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", built, "./cmd/trellis")
 	cmd.Dir = moduleDir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("building trellis: %w\n%s", err, out)
 	}
+	if err := copyFile(bin, built); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("building trellis: %w", err)
+	}
+	os.Remove(built)
 	return bin, nil
+}
+
+// copyFile writes a copy of the executable src to dst with sequential writes, as cp or
+// an image extraction does. The sidecars' file-backed RSS depends on how the binary's
+// pages sit in the page cache: the linker's output lies in large folios that the
+// kernel maps whole, 15 to 20 MiB more per process than a copy (docs/benchmarks.md,
+// "Sidecar memory"), which would make RSS vary with the build rather than the code.
+func copyFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 128<<10)
+	if _, err := io.CopyBuffer(struct{ io.Writer }{out}, struct{ io.Reader }{in}, buf); err != nil {
+		out.Close()
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	return out.Close()
 }
 
 // probe waits until the path carries an HTTP request and echoes a TCP write: for a
@@ -286,7 +314,8 @@ func measure(ctx context.Context, cfg Config, echo *echoServer, p path, r *Resul
 		cpu := after.CPU - before[i].CPU
 		ours += cpu
 		u := ProcUsage{Name: m.name, PID: m.pid, CPUSeconds: cpu.Seconds(),
-			PeakRSSMiB: float64(after.Mem.Peak) / (1 << 20), PeakSinceStart: !reset[i]}
+			PeakRSSMiB: float64(after.Mem.Peak) / (1 << 20), PeakSinceStart: !reset[i],
+			AnonRSSMiB: float64(after.Mem.Anon) / (1 << 20), FileRSSMiB: float64(after.Mem.File) / (1 << 20)}
 		if r.Requests > 0 {
 			u.CPUPer1000 = cpu.Seconds() / float64(r.Requests) * 1000
 		}

@@ -39,9 +39,11 @@ type upState struct {
 type meshParams struct {
 	HTTPPort, GRPCPort, TCPPort int // the echo server's ports
 	Outbound, Upstream          string
-	// MTLS turns on mutual TLS between the sidecars as Istio users do: a
-	// PeerAuthentication in STRICT mode for namespace default, where both workloads
-	// live (namespace-wide, so it does not depend on the mesh's root namespace).
+	// MTLS chooses mutual TLS between the sidecars as Istio users do, with a
+	// PeerAuthentication for namespace default, where both workloads live
+	// (namespace-wide, so it does not depend on the mesh's root namespace): STRICT
+	// when set, DISABLE when not. Without any PeerAuthentication the mesh is
+	// PERMISSIVE and auto mTLS would encrypt anyway, so "off" must be said.
 	MTLS bool
 	// H2Upgrade carries the HTTP/1.1 requests between the sidecars over HTTP/2: a
 	// DestinationRule for echo with connectionPool.http.h2UpgradePolicy UPGRADE.
@@ -76,7 +78,6 @@ spec:
   outbound: {{.Outbound}}
   upstreams:
   - {service: echo, port: 9000, bind: {{.Upstream}}}
-{{- if .MTLS}}
 ---
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -84,8 +85,7 @@ metadata:
   name: default
   namespace: default
 spec:
-  mtls: {mode: STRICT}
-{{- end}}
+  mtls: {mode: {{if .MTLS}}STRICT{{else}}DISABLE{{end}}}
 {{- if .H2Upgrade}}
 ---
 apiVersion: networking.istio.io/v1

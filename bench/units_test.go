@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -67,10 +70,10 @@ func TestMeshFileMTLSSwitch(t *testing.T) {
 	tests := []struct {
 		name string
 		mtls bool
-		want bool // the mesh holds a STRICT PeerAuthentication
+		want string // the mode of the mesh's PeerAuthentication
 	}{
-		{name: "plaintext", mtls: false, want: false},
-		{name: "mtls", mtls: true, want: true},
+		{name: "plaintext", mtls: false, want: "DISABLE"},
+		{name: "mtls", mtls: true, want: "STRICT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,9 +81,12 @@ func TestMeshFileMTLSSwitch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := strings.Contains(string(mesh), "kind: PeerAuthentication") && strings.Contains(string(mesh), "mode: STRICT")
-			if got != tt.want {
-				t.Errorf("PeerAuthentication STRICT in the mesh = %v, want %v:\n%s", got, tt.want, mesh)
+			_, pa, ok := strings.Cut(string(mesh), "kind: PeerAuthentication")
+			if !ok {
+				t.Fatalf("no PeerAuthentication in the mesh (without one, auto mTLS decides):\n%s", mesh)
+			}
+			if !strings.Contains(pa, "mode: "+tt.want+"}") || strings.Count(string(mesh), "mode: ") != 1 {
+				t.Errorf("want one PeerAuthentication in mode %s:\n%s", tt.want, mesh)
 			}
 		})
 	}
@@ -106,5 +112,27 @@ func TestCompare(t *testing.T) {
 	}
 	if !strings.Contains(md.String(), "| trellis-mtls | mTLS: not yet available |") {
 		t.Errorf("markdown does not show the skipped path:\n%s", md.String())
+	}
+}
+
+func TestCopyFile(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "linked"), filepath.Join(dir, "copy")
+	data := bytes.Repeat([]byte("trellis"), 100000) // several copy buffers
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("copy differs from the original (%d of %d bytes, %v)", len(got), len(data), err)
+	}
+	if fi, _ := os.Stat(dst); fi.Mode().Perm()&0o111 == 0 {
+		t.Errorf("copy mode %v, want executable", fi.Mode())
+	}
+	if err := copyFile(dst, src); err == nil {
+		t.Error("copying over an existing file: no error")
 	}
 }

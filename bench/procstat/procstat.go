@@ -52,6 +52,10 @@ type Memory struct {
 	// RSS is the resident set size now (VmRSS); Peak the highest it has been since the
 	// process started or since ResetPeak (VmHWM).
 	RSS, Peak uint64
+	// Anon and File split RSS now: anonymous pages (heap, stacks; RssAnon) and
+	// file-backed pages (the binary and libraries mapped; RssFile, shared with every
+	// process that maps the same file and reclaimable). Zero on kernels without them.
+	Anon, File uint64
 }
 
 // Mem returns process pid's resident memory.
@@ -63,26 +67,36 @@ func Mem(pid int) (Memory, error) {
 	return parseStatus(data)
 }
 
-// parseStatus reads VmRSS and VmHWM (in kB) from /proc/<pid>/status.
+// parseStatus reads VmRSS, VmHWM, RssAnon and RssFile (in kB) from
+// /proc/<pid>/status.
 func parseStatus(data []byte) (Memory, error) {
 	var m Memory
 	var seen int
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM") {
+		var field *uint64
+		switch key {
+		case "VmRSS":
+			field = &m.RSS
+		case "VmHWM":
+			field = &m.Peak
+		case "RssAnon":
+			field = &m.Anon
+		case "RssFile":
+			field = &m.File
+		}
+		if !ok || field == nil {
 			continue
 		}
 		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
 		if err != nil {
 			return m, fmt.Errorf("parsing /proc status %s: %w", key, err)
 		}
-		if key == "VmRSS" {
-			m.RSS = kb * 1024
-		} else {
-			m.Peak = kb * 1024
+		*field = kb * 1024
+		if key == "VmRSS" || key == "VmHWM" {
+			seen++
 		}
-		seen++
 	}
 	if seen != 2 {
 		return m, fmt.Errorf("parsing /proc status: VmRSS or VmHWM missing (a kernel thread or a zombie?)")

@@ -50,8 +50,8 @@ func TestParseStatus(t *testing.T) {
 	}{
 		{
 			name:   "process",
-			status: "Name:\ttrellis\nVmPeak:\t  900000 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nThreads:\t9\n",
-			want:   Memory{RSS: 10240 * 1024, Peak: 20480 * 1024},
+			status: "Name:\ttrellis\nVmPeak:\t  900000 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nRssAnon:\t    4096 kB\nRssFile:\t    6000 kB\nRssShmem:\t   144 kB\nThreads:\t9\n",
+			want:   Memory{RSS: 10240 * 1024, Peak: 20480 * 1024, Anon: 4096 * 1024, File: 6000 * 1024},
 		},
 		{name: "kernel thread", status: "Name:\tkthreadd\nThreads:\t1\n", wantErr: true},
 	}

@@ -57,9 +57,13 @@
 // beneath the connection pool (a plain-looking connection to the transport), so pooled
 // connections are reused; TCP upstreams use the same dialer.
 //
-// Upstreams (upstream.go): one http.Transport per cluster, HTTP/1.1 with a keep-alive
-// pool (idle timeout and requests per connection from the cluster's protocol
-// options), or HTTP/2 with prior knowledge (h2c). Pools are keyed by cluster name and
+// Upstreams (upstream.go): one connection pool per cluster. HTTP/1.1 goes through
+// h1.go's transport, which serves a request on the handler's goroutine (one write
+// for headers and body, the response read in place, the connection back to a
+// keep-alive pool at the end of the body; idle timeout and requests per connection
+// from the cluster's protocol options) and hands what it does not serve (bodies of
+// unknown length or over 64 KiB, upgrades) to a net/http Transport over the same
+// dialer. HTTP/2 with prior knowledge (h2c) uses a net/http Transport. Pools are keyed by cluster name and
 // settings and reused across tables, so a configuration change keeps connections;
 // Attach runs on the configuration path under its own mutex before a table is
 // published, and syncs the clusters' live state (proxy/cluster).
@@ -69,6 +73,8 @@
 // the pair is closed after the idle timeout without traffic.
 //
 // Concurrency: handlers run on net/http's goroutines and share only immutable tables,
-// the clusters' atomics and the transports' own pools. Mirror copies run on goroutines
+// the clusters' atomics and the transports' own pools (h1.go: one mutex over the idle
+// connections; a connection belongs to one request from the pool to the end of its
+// response body). Mirror copies run on goroutines
 // owned by HTTP (at most 128 at once); Close cancels and waits for them.
 package forward

@@ -95,7 +95,7 @@ func (m *mirrors) send(x *exchange, mirror *runtime.Mirror, timeout time.Duratio
 		req.Header, req.Host = hdr, host
 		ep.Begin()
 		defer ep.End()
-		resp, err := up.transport.RoundTrip(req)
+		resp, err := up.attempts.base.RoundTrip(req)
 		if err != nil {
 			m.logger.Debug("mirror request failed", "cluster", mirror.Cluster.Name, "endpoint", ep.Addr, "error", err)
 			return

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +51,8 @@ type upstreamKey struct {
 // upstream is one cluster's connection pool, the reverse proxy using it, and the
 // cluster's live state (shared by every pool of the cluster's name).
 type upstream struct {
-	transport *http.Transport
+	// closeIdle closes the pool's idle connections.
+	closeIdle func()
 	attempts  *attempts
 	proxy     *httputil.ReverseProxy
 	state     *cluster.State
@@ -82,7 +84,7 @@ func (u *Upstreams) Attach(t *runtime.Table) {
 	for key, up := range u.pools {
 		if next[key] == nil {
 			up.attempts.retired.Store(true)
-			up.transport.CloseIdleConnections()
+			up.closeIdle()
 		}
 	}
 	u.pools = next
@@ -93,7 +95,7 @@ func (u *Upstreams) Close() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, up := range u.pools {
-		up.transport.CloseIdleConnections()
+		up.closeIdle()
 	}
 }
 
@@ -130,8 +132,16 @@ func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State, tlsConfig
 			PingTimeout:     15 * time.Second,
 		}
 	}
-	at := &attempts{base: tr, state: state, http2: key.http2, maxPerConn: key.maxPerConn, stats: u.stats.Cluster(key.cluster),
-		closeIdle: tr.CloseIdleConnections}
+	// HTTP/1.1 goes through h1Transport, which serves what it can on the request's
+	// goroutine and leaves the rest (streamed bodies, upgrades) to tr.
+	var base http.RoundTripper = tr
+	closeIdle := tr.CloseIdleConnections
+	if !key.http2 {
+		h1 := newH1Transport(dial, key.idleTimeout, tr)
+		base, closeIdle = h1, h1.CloseIdleConnections
+	}
+	at := &attempts{base: base, state: state, http2: key.http2, maxPerConn: key.maxPerConn, stats: u.stats.Cluster(key.cluster),
+		closeIdle: closeIdle}
 	if key.http2 {
 		at.maxPerConn = 0
 	}
@@ -146,7 +156,7 @@ func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State, tlsConfig
 		ErrorLog:       slog.NewLogLogger(u.logger.Handler(), slog.LevelDebug),
 		ModifyResponse: modifyResponse,
 	}
-	return &upstream{transport: tr, attempts: at, proxy: rp, state: state}
+	return &upstream{closeIdle: closeIdle, attempts: at, proxy: rp, state: state}
 }
 
 // countingDial wraps connections so that closeAfter can count their requests.
@@ -196,7 +206,32 @@ func modifyResponse(resp *http.Response) error {
 		}
 	}
 	grpcTrailersOnly(resp)
+	if x != nil {
+		moveHeaders(x.rw.Header(), resp)
+	}
 	return nil
+}
+
+// moveHeaders hands the response's header values to the client's response as they
+// are: the reverse proxy would copy them value by value (an allocation each) and
+// finds nothing left to copy. A key the sidecar already set (rate-limit headers, for
+// instance) keeps its values first, as the copy would. Upgrades and event streams
+// keep their headers, which the reverse proxy reads after this hook.
+func moveHeaders(dst http.Header, resp *http.Response) {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return
+	}
+	if ct := resp.Header["Content-Type"]; len(ct) > 0 && strings.HasPrefix(ct[0], "text/event-stream") {
+		return
+	}
+	for k, vv := range resp.Header {
+		if have, ok := dst[k]; ok {
+			dst[k] = append(have, vv...)
+		} else {
+			dst[k] = vv
+		}
+	}
+	clear(resp.Header)
 }
 
 // proxyError answers a request the upstream did not: the sidecar's own answer for the
