@@ -35,7 +35,7 @@ func (g *generator) cluster(ref model.ClusterRef) string {
 		return name
 	}
 	g.clusters[name] = true
-	info, err := g.mesh.Cluster(ref)
+	info, err := g.mesh.ClusterFrom(ref, g.scope.Namespace)
 	if err != nil {
 		// The model only makes references it can resolve; keep the reference valid.
 		g.errorf("%v; emitting it without endpoints", err)
