@@ -53,7 +53,11 @@ func Generate(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
 // endpoints the routes reach and, in transparent mode, the listeners of the
 // services' virtual IPs. Errors name proxy.
 func GenerateScoped(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
-	g := newGenerator(mesh, proxy)
+	return generateScoped(newGenerator(mesh, proxy))
+}
+
+func generateScoped(g *generator) (*Resources, error) {
+	proxy := g.proxy
 	g.serviceListeners()
 	if proxy.Outbound != "" || g.routedByVIP {
 		g.outboundRoutes()
@@ -85,7 +89,10 @@ type generator struct {
 	mesh  *model.Mesh
 	proxy *model.Proxy
 	// scope is what the proxy sees (its namespace, its Sidecar).
-	scope    model.Scope
+	scope model.Scope
+	// shared, if set, holds the outbound clusters already generated for other
+	// scopes of the mesh (Scopes.Generate).
+	shared   *Scopes
 	res      *Resources
 	clusters map[string]bool // outbound clusters already emitted, by name
 	// routedByVIP is set when a virtual listener of a service routes by the

@@ -17,19 +17,51 @@ import (
 )
 
 // Scopes groups proxies by what GenerateScoped gives them, so that a control plane
-// generates the scoped resources once per group and shares them. Build one per mesh
-// with NewScopes; it is read-only afterwards.
+// generates the scoped resources once per group (Key, Generate) and shares them.
+// Build one per mesh with NewScopes. Not safe for concurrent use: Generate caches.
 type Scopes struct {
 	mesh *model.Mesh
 	// selectors are the distinct sourceLabels of the mesh's routes: whether each
 	// matches a proxy's labels is part of its key.
 	selectors []labels.Selector
+	// clusters are the outbound clusters (and assignments) generated so far, by
+	// clusterKey: scopes that reach the same cluster share one object.
+	clusters map[string]sharedCluster
+}
+
+// sharedCluster is an outbound cluster and its assignment (nil for a DNS cluster,
+// which carries its endpoints).
+type sharedCluster struct {
+	cluster   *clusterv3.Cluster
+	endpoints *endpointv3.ClusterLoadAssignment
+}
+
+// clusterKey is what an outbound cluster depends on besides the mesh: its name,
+// whether the proxy takes part in mutual TLS, and the proxy's namespace when the
+// port's DestinationRule is exported to some namespaces only.
+func (s *Scopes) clusterKey(g *generator, ref model.ClusterRef) string {
+	k := ref.Name() + "|" + strconv.FormatBool(g.proxy.MTLS)
+	if svc := s.mesh.Service(ref.Service); svc != nil {
+		if p := svc.Port(ref.Port); p != nil && p.RuleExportTo != nil {
+			k += "|" + g.scope.Namespace
+		}
+	}
+	return k
+}
+
+// Generate is GenerateScoped for a proxy of this mesh, reusing the outbound
+// clusters generated for earlier proxies. Proxies with equal Keys get equal
+// resources: call it once per key.
+func (s *Scopes) Generate(proxy *model.Proxy) (*Resources, error) {
+	g := newGenerator(s.mesh, proxy)
+	g.shared = s
+	return generateScoped(g)
 }
 
 // NewScopes indexes what of mesh depends on a proxy's labels.
 func NewScopes(mesh *model.Mesh) *Scopes {
 	seen := map[string]bool{}
-	s := &Scopes{mesh: mesh}
+	s := &Scopes{mesh: mesh, clusters: map[string]sharedCluster{}}
 	add := func(set map[string]string) {
 		if len(set) == 0 {
 			return
