@@ -54,11 +54,8 @@ type Server struct {
 	endStreams context.CancelFunc
 
 	pushMu sync.Mutex // serialises Push
-	// interned are the resources of the latest push, by type, name and version;
-	// owned by the pusher (under pushMu).
-	interned map[string]types.Resource
-	// hashed are the versions of the resource objects of the latest push.
-	hashed map[types.Resource]string
+	// pushed is what the latest push leaves to the next (shared.go); under pushMu.
+	pushed pushState
 
 	mu       sync.Mutex
 	streams  map[registry.Stream]string // open streams that registered -> node ID
@@ -199,7 +196,7 @@ func (s *Server) PushProxies(ctx context.Context, proxies map[string]Proxy) ([]s
 	start := time.Now()
 	defer func() { s.metrics.pushDuration.Observe(time.Since(start).Seconds()) }()
 
-	sh := newSharer(s.interned, s.hashed)
+	sh := newSharer(s.pushed)
 	var changed []string
 	var errs []error
 	for node, p := range proxies {
@@ -224,7 +221,7 @@ func (s *Server) PushProxies(ctx context.Context, proxies map[string]Proxy) ([]s
 		s.mu.Unlock()
 		changed = append(changed, node)
 	}
-	s.interned, s.hashed = sh.next, sh.hashed
+	s.pushed = sh.state()
 	s.forgetGone(proxies)
 	slices.Sort(changed)
 	return changed, errors.Join(errs...)

@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"trellis.dev/trellis/internal/xdsgen"
 )
@@ -21,6 +24,11 @@ import (
 // typeSets. A resource's version is a hash of its deterministic serialization,
 // computed once per push for each distinct resource object; equal resources of
 // different scopes (a service that fifty namespaces see) are interned to one object.
+//
+// The cache holds each resource in its serialized form (wire): go-control-plane
+// serializes a resource for every response that carries it, once per stream, which
+// for thousands of proxies sharing one route configuration was most of the control
+// plane's work; serializing a wire resource copies its bytes.
 
 // Proxy is what Push sends one node.
 type Proxy struct {
@@ -78,10 +86,13 @@ func (n *nodeSnapshot) versions() versions {
 	return v
 }
 
-// entry is one resource with its name and version.
+// entry is one resource with its name and version: res is its serialized form,
+// obj the object the caller gave.
 type entry struct {
+	t             types.ResponseType
 	name, version string
 	res           types.Resource
+	obj           types.Resource
 }
 
 // part is the resources of one type of one Resources, sorted by name, and a key
@@ -98,33 +109,45 @@ type sharer struct {
 	interned, next map[string]types.Resource
 	// hashed is the version of each object seen this push; prevHashed of the
 	// previous push, for the objects the caller passes again.
-	hashed, prevHashed map[types.Resource]string
-	scoped             map[*xdsgen.Resources]*[types.UnknownType]part
-	sets               map[string]*typeSet // by type, scoped key and own key
+	hashed, prevHashed map[types.Resource]hashed
+	// parts are the parts of each Resources seen this push; prevParts of the
+	// previous push, for the Resources the caller passes again.
+	parts, prevParts map[*xdsgen.Resources]*[types.UnknownType]part
+	sets             map[setKey]*typeSet
 }
 
-func newSharer(interned map[string]types.Resource, hashed map[types.Resource]string) *sharer {
-	return &sharer{interned: interned, next: make(map[string]types.Resource),
-		hashed: make(map[types.Resource]string), prevHashed: hashed, scoped: make(map[*xdsgen.Resources]*[types.UnknownType]part),
-		sets: make(map[string]*typeSet)}
+// setKey identifies a typeSet: its type and the keys of its two parts.
+type setKey struct {
+	t           types.ResponseType
+	scoped, own string
+}
+
+// pushState is what a push leaves to the next.
+type pushState struct {
+	interned map[string]types.Resource
+	hashed   map[types.Resource]hashed
+	parts    map[*xdsgen.Resources]*[types.UnknownType]part
+}
+
+func newSharer(prev pushState) *sharer {
+	return &sharer{interned: prev.interned, next: make(map[string]types.Resource),
+		hashed: make(map[types.Resource]hashed), prevHashed: prev.hashed,
+		parts: make(map[*xdsgen.Resources]*[types.UnknownType]part), prevParts: prev.parts,
+		sets: make(map[setKey]*typeSet)}
+}
+
+// state is what the next push may reuse.
+func (s *sharer) state() pushState {
+	return pushState{interned: s.next, hashed: s.hashed, parts: s.parts}
 }
 
 // snapshot returns p's snapshot.
 func (s *sharer) snapshot(p Proxy) (*nodeSnapshot, error) {
-	var scoped *[types.UnknownType]part
-	if p.Scoped != nil {
-		scoped = s.scoped[p.Scoped]
-		if scoped == nil {
-			var err error
-			if scoped, err = s.parts(p.Scoped); err != nil {
-				return nil, err
-			}
-			s.scoped[p.Scoped] = scoped
-		}
-	} else {
-		scoped = &[types.UnknownType]part{}
+	scoped, err := s.partsOf(p.Scoped)
+	if err != nil {
+		return nil, err
 	}
-	own, err := s.parts(p.Own)
+	own, err := s.partsOf(p.Own)
 	if err != nil {
 		return nil, err
 	}
@@ -135,12 +158,45 @@ func (s *sharer) snapshot(p Proxy) (*nodeSnapshot, error) {
 	return snap, nil
 }
 
-// parts splits resources by type.
-func (s *sharer) parts(res *xdsgen.Resources) (*[types.UnknownType]part, error) {
-	out := &[types.UnknownType]part{}
+// partsOf splits resources by type, once per Resources object.
+func (s *sharer) partsOf(res *xdsgen.Resources) (*[types.UnknownType]part, error) {
 	if res == nil {
-		return out, nil
+		return &[types.UnknownType]part{}, nil
 	}
+	if p, ok := s.parts[res]; ok {
+		return p, nil
+	}
+	if p, ok := s.prevParts[res]; ok {
+		// Its resources are unchanged objects: keep them interned and versioned.
+		for _, pt := range p {
+			for _, e := range pt.entries {
+				s.keep(e)
+			}
+		}
+		s.parts[res] = p
+		return p, nil
+	}
+	p, err := s.split(res)
+	if err != nil {
+		return nil, err
+	}
+	s.parts[res] = p
+	return p, nil
+}
+
+// keep carries an entry of the previous push over to this one.
+func (s *sharer) keep(e entry) {
+	s.next[internKey(e.t, e.name, e.version)] = e.res
+	s.hashed[e.obj] = hashed{version: e.version, wire: e.res}
+}
+
+func internKey(t types.ResponseType, name, version string) string {
+	return strconv.Itoa(int(t)) + "/" + name + "/" + version
+}
+
+// split splits resources by type.
+func (s *sharer) split(res *xdsgen.Resources) (*[types.UnknownType]part, error) {
+	out := &[types.UnknownType]part{}
 	byType := map[types.ResponseType][]types.Resource{
 		types.Listener: asResources(res.Listeners),
 		types.Route:    asResources(res.Routes),
@@ -168,14 +224,20 @@ func (s *sharer) parts(res *xdsgen.Resources) (*[types.UnknownType]part, error) 
 	return out, nil
 }
 
-// entry versions r, and interns it.
+// hashed is a resource object's version and serialized form.
+type hashed struct {
+	version string
+	wire    types.Resource
+}
+
+// entry versions r and serializes it (once per object), and interns the result.
 func (s *sharer) entry(t types.ResponseType, r types.Resource) (entry, error) {
 	name := cachev3.GetResourceName(r)
-	version, ok := s.hashed[r]
+	h, ok := s.hashed[r]
 	if !ok {
-		version, ok = s.prevHashed[r]
+		h, ok = s.prevHashed[r]
 		if ok {
-			s.hashed[r] = version
+			s.hashed[r] = h
 		}
 	}
 	if !ok {
@@ -184,25 +246,44 @@ func (s *sharer) entry(t types.ResponseType, r types.Resource) (entry, error) {
 			return entry{}, fmt.Errorf("serializing %s: %w", name, err)
 		}
 		sum := sha256.Sum256(b)
-		version = hex.EncodeToString(sum[:8])
-		s.hashed[r] = version
+		h = hashed{version: hex.EncodeToString(sum[:8]), wire: newWire(name, b)}
+		s.hashed[r] = h
 	}
-	k := fmt.Sprintf("%d/%s/%s", t, name, version)
+	k := internKey(t, name, h.version)
+	wire := h.wire
 	if prev, ok := s.next[k]; ok {
-		r = prev
+		wire = prev
 	} else if prev, ok := s.interned[k]; ok {
-		r = prev
+		wire = prev
 		s.next[k] = prev
 	} else {
-		s.next[k] = r
+		s.next[k] = wire
 	}
-	return entry{name: name, version: version, res: r}, nil
+	return entry{t: t, name: name, version: h.version, res: wire, obj: r}, nil
 }
+
+// wire is a serialized resource: a message with no fields whose unknown fields are
+// the resource's serialization, so that serializing it yields those bytes.
+type wire struct {
+	*emptypb.Empty
+	name string
+}
+
+var _ types.ResourceWithName = wire{}
+
+func newWire(name string, b []byte) wire {
+	m := &emptypb.Empty{}
+	m.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
+	return wire{Empty: m, name: name}
+}
+
+// GetName is the resource's name, for go-control-plane.
+func (w wire) GetName() string { return w.name }
 
 // typeSet returns the set of the resources of scoped and own (own's win a name
 // both have), shared with every node that has the same two parts.
 func (s *sharer) typeSet(t types.ResponseType, scoped, own part) *typeSet {
-	k := fmt.Sprintf("%d/%s/%s", t, scoped.key, own.key)
+	k := setKey{t: t, scoped: scoped.key, own: own.key}
 	if set, ok := s.sets[k]; ok {
 		return set
 	}
@@ -225,7 +306,7 @@ func (s *sharer) typeSet(t types.ResponseType, scoped, own part) *typeSet {
 	case scoped.key == "":
 		set.version = own.key
 	default:
-		sum := sha256.Sum256([]byte(k))
+		sum := sha256.Sum256([]byte(scoped.key + "+" + own.key))
 		set.version = hex.EncodeToString(sum[:8])
 	}
 	if set.version == "" {
