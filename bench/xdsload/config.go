@@ -22,6 +22,10 @@ type Config struct {
 	// Scopings are the scopings to run each number of proxies with (ScopingSidecar,
 	// ScopingNone). Default ScopingSidecar.
 	Scopings []string
+	// MaxUnscoped skips ScopingNone runs of more proxies than this (every proxy
+	// then receives the whole mesh: minutes per change on a small machine). Zero:
+	// no limit.
+	MaxUnscoped int
 	// Changes is the number of changes of each kind per run. Default 3.
 	Changes int
 	// ConnectRate is how many proxies connect per second during the ramp. Default 500.

@@ -35,6 +35,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Started: time.Now(), Services: cfg.Services, Namespaces: cfg.Namespaces, ConnectRate: cfg.ConnectRate, Quiet: cfg.Quiet.String()}
 	for _, scoping := range cfg.Scopings {
 		for _, n := range cfg.Proxies {
+			if scoping == ScopingNone && cfg.MaxUnscoped > 0 && n > cfg.MaxUnscoped {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("The unscoped run of %d proxies was skipped (-unscoped-max %d).", n, cfg.MaxUnscoped))
+				continue
+			}
 			cfg.Logger.Info("control-plane load run", "proxies", n, "services", cfg.Services, "scoping", scoping)
 			r := runOnce(ctx, cfg, n, scoping)
 			if r.Error != "" {

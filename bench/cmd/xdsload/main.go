@@ -29,6 +29,7 @@ func run() int {
 	var proxies, scopings, out, name string
 	flag.StringVar(&proxies, "proxies", "1000,5000", "numbers of simulated proxies, one run each, comma-separated")
 	flag.IntVar(&cfg.Services, "services", 1000, "services in the mesh")
+	flag.IntVar(&cfg.MaxUnscoped, "unscoped-max", 1000, "skip unscoped runs of more proxies than this (0: no limit)")
 	flag.IntVar(&cfg.Namespaces, "namespaces", 50, "namespaces the services are dealt over")
 	flag.StringVar(&scopings, "scoping", "sidecar", "scopings, one run each per number of proxies, comma-separated: sidecar (a Sidecar per namespace: itself and the shared namespace), none (every proxy sees every service)")
 	flag.IntVar(&cfg.Changes, "changes", 3, "changes of each kind (service, endpoint) per run")
