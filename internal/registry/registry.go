@@ -48,7 +48,7 @@ type Registry struct {
 	// streams, not every stream.
 	byNode map[string]map[Stream]struct{}
 	seq    uint64
-	subs    map[chan struct{}]struct{}
+	subs   map[chan struct{}]struct{}
 }
 
 // New returns an empty Registry.
