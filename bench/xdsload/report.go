@@ -43,6 +43,9 @@ type RunResult struct {
 	// LoadGeneratorPeakRSSMiB is the load generator's peak RSS since it started.
 	LoadGeneratorPeakRSSMiB float64 `json:"loadGeneratorPeakRssMiB"`
 	StreamFailures          int     `json:"streamFailures,omitempty"`
+	// LoadAverage is the machine's 1-minute load average at the start and at the
+	// end of the run (/proc/loadavg): what else competed for the CPUs.
+	LoadAverage [2]float64 `json:"loadAverage"`
 }
 
 // Ramp is the proxies' arrival.
@@ -183,13 +186,13 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 				s.TranslateMs, s.PushMs)
 		}
 	}
-	b.WriteString("\n| proxies | scoping | ramp: configured | ramp: last response s | ramp: control-plane CPU s | ramp bytes | control-plane RSS MiB after ramp | control-plane CPU s (run) | control-plane RSS MiB (end / peak) | load generator CPU s | error |\n")
-	b.WriteString("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("\n| proxies | scoping | ramp: configured | ramp: last response s | ramp: control-plane CPU s | ramp bytes | control-plane RSS MiB after ramp | control-plane CPU s (run) | control-plane RSS MiB (end / peak) | load generator CPU s | load average (start / end) | error |\n")
+	b.WriteString("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, r := range rep.Runs {
-		fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.1f | %s | %.0f | %.1f | %.0f / %.0f | %.1f | %s |\n", r.Proxies, r.Scoping, r.Ramp.Configured,
+		fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.1f | %s | %.0f | %.1f | %.0f / %.0f | %.1f | %.1f / %.1f | %s |\n", r.Proxies, r.Scoping, r.Ramp.Configured,
 			r.Ramp.ConfiguredSeconds, r.Ramp.ControlPlaneCPUSeconds, size(float64(r.Ramp.Bytes)), r.Ramp.ControlPlaneRSSMiB,
 			r.ControlPlane.CPUSeconds, r.ControlPlane.RSSMiB, r.ControlPlane.PeakRSSMiB, r.LoadGeneratorCPUSeconds,
-			strings.ReplaceAll(strings.ReplaceAll(r.Error, "\n", " "), "|", "/"))
+			r.LoadAverage[0], r.LoadAverage[1], strings.ReplaceAll(strings.ReplaceAll(r.Error, "\n", " "), "|", "/"))
 	}
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())

@@ -41,6 +41,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			cfg.Logger.Info("control-plane load run", "proxies", n, "services", cfg.Services, "scoping", scoping)
 			r := runOnce(ctx, cfg, n, scoping)
+			r.LoadAverage[1] = loadAverage()
 			if r.Error != "" {
 				cfg.Logger.Warn("control-plane load run failed", "proxies", n, "scoping", scoping, "error", r.Error)
 			}
@@ -76,6 +77,7 @@ type session struct {
 
 func runOnce(ctx context.Context, cfg Config, n int, scoping string) RunResult {
 	res := RunResult{Proxies: n, Services: cfg.Services, Scoping: scoping}
+	res.LoadAverage[0] = loadAverage()
 	s, err := startSession(ctx, cfg, n, scoping)
 	if err != nil {
 		res.Error = err.Error()
