@@ -40,9 +40,10 @@ bench: fortio haproxy
 	$(GO) run ./bench/cmd/meshbench -t $(BENCH_DURATION)
 
 ## bench-xds: the control plane with 1,000 and 5,000 simulated proxies (Delta ADS) over
-## 1,000 services; report in bench/results/xds-latest.{md,json}
+## 1,000 services in 50 namespaces, scoped by Sidecars, and unscoped with 1,000;
+## report in bench/results/xds-latest.{md,json}
 bench-xds:
-	$(GO) run ./bench/cmd/xdsload -proxies 1000,5000 -services 1000
+	$(GO) run ./bench/cmd/xdsload -proxies 1000,5000 -services 1000 -namespaces 50 -scoping sidecar,none -unscoped-max 1000
 
 ## haproxy: install Debian's haproxy, the benchmark's reference proxy, unless present
 haproxy:

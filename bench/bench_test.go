@@ -82,13 +82,14 @@ func TestBenchSmoke(t *testing.T) {
 	}
 }
 
-// TestXDSLoadSmoke runs the control-plane load program with 50 proxies, one change
-// of each kind. It checks that every proxy ACKed every change, not how fast.
+// TestXDSLoadSmoke runs the control-plane load program with 50 proxies in 5
+// namespaces scoped by Sidecars, one change of each kind. It checks that every proxy
+// ACKed every change, not how fast.
 func TestXDSLoadSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	rep, err := xdsload.Run(ctx, xdsload.Config{
-		Trellis: trellisBin, Proxies: []int{50}, Services: 20, Changes: 1,
+		Trellis: trellisBin, Proxies: []int{50}, Services: 20, Namespaces: 5, Changes: 1,
 		ConnectRate: 200, ChangeTimeout: time.Minute, WorkDir: t.TempDir(),
 	})
 	if err != nil {
@@ -119,7 +120,7 @@ func TestXDSLoadSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "xds.md"))
-	if !strings.Contains(string(md), "| 50 | service |") {
+	if !strings.Contains(string(md), "| 50 | sidecar | service |") {
 		t.Errorf("xds.md has no row for the service change:\n%s", md)
 	}
 }

@@ -17,6 +17,15 @@ type Config struct {
 	Proxies []int
 	// Services is the number of services in the mesh file. Default 1000.
 	Services int
+	// Namespaces is the number of namespaces the services are dealt over. Default 50.
+	Namespaces int
+	// Scopings are the scopings to run each number of proxies with (ScopingSidecar,
+	// ScopingNone). Default ScopingSidecar.
+	Scopings []string
+	// MaxUnscoped skips ScopingNone runs of more proxies than this (every proxy
+	// then receives the whole mesh: minutes per change on a small machine). Zero:
+	// no limit.
+	MaxUnscoped int
 	// Changes is the number of changes of each kind per run. Default 3.
 	Changes int
 	// ConnectRate is how many proxies connect per second during the ramp. Default 500.
@@ -28,7 +37,7 @@ type Config struct {
 	// Default 3 minutes.
 	ChangeTimeout time.Duration
 	// MaxControlRSS stops a run whose control plane grows beyond it, so that a
-	// benchmark cannot exhaust the machine. Default 12 GiB.
+	// benchmark cannot exhaust the machine. Default 6 GiB.
 	MaxControlRSS uint64
 	// WorkDir holds the mesh file and the control plane's log and data. Required.
 	WorkDir string
@@ -51,6 +60,17 @@ func (c *Config) setDefaults() error {
 	if c.Services <= 0 {
 		c.Services = 1000
 	}
+	if c.Namespaces <= 0 {
+		c.Namespaces = 50
+	}
+	if len(c.Scopings) == 0 {
+		c.Scopings = []string{ScopingSidecar}
+	}
+	for _, s := range c.Scopings {
+		if s != ScopingSidecar && s != ScopingNone {
+			return fmt.Errorf("xdsload: unknown scoping %q (want %s or %s)", s, ScopingSidecar, ScopingNone)
+		}
+	}
 	if c.Changes <= 0 {
 		c.Changes = 3
 	}
@@ -64,7 +84,7 @@ func (c *Config) setDefaults() error {
 		c.ChangeTimeout = 3 * time.Minute
 	}
 	if c.MaxControlRSS == 0 {
-		c.MaxControlRSS = 12 << 30
+		c.MaxControlRSS = 6 << 30
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

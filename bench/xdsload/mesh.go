@@ -7,36 +7,79 @@ import (
 	"strings"
 )
 
+// The scopings of a run.
+const (
+	// ScopingSidecar gives every namespace a Sidecar whose egress hosts are the
+	// namespace itself and the shared namespace: each proxy sees its namespace's
+	// services and the shared ones.
+	ScopingSidecar = "sidecar"
+	// ScopingNone has no Sidecar: every proxy sees every service (the worst case).
+	ScopingNone = "none"
+)
+
 // serviceName is the name of service i of the mesh.
 func serviceName(i int) string { return fmt.Sprintf("svc-%04d", i) }
+
+// namespaceOf is the namespace of service i: services are dealt to the namespaces
+// in turn.
+func namespaceOf(i, namespaces int) string { return namespaceName(i % namespaces) }
+
+func namespaceName(n int) string { return fmt.Sprintf("ns-%02d", n) }
+
+// sharedNamespace holds the services every namespace sees under ScopingSidecar,
+// and those the changes add.
+var sharedNamespace = namespaceName(0)
 
 // changeName is the name of the Service that change n adds.
 func changeName(n int) string { return fmt.Sprintf("bench-change-%d", n) }
 
-// meshFile is the mesh: services Services (svc-0000...), each a v1/Service selecting
-// app=<name> with one HTTP port 8080, plus the Services that the changes so far
-// added.
-func meshFile(services int, changes []string) []byte {
+// meshSpec is what the mesh file holds.
+type meshSpec struct {
+	services   int
+	namespaces int
+	scoping    string
+	// changes are the Services the changes so far added, in the shared namespace.
+	changes []string
+}
+
+// file is the mesh: services (svc-0000...), each a v1/Service selecting
+// app=<name> with one HTTP port 8080, dealt over the namespaces; under
+// ScopingSidecar a Sidecar per namespace; and the Services the changes added.
+func (m meshSpec) file() []byte {
 	var b strings.Builder
 	b.WriteString("# Written by the Trellis control-plane load program (bench/xdsload).\n")
-	write := func(name string) {
+	write := func(name, ns string) {
 		fmt.Fprintf(&b, `---
 apiVersion: v1
 kind: Service
 metadata:
   name: %[1]s
-  namespace: default
+  namespace: %[2]s
 spec:
   selector: {app: %[1]s}
   ports:
   - {name: http, port: 8080}
-`, name)
+`, name, ns)
 	}
-	for i := range services {
-		write(serviceName(i))
+	for i := range m.services {
+		write(serviceName(i), namespaceOf(i, m.namespaces))
 	}
-	for _, c := range changes {
-		write(c)
+	for _, c := range m.changes {
+		write(c, sharedNamespace)
+	}
+	if m.scoping == ScopingSidecar {
+		for n := range m.namespaces {
+			fmt.Fprintf(&b, `---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: default
+  namespace: %s
+spec:
+  egress:
+  - hosts: ["./*", "%s/*"]
+`, namespaceName(n), sharedNamespace)
+		}
 	}
 	return []byte(b.String())
 }

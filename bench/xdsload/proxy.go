@@ -127,12 +127,12 @@ type simProxy struct {
 	sentAck bool            // cur recorded
 }
 
-// newSimProxy describes proxy id: workload sim-<id> in service, with a unique inbound
-// address (host) that the control plane publishes as its endpoint.
-func newSimProxy(id int, name, service, host string, f *fleet) (*simProxy, error) {
+// newSimProxy describes proxy id: workload sim-<id> in service of namespace ns, with
+// a unique inbound address (host) that the control plane publishes as its endpoint.
+func newSimProxy(id int, name, service, ns, host string, f *fleet) (*simProxy, error) {
 	md := bootstrap.Metadata{
 		Workload:       name,
-		Namespace:      "default",
+		Namespace:      ns,
 		Labels:         map[string]string{"app": service},
 		ServiceAccount: "default",
 		Ports: []bootstrap.Port{{
@@ -141,7 +141,7 @@ func newSimProxy(id int, name, service, host string, f *fleet) (*simProxy, error
 		}},
 		Outbound: host + ":15001",
 	}
-	node, err := bootstrap.Node{ID: name + ".default", Cluster: service, Metadata: md}.ToProto()
+	node, err := bootstrap.Node{ID: name + "." + ns, Cluster: service, Metadata: md}.ToProto()
 	if err != nil {
 		return nil, fmt.Errorf("simulated proxy %s: %w", name, err)
 	}

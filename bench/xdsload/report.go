@@ -16,6 +16,7 @@ type Report struct {
 	Started     time.Time   `json:"started"`
 	Finished    time.Time   `json:"finished"`
 	Services    int         `json:"services"`
+	Namespaces  int         `json:"namespaces"`
 	ConnectRate int         `json:"connectRate"`
 	Quiet       string      `json:"quiet"`
 	Runs        []RunResult `json:"runs"`
@@ -25,10 +26,12 @@ type Report struct {
 
 // RunResult is one run: a number of proxies against a fresh control plane.
 type RunResult struct {
-	Proxies  int    `json:"proxies"`
-	Services int    `json:"services"`
-	Error    string `json:"error,omitempty"`
-	Ramp     Ramp   `json:"ramp"`
+	Proxies  int `json:"proxies"`
+	Services int `json:"services"`
+	// Scoping is ScopingSidecar or ScopingNone.
+	Scoping string `json:"scoping"`
+	Error   string `json:"error,omitempty"`
+	Ramp    Ramp   `json:"ramp"`
 	// Changes are the changes, in order; Summary aggregates them by kind.
 	Changes []Change  `json:"changes"`
 	Summary []Summary `json:"summary"`
@@ -40,6 +43,9 @@ type RunResult struct {
 	// LoadGeneratorPeakRSSMiB is the load generator's peak RSS since it started.
 	LoadGeneratorPeakRSSMiB float64 `json:"loadGeneratorPeakRssMiB"`
 	StreamFailures          int     `json:"streamFailures,omitempty"`
+	// LoadAverage is the machine's 1-minute load average at the start and at the
+	// end of the run (/proc/loadavg): what else competed for the CPUs.
+	LoadAverage [2]float64 `json:"loadAverage"`
 }
 
 // Ramp is the proxies' arrival.
@@ -77,7 +83,14 @@ type Change struct {
 	ControlPlaneCPUSeconds float64 `json:"controlPlaneCpuSeconds"`
 	// ControlPlaneRSSMiB is the control plane's RSS once the change is done.
 	ControlPlaneRSSMiB float64 `json:"controlPlaneRssMiB"`
-	Note               string  `json:"note,omitempty"`
+	// Translations is how many translations the control plane made for the
+	// change; TranslateMs their mean duration (model, generation and push) and
+	// PushMs that of their pushes (from its trellis_translation_duration_seconds and
+	// trellis_xds_push_duration_seconds).
+	Translations int     `json:"translations"`
+	TranslateMs  float64 `json:"translateMs"`
+	PushMs       float64 `json:"pushMs"`
+	Note         string  `json:"note,omitempty"`
 }
 
 // Summary aggregates the changes of one kind: the median over the changes of each
@@ -92,6 +105,8 @@ type Summary struct {
 	BytesPerProxy          float64 `json:"bytesPerProxyPerChange"`
 	ResponsesPerChange     float64 `json:"responsesPerChange"`
 	ControlPlaneCPUSeconds float64 `json:"controlPlaneCpuSecondsPerChange"`
+	TranslateMs            float64 `json:"translateMs"`
+	PushMs                 float64 `json:"pushMs"`
 }
 
 // ControlPlaneUsage is the control plane's cost over a run.
@@ -126,6 +141,8 @@ func (r *RunResult) summarize() {
 			BytesPerChange:         med(func(c Change) float64 { return float64(c.Bytes) }),
 			ResponsesPerChange:     med(func(c Change) float64 { return float64(c.Responses) }),
 			ControlPlaneCPUSeconds: med(func(c Change) float64 { return c.ControlPlaneCPUSeconds }),
+			TranslateMs:            med(func(c Change) float64 { return c.TranslateMs }),
+			PushMs:                 med(func(c Change) float64 { return c.PushMs }),
 		}
 		if cs[0].Proxies > 0 {
 			s.BytesPerProxy = s.BytesPerChange / float64(cs[0].Proxies)
@@ -149,29 +166,33 @@ func median(vs []float64) float64 {
 func (rep *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Trellis control plane at scale, %s\n\n", rep.Started.UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "%d services (v1/Service documents, one HTTP port each); simulated proxies on Delta ADS, connecting at %d/s, each an endpoint of one service. A change is done when every proxy has ACKed it; \"quiet\" is %s without a response.\n\n",
-		rep.Services, rep.ConnectRate, rep.Quiet)
+	fmt.Fprintf(&b, "%d services (v1/Service documents, one HTTP port each) dealt over %d namespaces; simulated proxies on Delta ADS, connecting at %d/s, each an endpoint of one service. "+
+		"Scoping \"sidecar\": every namespace has a Sidecar with egress hosts `./*` and `%s/*` (its own services and the shared namespace's); \"none\": every proxy sees every service. "+
+		"Both changes concern the shared namespace, so every proxy must receive them: \"service\" adds a Service to it, \"endpoint\" connects one more proxy of its svc-0000. "+
+		"A change is done when every proxy has ACKed it; \"quiet\" is %s without a response.\n\n",
+		rep.Services, rep.Namespaces, rep.ConnectRate, sharedNamespace, rep.Quiet)
 	for _, n := range rep.Notes {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
 	if len(rep.Notes) > 0 {
 		b.WriteString("\n")
 	}
-	b.WriteString("| proxies | change | changes | p50 ms | p99 ms | max ms | bytes / change | bytes / proxy | responses / change | control-plane CPU s / change |\n")
-	b.WriteString("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| proxies | scoping | change | changes | p50 ms | p99 ms | max ms | bytes / change | bytes / proxy | responses / change | control-plane CPU s / change | translate ms (push ms) |\n")
+	b.WriteString("|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rep.Runs {
 		for _, s := range r.Summary {
-			fmt.Fprintf(&b, "| %d | %s | %d | %.0f | %.0f | %.0f | %s | %s | %.0f | %.2f |\n", r.Proxies, s.Kind, s.Changes,
-				s.P50Ms, s.P99Ms, s.MaxMs, size(s.BytesPerChange), size(s.BytesPerProxy), s.ResponsesPerChange, s.ControlPlaneCPUSeconds)
+			fmt.Fprintf(&b, "| %d | %s | %s | %d | %.0f | %.0f | %.0f | %s | %s | %.0f | %.2f | %.0f (%.0f) |\n", r.Proxies, r.Scoping, s.Kind, s.Changes,
+				s.P50Ms, s.P99Ms, s.MaxMs, size(s.BytesPerChange), size(s.BytesPerProxy), s.ResponsesPerChange, s.ControlPlaneCPUSeconds,
+				s.TranslateMs, s.PushMs)
 		}
 	}
-	b.WriteString("\n| proxies | ramp: configured | ramp: last response s | ramp: control-plane CPU s | ramp bytes | control-plane RSS MiB after ramp | control-plane CPU s (run) | control-plane RSS MiB (end / peak) | load generator CPU s | error |\n")
-	b.WriteString("|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("\n| proxies | scoping | ramp: configured | ramp: last response s | ramp: control-plane CPU s | ramp bytes | control-plane RSS MiB after ramp | control-plane CPU s (run) | control-plane RSS MiB (end / peak) | load generator CPU s | load average (start / end) | error |\n")
+	b.WriteString("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, r := range rep.Runs {
-		fmt.Fprintf(&b, "| %d | %d | %.1f | %.1f | %s | %.0f | %.1f | %.0f / %.0f | %.1f | %s |\n", r.Proxies, r.Ramp.Configured,
+		fmt.Fprintf(&b, "| %d | %s | %d | %.1f | %.1f | %s | %.0f | %.1f | %.0f / %.0f | %.1f | %.1f / %.1f | %s |\n", r.Proxies, r.Scoping, r.Ramp.Configured,
 			r.Ramp.ConfiguredSeconds, r.Ramp.ControlPlaneCPUSeconds, size(float64(r.Ramp.Bytes)), r.Ramp.ControlPlaneRSSMiB,
 			r.ControlPlane.CPUSeconds, r.ControlPlane.RSSMiB, r.ControlPlane.PeakRSSMiB, r.LoadGeneratorCPUSeconds,
-			strings.ReplaceAll(strings.ReplaceAll(r.Error, "\n", " "), "|", "/"))
+			r.LoadAverage[0], r.LoadAverage[1], strings.ReplaceAll(strings.ReplaceAll(r.Error, "\n", " "), "|", "/"))
 	}
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())

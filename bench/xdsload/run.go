@@ -32,16 +32,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	rep := &Report{Started: time.Now(), Services: cfg.Services, ConnectRate: cfg.ConnectRate, Quiet: cfg.Quiet.String()}
-	for _, n := range cfg.Proxies {
-		cfg.Logger.Info("control-plane load run", "proxies", n, "services", cfg.Services)
-		r := runOnce(ctx, cfg, n)
-		if r.Error != "" {
-			cfg.Logger.Warn("control-plane load run failed", "proxies", n, "error", r.Error)
-		}
-		rep.Runs = append(rep.Runs, r)
-		if ctx.Err() != nil {
-			return rep, ctx.Err()
+	rep := &Report{Started: time.Now(), Services: cfg.Services, Namespaces: cfg.Namespaces, ConnectRate: cfg.ConnectRate, Quiet: cfg.Quiet.String()}
+	for _, scoping := range cfg.Scopings {
+		for _, n := range cfg.Proxies {
+			if scoping == ScopingNone && cfg.MaxUnscoped > 0 && n > cfg.MaxUnscoped {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("The unscoped run of %d proxies was skipped (-unscoped-max %d).", n, cfg.MaxUnscoped))
+				continue
+			}
+			cfg.Logger.Info("control-plane load run", "proxies", n, "services", cfg.Services, "scoping", scoping)
+			r := runOnce(ctx, cfg, n, scoping)
+			r.LoadAverage[1] = loadAverage()
+			if r.Error != "" {
+				cfg.Logger.Warn("control-plane load run failed", "proxies", n, "scoping", scoping, "error", r.Error)
+			}
+			rep.Runs = append(rep.Runs, r)
+			if ctx.Err() != nil {
+				return rep, ctx.Err()
+			}
 		}
 	}
 	rep.Finished = time.Now()
@@ -53,7 +60,9 @@ type session struct {
 	cfg     Config
 	dir     string
 	mesh    string
+	spec    meshSpec
 	xds     string
+	metrics string // the control plane's /metrics URL
 	cp      *child.Child
 	fleet   *fleet
 	ctx     context.Context
@@ -61,15 +70,15 @@ type session struct {
 	wg      sync.WaitGroup
 	proxies int // proxies started so far (ids 0..proxies-1)
 	ramped  int // proxies of the ramp
-	changes []string
 
 	peakMu  sync.Mutex
 	peakRSS uint64
 }
 
-func runOnce(ctx context.Context, cfg Config, n int) RunResult {
-	res := RunResult{Proxies: n, Services: cfg.Services}
-	s, err := startSession(ctx, cfg, n)
+func runOnce(ctx context.Context, cfg Config, n int, scoping string) RunResult {
+	res := RunResult{Proxies: n, Services: cfg.Services, Scoping: scoping}
+	res.LoadAverage[0] = loadAverage()
+	s, err := startSession(ctx, cfg, n, scoping)
 	if err != nil {
 		res.Error = err.Error()
 		return res
@@ -124,13 +133,14 @@ func errorOrNil(s string) error {
 	return errors.New(s)
 }
 
-func startSession(ctx context.Context, cfg Config, n int) (*session, error) {
-	dir := filepath.Join(cfg.WorkDir, fmt.Sprintf("proxies-%d", n))
+func startSession(ctx context.Context, cfg Config, n int, scoping string) (*session, error) {
+	dir := filepath.Join(cfg.WorkDir, fmt.Sprintf("proxies-%d-%s", n, scoping))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the work directory: %w", err)
 	}
-	s := &session{cfg: cfg, dir: dir, mesh: filepath.Join(dir, "mesh.yaml"), fleet: &fleet{}}
-	if err := writeMesh(s.mesh, meshFile(cfg.Services, nil)); err != nil {
+	s := &session{cfg: cfg, dir: dir, mesh: filepath.Join(dir, "mesh.yaml"), fleet: &fleet{},
+		spec: meshSpec{services: cfg.Services, namespaces: cfg.Namespaces, scoping: scoping}}
+	if err := writeMesh(s.mesh, s.spec.file()); err != nil {
 		return nil, err
 	}
 	ports, err := child.FreePorts(3)
@@ -139,6 +149,7 @@ func startSession(ctx context.Context, cfg Config, n int) (*session, error) {
 	}
 	s.xds = child.Loopback(ports[0])
 	mon := child.Loopback(ports[1])
+	s.metrics = "http://" + mon + "/metrics"
 	argv := []string{cfg.Trellis, "control", "-f", s.mesh, "--xds-addr", s.xds, "--monitoring-addr", mon,
 		"--data-dir", filepath.Join(dir, "data"), "--log-level", "warn"}
 	// A control plane that also serves xDS over TLS must not take the default port,
@@ -240,10 +251,11 @@ func host(id, ramp int) string {
 	return fmt.Sprintf("127.201.%d.%d", 100+k/100, 100+k%100)
 }
 
-// startProxy starts proxy id, a workload of service; started is called once its
+// startProxy starts proxy id, a workload of service i; started is called once its
 // first request is sent.
-func (s *session) startProxy(id int, service, host string, started func()) error {
-	p, err := newSimProxy(id, fmt.Sprintf("sim-%05d", id), service, host, s.fleet)
+func (s *session) startProxy(id, service int, host string, started func()) error {
+	p, err := newSimProxy(id, fmt.Sprintf("sim-%05d", id), serviceName(service),
+		namespaceOf(service, s.cfg.Namespaces), host, s.fleet)
 	if err != nil {
 		return err
 	}
@@ -266,7 +278,7 @@ func (s *session) ramp(n int, r *Ramp) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for id := range n {
-		if err := s.startProxy(id, serviceName(id%s.cfg.Services), host(id, n), nil); err != nil {
+		if err := s.startProxy(id, id%s.cfg.Services, host(id, n), nil); err != nil {
 			return err
 		}
 		select {
@@ -307,17 +319,18 @@ func (s *session) change(i int, kind string) (Change, error) {
 	}
 	bytesBefore, respBefore := s.fleet.bytes.Load(), s.fleet.responses.Load()
 	cpuBefore, _ := procstat.CPU(s.cp.PID())
+	metricsBefore, _ := scrape(s.metrics)
 	var c *change
 	switch kind {
 	case KindService:
 		name := changeName(i)
 		// The FQDN prefix: every resource of the service carries it, and no other
 		// change's name starts with it.
-		c = newChange(kind, name+".default", []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.RouteType}, want)
-		s.changes = append(s.changes, name)
+		c = newChange(kind, name+"."+sharedNamespace, []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.RouteType}, want)
+		s.spec.changes = append(s.spec.changes, name)
 		s.fleet.current.Store(c)
 		c.start = time.Now()
-		if err := writeMesh(s.mesh, meshFile(s.cfg.Services, s.changes)); err != nil {
+		if err := writeMesh(s.mesh, s.spec.file()); err != nil {
 			return ch, err
 		}
 	case KindEndpoint:
@@ -326,7 +339,7 @@ func (s *session) change(i int, kind string) (Change, error) {
 		c = newChange(kind, h, []string{resourcev3.EndpointType}, want)
 		s.fleet.current.Store(c)
 		c.start = time.Now()
-		if err := s.startProxy(id, serviceName(0), h, nil); err != nil {
+		if err := s.startProxy(id, 0, h, nil); err != nil {
 			return ch, err
 		}
 	}
@@ -349,6 +362,9 @@ func (s *session) change(i int, kind string) (Change, error) {
 	ch.ControlPlaneCPUSeconds = (cpuAfter - cpuBefore).Seconds()
 	if m, err := procstat.Mem(s.cp.PID()); err == nil {
 		ch.ControlPlaneRSSMiB = mib(m.RSS)
+	}
+	if m, err := scrape(s.metrics); err == nil {
+		ch.Translations, ch.TranslateMs, ch.PushMs = m.since(metricsBefore)
 	}
 	if ch.Acked < ch.Proxies {
 		return ch, fmt.Errorf("change %d (%s): %d of %d proxies ACKed it within %s", i, kind, ch.Acked, ch.Proxies, s.cfg.ChangeTimeout)

@@ -25,7 +25,6 @@ func TestFiles(t *testing.T) {
 			want: []string{
 				`testdata/unsupported.yaml:13: error: VirtualService default/reviews: spec.hosts[1]: no service "ratings" seen from namespace "default"; the host is skipped`,
 				`testdata/unsupported.yaml:14: warning: VirtualService default/reviews: spec.gateways: "edge-gateway" not supported: Trellis has no gateways; a VirtualService that names none of "mesh" does not apply to sidecars; ignored`,
-				`testdata/unsupported.yaml:15: warning: VirtualService default/reviews: spec.exportTo: "other-ns" not supported: exportTo is not implemented: every resource is visible to the whole mesh; ignored`,
 				`testdata/unsupported.yaml:18: warning: VirtualService default/reviews: spec.http[0].match[0].scheme: not supported: the sidecar does not match on the scheme; ignored`,
 				`testdata/unsupported.yaml:23: warning: VirtualService default/reviews: spec.http[0].retries.retryOn: retry condition "envoy-ratelimited" is not supported and is ignored (supported: 5xx, gateway-error, connect-failure, reset, retriable-4xx, refused-stream, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable, and status codes)`,
 				`testdata/unsupported.yaml:24: warning: VirtualService default/reviews: spec.http[0].retries.retryRemoteLocalities: not supported: Trellis has no localities; ignored`,
@@ -46,7 +45,8 @@ func TestFiles(t *testing.T) {
 				`testdata/unsupported.yaml:81: warning: HTTPRoute default/reviews: spec.rules[0].filters[0].extensionRef: not supported: extension filters are not implemented; ignored`,
 				`testdata/unsupported.yaml:84: warning: HTTPRoute default/reviews: spec.rules[0].backendRefs[1]: a backend of kind Bucket (group example.com) not supported: in mesh mode only Services are; ignored`,
 				`testdata/unsupported.yaml:85: warning: HTTPRoute default/reviews: spec.rules[0].sessionPersistence: not supported: session persistence is not implemented (a DestinationRule's consistentHash comes close); ignored`,
-				`testdata/unsupported.yaml:87: warning: Sidecar default/default: Sidecar is not implemented: every proxy sees every service; ignored`,
+				"testdata/unsupported.yaml:93: warning: Sidecar default/default: spec.egress[0].port: not supported: egress hosts apply to every port of the services they select; ignored",
+				"testdata/unsupported.yaml:94: warning: Sidecar default/default: spec.ingress: not supported: inbound listeners come from the workload's ports; the Sidecar does not change them; ignored",
 			},
 			wantErrors: 4,
 		},

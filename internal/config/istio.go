@@ -106,7 +106,7 @@ func istioKinds() map[typeKey]decodeFunc {
 		"WorkloadEntry": decodeObject(nil, func(s *Set, p Position, o *networkingv1.WorkloadEntry) {
 			s.WorkloadEntries = append(s.WorkloadEntries, WorkloadEntry{p, o})
 		}),
-		"Sidecar": decodeObject(nil, func(s *Set, p Position, o *networkingv1.Sidecar) {
+		"Sidecar": decodeObject(validateSidecar, func(s *Set, p Position, o *networkingv1.Sidecar) {
 			s.Sidecars = append(s.Sidecars, Sidecar{p, o})
 		}),
 	}
@@ -155,6 +155,7 @@ func validateVirtualService(d *document, vs *networkingv1.VirtualService) {
 			validateDestination(d, p.key("route").index(j), r.GetDestination(), r.GetWeight())
 		}
 	}
+	validateExportTo(d, spec.key("exportTo"), vs.Spec.GetExportTo())
 	checkVirtualServiceRoutes(d, vs) // routecheck.go
 }
 
@@ -193,6 +194,7 @@ func validateDestinationRule(d *document, dr *networkingv1.DestinationRule) {
 		}
 		subsets[s.GetName()] = i
 	}
+	validateExportTo(d, spec.key("exportTo"), dr.Spec.GetExportTo())
 }
 
 func validateServiceEntry(d *document, se *networkingv1.ServiceEntry) {
@@ -209,6 +211,7 @@ func validateServiceEntry(d *document, se *networkingv1.ServiceEntry) {
 			d.errorf(p.key("targetPort"), "port %d is out of range 1..65535", t)
 		}
 	}
+	validateExportTo(d, spec.key("exportTo"), se.Spec.GetExportTo())
 }
 
 func validatePeerAuthentication(d *document, pa *securityv1.PeerAuthentication) {

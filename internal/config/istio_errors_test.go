@@ -188,6 +188,30 @@ func TestIstioErrors(t *testing.T) {
 			want: []string{`mesh.yaml:3: Sidecar default/Default: metadata.name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`},
 		},
 		{
+			name: "Sidecar egress hosts that are not namespace/host",
+			src: lines("apiVersion: networking.istio.io/v1", "kind: Sidecar", "metadata: {name: s, namespace: shop}", "spec:",
+				"  egress:",
+				`  - hosts: ["reviews", "./*", "~/*", "Bad_NS/*", "*/a*b"]`,
+				"  - hosts: []"),
+			want: []string{
+				`mesh.yaml:6: Sidecar shop/s: spec.egress[0].hosts[0]: host "reviews" must be namespace/host, such as "./*", "*/*" or "istio-system/*"`,
+				`mesh.yaml:6: Sidecar shop/s: spec.egress[0].hosts[2]: host "~/*": the namespace "~" (no namespace) is not supported`,
+				`mesh.yaml:6: Sidecar shop/s: spec.egress[0].hosts[3]: host "Bad_NS/*": namespace "Bad_NS": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`,
+				`mesh.yaml:6: Sidecar shop/s: spec.egress[0].hosts[4]: host "*/a*b": the host must be "*", "*.suffix" or a host name`,
+				`mesh.yaml:7: Sidecar shop/s: spec.egress[1].hosts: required: at least one host, as namespace/host`,
+			},
+		},
+		{
+			name: "exportTo values",
+			src: lines("apiVersion: networking.istio.io/v1", "kind: ServiceEntry", "metadata: {name: s}", "spec:",
+				"  hosts: [api.example.com]",
+				`  exportTo: [".", "*", "shop", "~", "No"]`),
+			want: []string{
+				`mesh.yaml:6: ServiceEntry default/s: spec.exportTo[3]: "~" (visible to no namespace) is not supported: remove the resource instead`,
+				`mesh.yaml:6: ServiceEntry default/s: spec.exportTo[4]: "No" is not ".", "*" or a namespace name: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`,
+			},
+		},
+		{
 			name: "unknown apiVersion of an Istio kind",
 			src:  lines("apiVersion: security.istio.io/v1alpha3", "kind: PeerAuthentication", "metadata: {name: r}"),
 			want: []string{`mesh.yaml:2: PeerAuthentication default/r: kind: unknown kind "PeerAuthentication" in apiVersion "security.istio.io/v1alpha3" (supported: security.istio.io/v1 PeerAuthentication, security.istio.io/v1beta1 PeerAuthentication)`},

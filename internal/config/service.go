@@ -37,6 +37,9 @@ func defaultService(s *corev1.Service) {
 
 func validateService(d *document, s *corev1.Service) {
 	validateMeta(d, &s.ObjectMeta, serviceName)
+	if v, ok := s.Annotations[ExportToAnnotation]; ok {
+		validateExportTo(d, field("metadata", "annotations").key(ExportToAnnotation), ExportToList(v))
+	}
 	spec := field("spec")
 	if len(s.Spec.Selector) == 0 {
 		d.errorf(spec.key("selector"), "required: selector-less Services are not supported in local mode "+

@@ -238,6 +238,16 @@ func TestRun(t *testing.T) {
 		t.Errorf("/debug/xds?node=echo.default = %d %.200s", code, body)
 	}
 
+	// A Sidecar that sees echo only: other's cluster is withdrawn.
+	sidecar := "---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default}\nspec:\n  egress:\n  - hosts: [./echo.default.svc.cluster.local]\n"
+	if err := os.WriteFile(meshFile, []byte(echoMesh+otherWorkload+sidecar), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got = c.clusters(t, func(n []string) bool { return len(n) == 2 })
+	if diff := cmp.Diff([]string{"inbound|80||", "outbound|80||echo.default.svc.cluster.local"}, got); diff != "" {
+		t.Errorf("clusters with a Sidecar (-want +got):\n%s", diff)
+	}
+
 	// Stopping with a sidecar connected is prompt: its stream is ended.
 	start := time.Now()
 	shutdown()

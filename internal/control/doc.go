@@ -5,17 +5,20 @@
 // Data flow (DESIGN.md §2):
 //
 //	file source ──> store ──┐
-//	                        ├─(debounce)─> model.Build ─> xdsgen.Generate per proxy (GenerateGRPC for proxyless gRPC nodes) ─> xdsserver.Push ─> ADS
-//	xDS streams ─> registry ┘
+//	                        ├─(debounce)─> model.Build ─> xdsgen (scoped part per scope, ─> xdsserver.PushProxies ─> ADS
+//	xDS streams ─> registry ┘                          own part per changed proxy;
+//	                                                   GenerateGRPC per proxyless node)
 //
 // A change to the store (a file edited) or to the registry (a sidecar connected or
 // gone) schedules one translation after DebounceAfter of quiet, and at most about a
 // second after the first change of a burst, so that a burst of edits or a mesh
-// starting up costs one translation. Translation rebuilds the whole model and every
-// proxy's resources (it is cheap at local-mode sizes); xdsserver then sets a new
-// snapshot only for the nodes whose resources changed, and Delta clients receive only
-// the resources that changed: the push is incremental even though the translation is
-// not.
+// starting up costs one translation. Translation rebuilds the whole model, generates
+// the resources proxies share once per scope (namespace, Sidecar and the settings in
+// xdsgen.Scopes.Key: translate.go, generation) and a proxy's own resources only when
+// their inputs changed (own.go, ownCache, kept by the translator's goroutine between
+// translations); xdsserver stores what proxies share once and sets a new snapshot only
+// for the nodes whose resources changed, and Delta clients receive only the resources
+// that changed (docs/control-plane.md, "Scoping" and "Pushes").
 //
 // Problems (conflicting definitions across files, conflicting port declarations,
 // upstreams naming unknown services) are logged once each at Warn when they appear,

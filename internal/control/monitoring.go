@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"trellis.dev/trellis/internal/xdsgen"
 )
 
 // monitoringHandler serves /metrics, /ready, /debug/config and /debug/xds.
@@ -46,10 +48,14 @@ func monitoringHandler(metrics *prometheus.Registry, tr *translator) *http.Serve
 				http.Error(w, "no proxy "+node+" is connected", http.StatusNotFound)
 				return
 			}
-			writeJSON(w, res)
+			writeJSON(w, xdsgen.Merge(res.Scoped, res.Own))
 			return
 		}
-		writeJSON(w, st.resources) // encoding/json sorts the node IDs
+		all := make(map[string]*xdsgen.Resources, len(st.resources))
+		for node, res := range st.resources {
+			all[node] = xdsgen.Merge(res.Scoped, res.Own)
+		}
+		writeJSON(w, all) // encoding/json sorts the node IDs
 	})
 	return mux
 }

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -86,18 +87,21 @@ type translator struct {
 	kick chan struct{}
 	// warm holds pushes at start; owned by run's goroutine.
 	warm warmup
+	// own keeps the proxies' own resources between translations; owned by run's
+	// goroutine.
+	own ownCache
 }
 
 // state is one translation's result, immutable once published. Problems are those of
 // the translation; the invalid files are the file source's, read live (an invalid
 // edit changes nothing to translate).
 type state struct {
-	ConfigVersion uint64                       `json:"configVersion"`
-	Time          time.Time                    `json:"time"`
-	Mesh          *model.Mesh                  `json:"mesh"`
-	Proxies       map[string]*model.Proxy      `json:"proxies"`
-	Problems      []string                     `json:"problems"`
-	resources     map[string]*xdsgen.Resources // by node ID
+	ConfigVersion uint64                     `json:"configVersion"`
+	Time          time.Time                  `json:"time"`
+	Mesh          *model.Mesh                `json:"mesh"`
+	Proxies       map[string]*model.Proxy    `json:"proxies"`
+	Problems      []string                   `json:"problems"`
+	resources     map[string]xdsserver.Proxy // by node ID
 }
 
 func newTranslator(cfg translatorConfig) (*translator, error) {
@@ -229,22 +233,14 @@ func (t *translator) translate(ctx context.Context) {
 	t.problems.WithLabelValues("unsupported").Set(float64(len(mesh.Unsupported)))
 	t.problems.WithLabelValues("warning").Set(float64(len(mesh.Warnings)))
 	proxies := make(map[string]*model.Proxy, len(instances))
-	resources := make(map[string]*xdsgen.Resources, len(instances))
+	resources := make(map[string]xdsserver.Proxy, len(instances))
+	gen := newGeneration(mesh, rootCA, &t.own)
 	for _, inst := range instances {
 		p := model.NewProxy(inst)
 		mesh.AddPodInbound(p, inst.Metadata.PodIP)
-		generate := xdsgen.Generate
-		if inst.Metadata.Proxyless == bootstrap.ProxylessGRPC {
-			// grpc-go's own xDS client: the shapes it implements, its certificates
-			// from the bootstrap's certificate provider rather than SDS.
-			generate = xdsgen.GenerateGRPC
-		}
-		res, err := generate(mesh, p)
+		res, err := gen.proxy(inst, p)
 		if err != nil {
 			problems = append(problems, strings.Split(err.Error(), "\n")...)
-		}
-		if p.MTLS && inst.Metadata.Proxyless == "" {
-			res.Secrets = rootCA
 		}
 		proxies[inst.NodeID] = p
 		resources[inst.NodeID] = res
@@ -254,15 +250,15 @@ func (t *translator) translate(ctx context.Context) {
 		t.logger.Debug("holding the first push until every declared workload's sidecar registers", "registered", len(instances))
 	} else {
 		var err error
-		changed, err = t.xds.Push(ctx, resources)
+		changed, err = t.xds.PushProxies(ctx, resources)
 		if err != nil && ctx.Err() == nil {
 			t.logger.Error("pushing xDS resources", "err", err)
 		}
 	}
 	t.duration.Observe(time.Since(start).Seconds())
 	t.logProblems(problems)
-	t.logger.Debug("translated", "configVersion", snap.Version, "proxies", len(instances), "pushed", changed,
-		"took", time.Since(start))
+	t.logger.Debug("translated", "configVersion", snap.Version, "proxies", len(instances), "scopes", len(gen.scoped),
+		"pushed", len(changed), "took", time.Since(start))
 
 	t.state.Store(&state{
 		ConfigVersion: snap.Version,
@@ -290,4 +286,60 @@ func (t *translator) logProblems(problems []string) {
 		}
 	}
 	t.logged = current
+}
+
+// generation generates the resources of one translation's proxies. The scoped part
+// of a proxy's resources (xdsgen.GenerateScoped) is generated once per scope key and
+// shared by every proxy of the scope; only each proxy's own part is generated per
+// proxy.
+type generation struct {
+	mesh   *model.Mesh
+	scopes *xdsgen.Scopes
+	rootCA []*tlsv3.Secret
+	scoped map[string]*xdsgen.Resources // by scope key
+	// own are the previous translation's own resources; next this one's.
+	own, next *ownCache
+	inputs    ownInputs
+}
+
+// newGeneration starts the generation of mesh's proxies, reusing what own holds
+// and leaving in own, when done, this generation's own resources.
+func newGeneration(mesh *model.Mesh, rootCA []*tlsv3.Secret, own *ownCache) *generation {
+	prev := *own
+	own.entries = make(map[string]ownEntry, len(prev.entries))
+	return &generation{mesh: mesh, scopes: xdsgen.NewScopes(mesh), rootCA: rootCA,
+		scoped: make(map[string]*xdsgen.Resources), own: &prev, next: own, inputs: newOwnInputs(mesh)}
+}
+
+// proxy returns the resources of a sidecar. The errors of its scope's part are
+// returned with the first proxy of the scope only (they name that proxy), so each
+// is reported once.
+func (g *generation) proxy(inst registry.Instance, p *model.Proxy) (xdsserver.Proxy, error) {
+	if inst.Metadata.Proxyless == bootstrap.ProxylessGRPC {
+		// grpc-go's own xDS client: the shapes it implements, its certificates from
+		// the bootstrap's certificate provider rather than SDS. Nothing is shared
+		// with the sidecars' scopes.
+		res, err := xdsgen.GenerateGRPC(g.mesh, p)
+		return xdsserver.Proxy{Own: res}, err
+	}
+	var scopedErr error
+	scopeKey := g.scopes.Key(p)
+	scoped, ok := g.scoped[scopeKey]
+	if !ok {
+		scoped, scopedErr = g.scopes.Generate(p)
+		if p.MTLS {
+			scoped.Secrets = g.rootCA
+		}
+		g.scoped[scopeKey] = scoped
+	}
+	key := g.inputs.key(g.mesh, inst, p)
+	e, ok := g.own.entries[p.ID]
+	if !ok || key == "" || e.key != key {
+		e.key = key
+		e.res, e.err = xdsgen.GenerateOwn(g.mesh, p)
+	}
+	if key != "" {
+		g.next.entries[p.ID] = e
+	}
+	return xdsserver.Proxy{Scoped: scoped, Own: e.res}, errors.Join(scopedErr, e.err)
 }

@@ -104,6 +104,7 @@ func Build(cfg *config.Set, instances []registry.Instance, opts ...Option) *Mesh
 		b.addVirtualService(vs)
 	}
 	b.addGatewayRoutes(cfg.HTTPRoutes, cfg.GRPCRoutes)
+	b.addSidecars(cfg.Sidecars)
 	b.checkMixedModes()
 	b.addSecurityPolicies(cfg, instances)
 	b.addRateLimits(cfg)
@@ -172,6 +173,9 @@ func (b *builder) addService(cs config.Service) {
 	ns := namespaceOr(cs.Namespace)
 	s := b.newService(cs.Name, ns, OriginService, cs.Pos.String())
 	s.Addresses = serviceAddresses(cs.Spec)
+	if v, ok := cs.Annotations[config.ExportToAnnotation]; ok {
+		s.ExportTo = exportTo(config.ExportToList(v), ns)
+	}
 	sel := labels.Nothing()
 	if len(cs.Spec.Selector) > 0 {
 		sel = labels.SelectorFromSet(cs.Spec.Selector)

@@ -43,6 +43,7 @@ func (b *builder) addDestinationRule(dr config.DestinationRule) {
 	for _, port := range svc.Ports {
 		host := forPort(spec.GetTrafficPolicy(), port.Number)
 		port.Policy = translatePolicy(source, host)
+		port.RuleExportTo = exportTo(spec.GetExportTo(), obj.Namespace)
 		port.Subsets = nil
 		for _, ss := range spec.GetSubsets() {
 			merged := overlay(host, forPort(ss.GetTrafficPolicy(), port.Number))

@@ -52,7 +52,21 @@ var fieldTables = map[string]*fieldTable{
 	// AuthorizationPolicy and RequestAuthentication: docs/authorization.md.
 	"AuthorizationPolicy":   authorizationPolicyFields,
 	"RequestAuthentication": requestAuthenticationFields,
+	"Sidecar":               sidecarFields,
 }
+
+var sidecarFields = newFieldTable(
+	[]string{"spec.workloadSelector.labels", "spec.egress.hosts", "spec.outboundTrafficPolicy.mode"},
+	map[string]string{
+		"spec.ingress":                           "inbound listeners come from the workload's ports; the Sidecar does not change them",
+		"spec.egress.port":                       "egress hosts apply to every port of the services they select",
+		"spec.egress.bind":                       "the outbound listener's address is the sidecar's own setting",
+		"spec.egress.captureMode":                "interception is set up by `trellis iptables` or local mode, not per Sidecar",
+		"spec.outboundTrafficPolicy.egressProxy": "egress proxies are not implemented",
+		"spec.inboundConnectionPool":             "inbound connection limits are not implemented",
+	},
+	nil,
+)
 
 // prefixed is every pattern under each prefix.
 func prefixed(prefixes []string, patterns ...string) []string {
@@ -77,8 +91,6 @@ func headersFields(prefix string) []string {
 	return prefixed([]string{prefix}, "request.set", "request.add", "request.remove",
 		"response.set", "response.add", "response.remove")
 }
-
-const exportToWhy = "exportTo is not implemented: every resource is visible to the whole mesh"
 
 var virtualServiceFields = newFieldTable(
 	slices.Concat(
@@ -136,7 +148,6 @@ var virtualServiceFields = newFieldTable(
 		"spec.gateways":            onlyValues("Trellis has no gateways; a VirtualService that names none of \"mesh\" does not apply to sidecars", "mesh"),
 		"spec.http.match.gateways": onlyValues("Trellis has no gateways; a match without \"mesh\" does not apply to sidecars", "mesh"),
 		"spec.tcp.match.gateways":  onlyValues("Trellis has no gateways; a match without \"mesh\" does not apply to sidecars", "mesh"),
-		"spec.exportTo":            onlyValues(exportToWhy, "*", "."),
 	},
 )
 
@@ -235,7 +246,6 @@ var destinationRuleFields = newFieldTable(
 		map[string]string{"spec.workloadSelector": "a DestinationRule applies to every client"},
 	),
 	map[string]valueCheck{
-		"spec.exportTo":                                                    onlyValues(exportToWhy, "*", "."),
 		"spec.trafficPolicy.loadBalancer.simple":                           passthrough,
 		"spec.trafficPolicy.portLevelSettings.loadBalancer.simple":         passthrough,
 		"spec.subsets.trafficPolicy.loadBalancer.simple":                   passthrough,
@@ -275,7 +285,6 @@ var serviceEntryFields = newFieldTable(
 		"spec.endpoints.weight":   "endpoints are balanced equally",
 	},
 	map[string]valueCheck{
-		"spec.exportTo": onlyValues(exportToWhy, "*", "."),
 		"spec.resolution": func(v any) string {
 			if v == "DYNAMIC_DNS" {
 				return "DYNAMIC_DNS not supported: it is for wildcard hosts, which are not supported; DNS is used"

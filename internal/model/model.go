@@ -75,6 +75,9 @@ type Mesh struct {
 	RateLimits       []*RateLimitRule  `json:"rateLimits,omitempty"`
 	RateLimitService *RateLimitService `json:"rateLimitService,omitempty"`
 
+	// Sidecars are the Sidecars in force, by namespace/name (scope.go).
+	Sidecars []*Sidecar `json:"sidecars,omitempty"`
+
 	// H2Upgrade: HTTP/1.1 requests between sidecars travel over HTTP/2 unless a
 	// DestinationRule says otherwise (h2upgrade.go).
 	H2Upgrade bool `json:"h2Upgrade,omitempty"`
@@ -115,6 +118,9 @@ type Service struct {
 	// Addresses are the service's virtual IPs (a Kubernetes Service's cluster IPs),
 	// by which transparently intercepted traffic is matched to it; empty: none.
 	Addresses []string `json:"addresses,omitempty"`
+	// ExportTo are the namespaces that see the service (a Service's
+	// networking.istio.io/exportTo annotation, a ServiceEntry's exportTo); nil: all.
+	ExportTo ExportTo `json:"exportTo,omitempty"`
 
 	// backers are the Workloads declared in config that back the service: their
 	// identities are expected even before their sidecars connect.
@@ -132,6 +138,9 @@ type Port struct {
 	// Policy is the DestinationRule's traffic policy for the port (host level merged
 	// with the port-level settings); nil: none.
 	Policy *TrafficPolicy `json:"policy,omitempty"`
+	// RuleExportTo are the namespaces whose proxies the DestinationRule's
+	// policies apply to (its exportTo); nil: all. See ClusterFrom.
+	RuleExportTo ExportTo `json:"ruleExportTo,omitempty"`
 	// Subsets are the DestinationRule's subsets, sorted by name.
 	Subsets []*Subset `json:"subsets,omitempty"`
 	// Routes are the HTTP routes of the port in the order they are tried; empty: all

@@ -12,7 +12,7 @@ func (p *Port) RoutesFor(proxy *Proxy) []*Route {
 	var out []*Route
 	consumer := false
 	for _, r := range p.Routes {
-		if appliesTo(r.Match.SourceLabels, r.Match.SourceNamespace, proxy) {
+		if r.ExportTo.Includes(proxy.Namespace) && appliesTo(r.Match.SourceLabels, r.Match.SourceNamespace, proxy) {
 			out = append(out, r)
 			consumer = consumer || r.Consumer
 		}
@@ -32,7 +32,7 @@ func (p *Port) RoutesFor(proxy *Proxy) []*Route {
 // TCPRouteFor is the first TCP route of a port that applies to proxy, or nil.
 func (p *Port) TCPRouteFor(proxy *Proxy) *TCPRoute {
 	for _, r := range p.TCPRoutes {
-		if appliesTo(r.SourceLabels, r.SourceNamespace, proxy) {
+		if r.ExportTo.Includes(proxy.Namespace) && appliesTo(r.SourceLabels, r.SourceNamespace, proxy) {
 			return r
 		}
 	}

@@ -55,6 +55,7 @@ func (b *builder) addServiceEntry(se config.ServiceEntry) {
 			External:  spec.GetLocation() != networkingapi.ServiceEntry_MESH_INTERNAL,
 			// The identities its endpoints present, for a DestinationRule's ISTIO_MUTUAL.
 			SubjectAltNames: spec.GetSubjectAltNames(),
+			ExportTo:        exportTo(spec.GetExportTo(), ns),
 		}
 		if spec.GetResolution() != networkingapi.ServiceEntry_STATIC {
 			// DNS and DNS_ROUND_ROBIN resolve the endpoints' names (or the host); NONE

@@ -216,6 +216,9 @@ type Route struct {
 	Hash *HashPolicy `json:"hash,omitempty"`
 	// Consumer marks a Gateway API consumer route: see Port.RoutesFor.
 	Consumer bool `json:"consumer,omitempty"`
+	// ExportTo are the namespaces whose proxies the route applies to (the
+	// VirtualService's exportTo); nil: all.
+	ExportTo ExportTo `json:"exportTo,omitempty"`
 }
 
 // TCPRoute sends the connections of a TCP service port to weighted destinations.
@@ -224,6 +227,7 @@ type TCPRoute struct {
 	SourceLabels    map[string]string `json:"sourceLabels,omitempty"`
 	SourceNamespace string            `json:"sourceNamespace,omitempty"`
 	Destinations    []Destination     `json:"destinations"`
+	ExportTo        ExportTo          `json:"exportTo,omitempty"`
 }
 
 // LBPolicy is a cluster's load-balancing algorithm.
@@ -335,6 +339,23 @@ type ClusterInfo struct {
 	Endpoints []Endpoint
 	// TLS says how connections to the endpoints are secured; nil: plaintext.
 	TLS *ClusterTLS
+}
+
+// ClusterFrom is Cluster as a proxy in namespace ns sees it: when the port's
+// DestinationRule is not exported to ns, without the rule's traffic policies (a
+// subset still selects its endpoints).
+func (m *Mesh) ClusterFrom(ref ClusterRef, ns string) (ClusterInfo, error) {
+	info, err := m.Cluster(ref)
+	if err != nil || info.Port.RuleExportTo.Includes(ns) {
+		return info, err
+	}
+	info.Policy = nil
+	var ss *Subset
+	if ref.Subset != "" {
+		ss = info.Port.Subset(ref.Subset)
+	}
+	info.TLS = m.clusterTLS(info.Service, ss, nil, info.Endpoints)
+	return info, nil
 }
 
 // Cluster resolves a cluster reference, or returns an error saying what is missing.

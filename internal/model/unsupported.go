@@ -63,8 +63,7 @@ func Unsupported(cfg *config.Set) []*config.Error {
 			"WorkloadEntry is not implemented: list a ServiceEntry's endpoints, or run the workload with a sidecar; ignored"))
 	}
 	for _, o := range cfg.Sidecars {
-		out = append(out, newError(objectRef("Sidecar", &o.ObjectMeta, o.Pos), "",
-			"Sidecar is not implemented: every proxy sees every service; ignored"))
+		check(objectRef("Sidecar", &o.ObjectMeta, o.Pos), &o.Spec)
 	}
 	return out
 }
@@ -267,6 +266,9 @@ func SetFields(cfg *config.Set) map[string]map[string]bool {
 	}
 	for _, o := range cfg.RequestAuthentications {
 		visit("RequestAuthentication", &o.Spec)
+	}
+	for _, o := range cfg.Sidecars {
+		visit("Sidecar", &o.Spec)
 	}
 	return out
 }

@@ -35,7 +35,7 @@ func (b *builder) addVirtualService(vs config.VirtualService) {
 			b.configErrorf(obj, field, "no service %q seen from namespace %q; the host is skipped", host, obj.Namespace)
 			continue
 		}
-		t := &routeTranslator{b: b, obj: obj, ns: obj.Namespace, svc: svc}
+		t := &routeTranslator{b: b, obj: obj, ns: obj.Namespace, svc: svc, exportTo: exportTo(spec.GetExportTo(), obj.Namespace)}
 		for _, port := range svc.Ports {
 			if port.routedBy != "" {
 				b.configErrorf(obj, field, "%s port %d already has routes from %s; this host is skipped", svc.FQDN, port.Number, port.routedBy)
@@ -62,6 +62,8 @@ type routeTranslator struct {
 	ns   string // the namespace host names resolve from
 	svc  *Service
 	port *Port
+	// exportTo are the namespaces the document's routes apply to.
+	exportTo ExportTo
 }
 
 func (t *routeTranslator) errorf(field, format string, args ...any) {
@@ -87,7 +89,7 @@ func (t *routeTranslator) httpRoutes(routes []*networkingapi.HTTPRoute) []*Route
 			if len(h.GetMatch()) > 0 {
 				source += ".match[" + strconv.Itoa(j) + "]"
 			}
-			r := &Route{Name: h.GetName(), Source: source, Match: httpMatch(m)}
+			r := &Route{Name: h.GetName(), Source: source, Match: httpMatch(m), ExportTo: t.exportTo}
 			t.httpAction(r, h, field)
 			out = append(out, r)
 		}
@@ -283,6 +285,7 @@ func (t *routeTranslator) tcpRoutes(routes []*networkingapi.TCPRoute) []*TCPRout
 				Source:          t.obj.String() + " " + field,
 				SourceLabels:    m.GetSourceLabels(),
 				SourceNamespace: m.GetSourceNamespace(),
+				ExportTo:        t.exportTo,
 				Destinations:    dests,
 			})
 		}

@@ -48,14 +48,18 @@ type entry struct {
 type Registry struct {
 	mu      sync.Mutex
 	streams map[Stream]entry
-	seq     uint64
-	subs    map[chan struct{}]struct{}
+	// byNode indexes streams by node ID, so that a registration costs the node's
+	// streams, not every stream.
+	byNode map[string]map[Stream]struct{}
+	seq    uint64
+	subs   map[chan struct{}]struct{}
 }
 
 // New returns an empty Registry.
 func New() *Registry {
 	return &Registry{
 		streams: make(map[Stream]entry),
+		byNode:  make(map[string]map[Stream]struct{}),
 		subs:    make(map[chan struct{}]struct{}),
 	}
 }
@@ -72,7 +76,14 @@ func (r *Registry) Register(stream Stream, inst Instance) bool {
 		r.seq++
 		seq = r.seq
 	}
+	if known && old.inst.NodeID != inst.NodeID {
+		r.unindexLocked(stream, old.inst.NodeID)
+	}
 	r.streams[stream] = entry{inst: inst, seq: seq}
+	if r.byNode[inst.NodeID] == nil {
+		r.byNode[inst.NodeID] = make(map[Stream]struct{})
+	}
+	r.byNode[inst.NodeID][stream] = struct{}{}
 	if after := r.viewLocked(inst.NodeID); !reflect.DeepEqual(before, after) {
 		r.notifyLocked()
 	}
@@ -109,6 +120,7 @@ func (r *Registry) Deregister(stream Stream) {
 	}
 	before := r.viewLocked(e.inst.NodeID)
 	delete(r.streams, stream)
+	r.unindexLocked(stream, e.inst.NodeID)
 	if after := r.viewLocked(e.inst.NodeID); !reflect.DeepEqual(before, after) {
 		r.notifyLocked()
 	}
@@ -148,11 +160,14 @@ func (r *Registry) Instances() []Instance {
 func (r *Registry) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	nodes := make(map[string]struct{})
-	for _, e := range r.streams {
-		nodes[e.inst.NodeID] = struct{}{}
+	return len(r.byNode)
+}
+
+func (r *Registry) unindexLocked(stream Stream, nodeID string) {
+	delete(r.byNode[nodeID], stream)
+	if len(r.byNode[nodeID]) == 0 {
+		delete(r.byNode, nodeID)
 	}
-	return len(nodes)
 }
 
 // Subscribe returns a channel that receives a value after the set of instances
@@ -173,10 +188,8 @@ func (r *Registry) Subscribe() (<-chan struct{}, func()) {
 // viewLocked returns the instance of a node as Instances would report it, or nil.
 func (r *Registry) viewLocked(nodeID string) *Instance {
 	var best *entry
-	for _, e := range r.streams {
-		if e.inst.NodeID != nodeID {
-			continue
-		}
+	for stream := range r.byNode[nodeID] {
+		e := r.streams[stream]
 		if best == nil || e.seq > best.seq {
 			e := e
 			best = &e

@@ -35,7 +35,25 @@ func (g *generator) cluster(ref model.ClusterRef) string {
 		return name
 	}
 	g.clusters[name] = true
-	info, err := g.mesh.Cluster(ref)
+	if g.shared != nil {
+		key := g.shared.clusterKey(g, ref)
+		if c, ok := g.shared.clusters[key]; ok {
+			g.res.Clusters = append(g.res.Clusters, c.cluster)
+			if c.endpoints != nil {
+				g.res.Endpoints = append(g.res.Endpoints, c.endpoints)
+			}
+			return name
+		}
+		nc, ne := len(g.res.Clusters), len(g.res.Endpoints)
+		defer func() {
+			c := sharedCluster{cluster: g.res.Clusters[nc]}
+			if len(g.res.Endpoints) > ne {
+				c.endpoints = g.res.Endpoints[ne]
+			}
+			g.shared.clusters[key] = c
+		}()
+	}
+	info, err := g.mesh.ClusterFrom(ref, g.scope.Namespace)
 	if err != nil {
 		// The model only makes references it can resolve; keep the reference valid.
 		g.errorf("%v; emitting it without endpoints", err)

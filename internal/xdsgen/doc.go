@@ -5,6 +5,14 @@
 // Data flow: (*model.Mesh, *model.Proxy) -> Generate -> *Resources -> xdsserver
 // (a go-control-plane snapshot per node).
 //
+// Generate is the union of two parts (scope.go): GenerateScoped, the resources every
+// proxy with the same Scopes.Key shares (the outbound route configuration, the
+// outbound clusters and assignments, the services' virtual listeners), and
+// GenerateOwn, the proxy's own listeners and their clusters. A proxy's outbound part
+// holds only the services its model.Scope sees (exportTo, Sidecar egress hosts). A
+// control plane calls Scopes.Generate once per key (it reuses each outbound cluster
+// across the scopes that reach it) and GenerateOwn per proxy; Merge joins them.
+//
 // GenerateGRPC (grpc.go) does the same for a proxyless gRPC application (grpc-go's
 // own xDS client; docs/proxyless.md): API listeners per service host name with the
 // port's route configuration, the clusters and endpoints, narrowed to what grpc-go
@@ -15,7 +23,7 @@
 // For a proxy, Generate emits:
 //   - the `outbound` listener (an HTTP connection manager using RDS `outbound`) and
 //     the `outbound` route configuration: one virtual host per HTTP-family service
-//     port of the mesh (ServiceEntry hosts included), whose routes are the port's
+//     port the proxy sees (ServiceEntry hosts included), whose routes are the port's
 //     model routes that apply to the proxy (routes.go), or one route to the port's
 //     cluster;
 //   - one `inbound|<port>` listener per workload port, with an inline route to (HTTP,

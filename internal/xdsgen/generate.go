@@ -39,12 +39,38 @@ type Resources struct {
 	Secrets []*tlsv3.Secret
 }
 
-// Generate returns the resources of proxy in mesh. When some part cannot be generated
-// it is left out and the returned error says what and why; Resources is never nil.
+// Generate returns the resources of proxy in mesh: those of GenerateScoped and of
+// GenerateOwn, merged. When some part cannot be generated it is left out and the
+// returned error says what and why; Resources is never nil.
 func Generate(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
-	g := &generator{mesh: mesh, proxy: proxy, res: &Resources{},
-		clusters: make(map[string]bool), upstreamBinds: make(map[string]string)}
-	g.outbound()
+	scoped, err := GenerateScoped(mesh, proxy)
+	own, ownErr := GenerateOwn(mesh, proxy)
+	return Merge(scoped, own), errors.Join(err, ownErr)
+}
+
+// GenerateScoped returns the part of proxy's resources that every proxy with the
+// same ScopeKey shares: the outbound route configuration, the outbound clusters and
+// endpoints the routes reach and, in transparent mode, the listeners of the
+// services' virtual IPs. Errors name proxy.
+func GenerateScoped(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
+	return generateScoped(newGenerator(mesh, proxy))
+}
+
+func generateScoped(g *generator) (*Resources, error) {
+	proxy := g.proxy
+	g.serviceListeners()
+	if proxy.Outbound != "" || g.routedByVIP {
+		g.outboundRoutes()
+	}
+	g.sort()
+	return g.res, errors.Join(g.errs...)
+}
+
+// GenerateOwn returns the part of proxy's resources that is its own: its listeners
+// (outbound, inbound, upstreams, capture) and their clusters.
+func GenerateOwn(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
+	g := newGenerator(mesh, proxy)
+	g.outboundListener()
 	g.inbound()
 	g.upstreams()
 	g.transparent()
@@ -54,11 +80,24 @@ func Generate(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
 	return g.res, errors.Join(g.errs...)
 }
 
+func newGenerator(mesh *model.Mesh, proxy *model.Proxy) *generator {
+	return &generator{mesh: mesh, proxy: proxy, scope: mesh.ScopeOf(proxy), res: &Resources{},
+		clusters: make(map[string]bool), upstreamBinds: make(map[string]string)}
+}
+
 type generator struct {
-	mesh     *model.Mesh
-	proxy    *model.Proxy
+	mesh  *model.Mesh
+	proxy *model.Proxy
+	// scope is what the proxy sees (its namespace, its Sidecar).
+	scope model.Scope
+	// shared, if set, holds the outbound clusters already generated for other
+	// scopes of the mesh (Scopes.Generate).
+	shared   *Scopes
 	res      *Resources
 	clusters map[string]bool // outbound clusters already emitted, by name
+	// routedByVIP is set when a virtual listener of a service routes by the
+	// outbound route configuration (transparent.go).
+	routedByVIP bool
 	// upstreamBinds maps upstream listener names to their bind address.
 	upstreamBinds map[string]string
 	// extAuthz are the external authorizers the inbound ports use (authz.go).
@@ -76,26 +115,32 @@ func (g *generator) errorf(format string, args ...any) {
 	g.errs = append(g.errs, fmt.Errorf("proxy %s: "+format, append([]any{g.proxy.ID}, args...)...))
 }
 
-// outbound emits the outbound listener, its route configuration and the clusters
-// the routes reach.
-func (g *generator) outbound() {
-	if g.proxy.Outbound == "" && !g.proxy.Transparent {
+// outboundListener emits the outbound listener, which routes by the outbound route
+// configuration.
+func (g *generator) outboundListener() {
+	if g.proxy.Outbound == "" {
 		return
 	}
-	if g.proxy.Outbound != "" {
-		addr, err := socketAddress(g.proxy.Outbound)
-		if err != nil {
-			g.errorf("outbound listener: %v", err)
-			return
-		}
-		m := rdsHCM(names.OutboundListener, names.OutboundRoute)
-		g.normalize(m)
-		hcm := httpFilter(m)
-		g.res.Listeners = append(g.res.Listeners, listener(names.OutboundListener, addr, corev3.TrafficDirection_OUTBOUND, hcm))
+	addr, err := socketAddress(g.proxy.Outbound)
+	if err != nil {
+		g.errorf("outbound listener: %v", err)
+		return
 	}
+	m := rdsHCM(names.OutboundListener, names.OutboundRoute)
+	g.normalize(m)
+	hcm := httpFilter(m)
+	g.res.Listeners = append(g.res.Listeners, listener(names.OutboundListener, addr, corev3.TrafficDirection_OUTBOUND, hcm))
+}
 
+// outboundRoutes emits the outbound route configuration, one virtual host per
+// HTTP-family port of every service the proxy sees, and the clusters the routes
+// reach.
+func (g *generator) outboundRoutes() {
 	rc := &routev3.RouteConfiguration{Name: names.OutboundRoute}
 	for _, svc := range g.mesh.Services {
+		if !g.scope.Sees(svc) {
+			continue
+		}
 		for _, port := range svc.Ports {
 			if !model.IsHTTP(port.Protocol) {
 				continue
@@ -227,6 +272,10 @@ func (g *generator) inbound() {
 func (g *generator) upstreams() {
 	for _, u := range g.proxy.Upstreams {
 		svc := g.mesh.Resolve(u.Service, g.proxy.Namespace)
+		if svc != nil && !g.scope.Sees(svc) {
+			g.errorf("upstream %s:%d (bind %s): service %s is not visible from this proxy (exportTo, Sidecar egress hosts); skipped", u.Service, u.Port, u.Bind, svc.FQDN)
+			continue
+		}
 		if svc == nil {
 			g.errorf("upstream %s:%d (bind %s): no service %q seen from namespace %q; skipped", u.Service, u.Port, u.Bind, u.Service, g.proxy.Namespace)
 			continue
@@ -270,7 +319,7 @@ func (g *generator) upstreamProxy(name string, svc *model.Service, port *model.P
 		}
 		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_WeightedClusters{WeightedClusters: wc}
 	}
-	if info, err := g.mesh.Cluster(dests[0].Cluster); err == nil && info.Policy != nil &&
+	if info, err := g.mesh.ClusterFrom(dests[0].Cluster, g.scope.Namespace); err == nil && info.Policy != nil &&
 		info.Policy.ConnectionPool != nil && info.Policy.ConnectionPool.TCPIdleTimeout != nil {
 		tp.IdleTimeout = durationpb.New(info.Policy.ConnectionPool.TCPIdleTimeout.Std())
 	}

@@ -30,9 +30,9 @@ const (
 )
 
 // transparent emits, for a sidecar whose traffic is intercepted, the capture
-// listeners on 15001 and 15006, one virtual outbound listener per service address
-// and port, and turns the inbound listeners into virtual ones (not bound; reached
-// through 15006 by the original destination).
+// listeners on 15001 and 15006 and their clusters, and turns the inbound listeners
+// into virtual ones (not bound; reached through 15006 by the original destination).
+// The virtual outbound listeners of the services are serviceListeners'.
 func (g *generator) transparent() {
 	if !g.proxy.Transparent {
 		return
@@ -42,8 +42,9 @@ func (g *generator) transparent() {
 			l.BindToPort = wrapperspb.Bool(false)
 		}
 	}
+	registryOnly := g.scope.RegistryOnly(g.proxy.RegistryOnly)
 	outboundDefault := PassthroughCluster
-	if g.proxy.RegistryOnly {
+	if registryOnly {
 		outboundDefault = BlackHoleCluster
 	}
 	virtualOutbound := captureListener(VirtualOutboundListener, OutboundCapturePort, corev3.TrafficDirection_OUTBOUND, outboundDefault)
@@ -56,16 +57,26 @@ func (g *generator) transparent() {
 		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
 		ConnectTimeout:       durationpb.New(ConnectTimeout),
 	})
-	if g.proxy.RegistryOnly {
+	if registryOnly {
 		g.res.Clusters = append(g.res.Clusters, &clusterv3.Cluster{
 			Name:                 BlackHoleCluster,
 			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
 			ConnectTimeout:       durationpb.New(ConnectTimeout),
 		})
 	}
+}
 
+// serviceListeners emits, for a sidecar whose traffic is intercepted, one virtual
+// outbound listener per address and port of every service the proxy sees.
+func (g *generator) serviceListeners() {
+	if !g.proxy.Transparent {
+		return
+	}
 	seen := map[string]bool{}
 	for _, svc := range g.mesh.Services {
+		if !g.scope.Sees(svc) {
+			continue
+		}
 		for _, vip := range svc.Addresses {
 			for _, port := range svc.Ports {
 				addr := net.JoinHostPort(vip, strconv.FormatUint(uint64(port.Number), 10))
@@ -83,6 +94,7 @@ func (g *generator) transparent() {
 				var filter *listenerv3.Filter
 				if model.IsHTTP(port.Protocol) {
 					m := rdsHCM(name, names.OutboundRoute)
+					g.routedByVIP = true
 					g.normalize(m)
 					filter = httpFilter(m)
 				} else {

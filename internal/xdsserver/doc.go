@@ -10,11 +10,15 @@
 //   - in: a sidecar's first request on a stream registers its instance (node ID and
 //     bootstrap.Metadata) in the registry; the stream closing deregisters it. The
 //     control component, subscribed to the registry, regenerates resources.
-//   - out: Push takes the generated resources of every registered proxy, and sets a
-//     new snapshot only for the nodes whose resources changed. Each resource type has
-//     its own version, a hash of its content, so a State of the World client is sent
-//     only the types that changed, and a Delta client only the changed resources.
-//     Nodes no longer registered lose their snapshot.
+//   - out: PushProxies takes the generated resources of every registered proxy, as a
+//     part shared by the proxies of a scope and the proxy's own part, and sets a new
+//     snapshot only for the nodes whose resources changed (shared.go). What nodes
+//     share is stored once: a snapshot is one pointer per type to a set of
+//     resources that every node with the same parts uses; each distinct resource is
+//     versioned (a hash of its serialization) and serialized once, and the cache
+//     holds the serialized form. Each resource type has its own version, so a State
+//     of the World client is sent only the types that changed, and a Delta client
+//     only the changed resources. Nodes no longer registered lose their snapshot.
 //
 // A request carrying error_detail is a NACK: it is logged at Warn with the node, the
 // type, the resource names and the message, and counted in trellis_xds_nacks_total.
@@ -23,7 +27,9 @@
 // trellis_xds_connected_proxies, trellis_xds_push_duration_seconds.
 //
 // Concurrency: go-control-plane calls the callbacks from each stream's goroutine.
-// Server.mu guards the stream table and the per-node versions, and is held across
+// Server.pushMu serialises pushes and guards what a push leaves to the next
+// (Server.pushed: interned resources, versions, split parts). Server.mu guards the
+// stream table and the per-node versions, and is held across
 // registration and across "is this node still registered? then clear its snapshot",
 // so a proxy that reconnects while its old snapshot is being cleared is not left
 // without a response. Serve owns the gRPC server's goroutines and stops them when its

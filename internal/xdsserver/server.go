@@ -2,8 +2,6 @@ package xdsserver
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
@@ -20,12 +17,10 @@ import (
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
 	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 
 	"trellis.dev/trellis/internal/registry"
 	"trellis.dev/trellis/internal/xdsgen"
@@ -58,6 +53,8 @@ type Server struct {
 	endStreams context.CancelFunc
 
 	pushMu sync.Mutex // serialises Push
+	// pushed is what the latest push leaves to the next (shared.go); under pushMu.
+	pushed pushState
 
 	mu       sync.Mutex
 	streams  map[registry.Stream]string // open streams that registered -> node ID
@@ -178,24 +175,36 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, opts ...ServeOptio
 }
 
 // Push sets the resources of every registered proxy: proxies maps node IDs to their
-// resources. A node whose resources did not change keeps its snapshot (its clients
-// are sent nothing); a node that is absent from proxies and no longer registered
-// loses its snapshot. It returns the IDs of the nodes that got a new snapshot,
-// sorted. Calls of Push are serialised.
+// resources. It is PushProxies with every node's resources its own.
 func (s *Server) Push(ctx context.Context, proxies map[string]*xdsgen.Resources) ([]string, error) {
+	out := make(map[string]Proxy, len(proxies))
+	for node, res := range proxies {
+		out[node] = Proxy{Own: res}
+	}
+	return s.PushProxies(ctx, out)
+}
+
+// PushProxies sets the resources of every registered proxy, storing once what
+// nodes share (shared.go). A node whose resources did not change keeps its snapshot
+// (its clients are sent nothing); a node that is absent from proxies and no longer
+// registered loses its snapshot. It returns the IDs of the nodes that got a new
+// snapshot, sorted. Calls are serialised.
+func (s *Server) PushProxies(ctx context.Context, proxies map[string]Proxy) ([]string, error) {
 	s.pushMu.Lock()
 	defer s.pushMu.Unlock()
 	start := time.Now()
 	defer func() { s.metrics.pushDuration.Observe(time.Since(start).Seconds()) }()
 
+	sh := newSharer(s.pushed)
 	var changed []string
 	var errs []error
-	for node, res := range proxies {
-		snap, v, err := snapshot(res)
+	for node, p := range proxies {
+		snap, err := sh.snapshot(p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("building snapshot of %s: %w", node, err))
 			continue
 		}
+		v := snap.versions()
 		s.mu.Lock()
 		same := s.versions[node] == v
 		s.mu.Unlock()
@@ -212,6 +221,7 @@ func (s *Server) Push(ctx context.Context, proxies map[string]*xdsgen.Resources)
 		s.mu.Unlock()
 		changed = append(changed, node)
 	}
+	s.pushed = sh.state()
 	s.forgetGone(proxies)
 	slices.Sort(changed)
 	return changed, errors.Join(errs...)
@@ -219,7 +229,7 @@ func (s *Server) Push(ctx context.Context, proxies map[string]*xdsgen.Resources)
 
 // forgetGone clears the snapshot of every node that is neither in proxies nor
 // registered.
-func (s *Server) forgetGone(proxies map[string]*xdsgen.Resources) {
+func (s *Server) forgetGone(proxies map[string]Proxy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for node := range s.versions {
@@ -246,56 +256,10 @@ func (s *Server) Nodes() []string {
 	return out
 }
 
-// snapshot turns resources into a consistent snapshot whose version per type is a
-// hash of that type's resources.
-func snapshot(res *xdsgen.Resources) (*cachev3.Snapshot, versions, error) {
-	byType := map[types.ResponseType][]types.Resource{
-		types.Listener: asResources(res.Listeners),
-		types.Route:    asResources(res.Routes),
-		types.Cluster:  asResources(res.Clusters),
-		types.Endpoint: asResources(res.Endpoints),
-		types.Secret:   asResources(res.Secrets),
-	}
-	snap := &cachev3.Snapshot{}
-	var v versions
-	for _, t := range resourceTypes {
-		version, err := hash(byType[t])
-		if err != nil {
-			return nil, v, err
-		}
-		v[t] = version
-		snap.Resources[t] = cachev3.NewResources(version, byType[t])
-	}
-	// go-control-plane's check does not follow the RDS references of API listeners
-	// (proxyless gRPC, xdsgen.GenerateGRPC), so it would find their routes
-	// unreferenced; xdsgen's tests check those references instead.
-	if !slices.ContainsFunc(res.Listeners, func(l *listenerv3.Listener) bool { return l.GetApiListener() != nil }) {
-		if err := snap.Consistent(); err != nil {
-			return nil, v, fmt.Errorf("inconsistent resources: %w", err)
-		}
-	}
-	return snap, v, nil
-}
-
 func asResources[M types.Resource](msgs []M) []types.Resource {
 	out := make([]types.Resource, len(msgs))
 	for i, m := range msgs {
 		out[i] = m
 	}
 	return out
-}
-
-// hash is a short digest of resources, in order, deterministically marshalled.
-func hash(resources []types.Resource) (string, error) {
-	h := sha256.New()
-	opts := proto.MarshalOptions{Deterministic: true}
-	for _, r := range resources {
-		b, err := opts.Marshal(r)
-		if err != nil {
-			return "", fmt.Errorf("hashing %s: %w", cachev3.GetResourceName(r), err)
-		}
-		fmt.Fprintf(h, "%d:", len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }

@@ -26,13 +26,16 @@ func main() { os.Exit(run()) }
 // run runs the program and returns its exit code, so that its defers run.
 func run() int {
 	var cfg xdsload.Config
-	var proxies, out, name string
+	var proxies, scopings, out, name string
 	flag.StringVar(&proxies, "proxies", "1000,5000", "numbers of simulated proxies, one run each, comma-separated")
 	flag.IntVar(&cfg.Services, "services", 1000, "services in the mesh")
+	flag.IntVar(&cfg.MaxUnscoped, "unscoped-max", 1000, "skip unscoped runs of more proxies than this (0: no limit)")
+	flag.IntVar(&cfg.Namespaces, "namespaces", 50, "namespaces the services are dealt over")
+	flag.StringVar(&scopings, "scoping", "sidecar", "scopings, one run each per number of proxies, comma-separated: sidecar (a Sidecar per namespace: itself and the shared namespace), none (every proxy sees every service)")
 	flag.IntVar(&cfg.Changes, "changes", 3, "changes of each kind (service, endpoint) per run")
 	flag.IntVar(&cfg.ConnectRate, "rate", 500, "proxies connecting per second")
 	flag.DurationVar(&cfg.ChangeTimeout, "timeout", 3*time.Minute, "how long to wait for every proxy to ACK a change")
-	maxRSS := flag.Float64("max-rss", 12, "stop a run when the control plane's RSS exceeds this many GiB")
+	maxRSS := flag.Float64("max-rss", 6, "stop a run when the control plane's RSS exceeds this many GiB")
 	flag.StringVar(&cfg.Trellis, "trellis", "", "trellis binary (default: built from this module)")
 	flag.StringVar(&out, "out", "bench/results", "directory of the report")
 	flag.StringVar(&name, "name", "xds-latest", "base name of the report files")
@@ -45,6 +48,9 @@ func run() int {
 			return 2
 		}
 		cfg.Proxies = append(cfg.Proxies, n)
+	}
+	for _, s := range strings.Split(scopings, ",") {
+		cfg.Scopings = append(cfg.Scopings, strings.TrimSpace(s))
 	}
 	cfg.MaxControlRSS = uint64(*maxRSS * (1 << 30))
 	cfg.WorkDir = filepath.Join(out, "tmp", name)
