@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -80,7 +83,7 @@ func (g *generator) outbound() {
 		return
 	}
 	if g.proxy.Outbound != "" {
-		addr, err := socketAddress(g.proxy.Outbound)
+		addr, err := listenAddress(g.proxy.Outbound)
 		if err != nil {
 			g.errorf("outbound listener: %v", err)
 			return
@@ -139,7 +142,7 @@ func (g *generator) inbound() {
 			g.errorf("inbound port %d: the metadata gives no inbound address; no listener", p.Port)
 			continue
 		}
-		addr, err := socketAddress(p.Inbound)
+		addr, err := listenAddress(p.Inbound)
 		if err != nil {
 			g.errorf("inbound port %d: %v", p.Port, err)
 			continue
@@ -233,7 +236,7 @@ func (g *generator) upstreams() {
 			g.errorf("upstream %s:%d (bind %s): service %s has no port %d; skipped", u.Service, u.Port, u.Bind, svc.FQDN, u.Port)
 			continue
 		}
-		addr, err := socketAddress(u.Bind)
+		addr, err := listenAddress(u.Bind)
 		if err != nil {
 			g.errorf("upstream %s:%d: bind: %v; skipped", u.Service, u.Port, err)
 			continue
@@ -286,6 +289,20 @@ func (g *generator) sort() {
 	})
 }
 
+// listenAddress parses ip:port, where a listener binds, into an Envoy address. The
+// sidecar binds only IP literals (docs/xds.md); a sidecar's metadata is its own
+// claim, so a host name there is refused here rather than NACKed there.
+func listenAddress(hostport string) (*corev3.Address, error) {
+	addr, err := socketAddress(hostport)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := netip.ParseAddr(addr.GetSocketAddress().GetAddress()); err != nil {
+		return nil, fmt.Errorf("address %q: a listener binds an IP address, not a host name", hostport)
+	}
+	return addr, nil
+}
+
 // socketAddress parses host:port into an Envoy address.
 func socketAddress(hostport string) (*corev3.Address, error) {
 	host, portStr, err := net.SplitHostPort(hostport)
@@ -298,6 +315,9 @@ func socketAddress(hostport string) (*corev3.Address, error) {
 	}
 	if host == "" {
 		return nil, fmt.Errorf("address %q: host is empty", hostport)
+	}
+	if strings.ContainsAny(host, " :/[]") || strings.IndexFunc(host, unicode.IsControl) >= 0 {
+		return nil, fmt.Errorf("address %q: host is neither an IP address nor a host name", hostport)
 	}
 	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 		Address:       host,
