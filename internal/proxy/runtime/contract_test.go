@@ -80,7 +80,7 @@ func TestControlPlaneGoldens(t *testing.T) {
 	}
 }
 
-func decodeAll[T proto.Message](t *testing.T, raws []json.RawMessage) map[string]T {
+func decodeAll[T proto.Message](t testing.TB, raws []json.RawMessage) map[string]T {
 	t.Helper()
 	out := map[string]T{}
 	for _, raw := range raws {
