@@ -17,6 +17,7 @@ import (
 
 	"trellis.dev/trellis/internal/bootstrap"
 	"trellis.dev/trellis/internal/config"
+	"trellis.dev/trellis/internal/jwks"
 	"trellis.dev/trellis/internal/model"
 	"trellis.dev/trellis/internal/names"
 	"trellis.dev/trellis/internal/proxy/runtime"
@@ -201,9 +202,10 @@ func fuzzOptions(text string) ([]model.Option, bool) {
 		opts = append(opts, model.WithPathNormalization(pn))
 	}
 	if o.JWKS != nil {
+		// The control plane's fetcher hands over only documents that pass jwks.Check.
 		opts = append(opts, model.WithJWKS(func(uri string) (string, bool) {
 			doc, ok := o.JWKS[uri]
-			return doc, ok
+			return doc, ok && jwks.Check([]byte(doc)) == nil
 		}))
 	}
 	if o.RateLimitService != "" {
