@@ -114,8 +114,9 @@ func FuzzApply(f *testing.F) {
 		}
 		table, err := Build(res)
 		if err != nil {
-			if !errors.Is(err, ErrUnresolved) && !strings.Contains(err.Error(), name) {
-				t.Logf("Build refused: %v", err)
+			var re *Error
+			if !errors.Is(err, ErrUnresolved) && (!errors.As(err, &re) || re.Name == "" || re.Msg == "") {
+				t.Fatalf("Build refused without naming the resource and the problem: %v", err)
 			}
 			return
 		}
