@@ -7,17 +7,19 @@ import (
 
 // Whole compiles an RE2 expression that must match a whole string. The expression is
 // parsed on its own first, so that one which is not valid alone (such as "a)|(b")
-// cannot escape the anchors, and one that is (such as `\Qa.b`) is not refused for the
-// anchors' sake.
+// cannot escape the anchors; one that is valid alone keeps its meaning between them,
+// a quote left open to the end (`\Qa.b`) included.
 func Whole(expr string) (*regexp.Regexp, error) {
-	re, err := syntax.Parse(expr, syntax.Perl)
-	if err != nil {
+	if _, err := syntax.Parse(expr, syntax.Perl); err != nil {
 		return nil, err
 	}
-	anchored := &syntax.Regexp{Op: syntax.OpConcat, Flags: syntax.Perl, Sub: []*syntax.Regexp{
-		{Op: syntax.OpBeginText}, re, {Op: syntax.OpEndText},
-	}}
-	return regexp.Compile(anchored.String())
+	re, err := regexp.Compile(`^(?:` + expr + `)$`)
+	if err != nil {
+		// Valid alone, refused between the anchors: the expression ends inside
+		// \Q...\E and quoted them. Close the quote.
+		re, err = regexp.Compile(`^(?:` + expr + `\E)$`)
+	}
+	return re, err
 }
 
 // EqualFold reports whether a and b are equal when ASCII letters are compared
