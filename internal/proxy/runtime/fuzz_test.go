@@ -342,4 +342,3 @@ func asciiLower(s string) string {
 	}
 	return string(b)
 }
-
