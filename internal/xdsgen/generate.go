@@ -53,6 +53,7 @@ func Generate(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
 	g.transparent()
 	g.extAuthzClusters()
 	g.rateLimitCluster()
+	g.dedupe()
 	g.sort()
 	return g.res, errors.Join(g.errs...)
 }
@@ -301,6 +302,40 @@ func listenAddress(hostport string) (*corev3.Address, error) {
 		return nil, fmt.Errorf("address %q: a listener binds an IP address, not a host name", hostport)
 	}
 	return addr, nil
+}
+
+// dedupe keeps the first of the resources of a type that share a name, and the first
+// of the listeners that share an address: a sidecar NACKs the whole response
+// otherwise. Only node metadata that lists a port or an address twice gets here.
+func (g *generator) dedupe() {
+	addrs := map[string]string{}
+	g.res.Listeners = slices.DeleteFunc(g.res.Listeners, func(l *listenerv3.Listener) bool {
+		sa := l.GetAddress().GetSocketAddress()
+		addr := net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))
+		if other, ok := addrs[addr]; ok && other != l.GetName() {
+			g.errorf("listener %s: %s is also the address of listener %s; skipped", l.GetName(), addr, other)
+			return true
+		}
+		addrs[addr] = l.GetName()
+		return false
+	})
+	g.res.Listeners = firstByName(g, "listener", g.res.Listeners, (*listenerv3.Listener).GetName)
+	g.res.Routes = firstByName(g, "route configuration", g.res.Routes, (*routev3.RouteConfiguration).GetName)
+	g.res.Clusters = firstByName(g, "cluster", g.res.Clusters, (*clusterv3.Cluster).GetName)
+	g.res.Endpoints = firstByName(g, "load assignment", g.res.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+}
+
+func firstByName[T any](g *generator, kind string, list []T, name func(T) string) []T {
+	seen := make(map[string]bool, len(list))
+	return slices.DeleteFunc(list, func(r T) bool {
+		n := name(r)
+		if seen[n] {
+			g.errorf("%s %s: generated twice (the metadata lists a port twice); the first is kept", kind, n)
+			return true
+		}
+		seen[n] = true
+		return false
+	})
 }
 
 // socketAddress parses host:port into an Envoy address.
