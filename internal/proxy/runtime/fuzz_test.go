@@ -76,19 +76,33 @@ func loadFuzzBases(tb testing.TB) []fuzzBase {
 // names the resource), none may panic, and a table that builds must be usable: every
 // listener's routes are looked up for a request.
 //
-// The seeds are every resource of every golden (internal/xdsgen/testdata), marshaled,
-// and the committed corpus in testdata/fuzz/FuzzApply. which picks the golden and the
-// type.
+// The seeds are the largest resource of each type of one sidecar of every golden
+// case (internal/xdsgen/testdata), marshaled, and the committed corpus in
+// testdata/fuzz/FuzzApply. which picks the golden and the type.
 func FuzzApply(f *testing.F) {
 	bases := loadFuzzBases(f)
+	cases := map[string]bool{}
 	for i, b := range bases {
+		c := filepath.Dir(b.name)
+		if cases[c] {
+			continue // one sidecar per golden case
+		}
+		cases[c] = true
 		for ti, typeURL := range Types {
+			// The largest resource of each type of each golden: enough to reach every
+			// parser, few enough for the baseline of a 5s run.
+			var seed []byte
 			for _, m := range b.res.of(typeURL) {
 				data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 				if err != nil {
 					f.Fatal(err)
 				}
-				f.Add(uint16(i*len(Types)+ti), data)
+				if len(data) > len(seed) {
+					seed = data
+				}
+			}
+			if seed != nil {
+				f.Add(uint16(i*len(Types)+ti), seed)
 			}
 		}
 	}
