@@ -2,8 +2,10 @@ package xdsgen
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -209,6 +211,11 @@ func fuzzOptions(text string) ([]model.Option, bool) {
 		}))
 	}
 	if o.RateLimitService != "" {
+		// trellis control refuses a --ratelimit-addr that is not host:port.
+		_, port, err := net.SplitHostPort(o.RateLimitService)
+		if n, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || n == 0 {
+			return nil, false
+		}
 		opts = append(opts, model.WithRateLimitService(model.RateLimitService{Address: o.RateLimitService}))
 	}
 	return opts, true
