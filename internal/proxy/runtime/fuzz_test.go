@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -23,21 +22,23 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"trellis.dev/trellis/internal/names"
+	"trellis.dev/trellis/internal/proxy/internal/strmatch/strmatchtest"
 )
 
-// fuzzBase is a complete configuration the xDS apply fuzzer changes one resource of:
-// one control-plane golden output, read as data.
-type fuzzBase struct {
+// golden is one per-proxy output of the control plane's golden tests, read as data
+// (the sidecar imports no control-plane package), with the trust bundle the control
+// plane always adds.
+type golden struct {
 	name string
 	res  Resources
 }
 
-// loadFuzzBases reads every per-proxy golden of the control plane.
-func loadFuzzBases(tb testing.TB) []fuzzBase {
+// loadGoldens reads every per-proxy golden of the control plane.
+func loadGoldens(tb testing.TB) []golden {
 	tb.Helper()
 	files, _ := filepath.Glob("../../xdsgen/testdata/*/*.json")
 	slices.Sort(files)
-	var out []fuzzBase
+	var out []golden
 	for _, f := range files {
 		var doc struct {
 			Resources *struct {
@@ -61,7 +62,7 @@ func loadFuzzBases(tb testing.TB) []fuzzBase {
 		if _, ok := res.Secrets[names.RootCASecret]; !ok {
 			res.Secrets[names.RootCASecret] = &tlsv3.Secret{Name: names.RootCASecret}
 		}
-		out = append(out, fuzzBase{name: f, res: res})
+		out = append(out, golden{name: f, res: res})
 	}
 	if len(out) == 0 {
 		tb.Fatal("no control-plane golden files")
@@ -80,7 +81,7 @@ func loadFuzzBases(tb testing.TB) []fuzzBase {
 // case (internal/xdsgen/testdata), marshaled, and the committed corpus in
 // testdata/fuzz/FuzzApply. which picks the golden and the type.
 func FuzzApply(f *testing.F) {
-	bases := loadFuzzBases(f)
+	bases := loadGoldens(f)
 	cases := map[string]bool{}
 	for i, b := range bases {
 		c := filepath.Dir(b.name)
@@ -243,23 +244,11 @@ func FuzzRouteMatch(f *testing.F) {
 		case 2:
 			m.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: path}}
 		}
-		sm := &matcherv3.StringMatcher{IgnoreCase: ignoreCase}
-		switch strKind % 5 {
-		case 0:
-			sm.MatchPattern = &matcherv3.StringMatcher_Exact{Exact: value}
-		case 1:
-			sm.MatchPattern = &matcherv3.StringMatcher_Prefix{Prefix: value}
-		case 2:
-			sm.MatchPattern = &matcherv3.StringMatcher_Suffix{Suffix: value}
-		case 3:
-			sm.MatchPattern = &matcherv3.StringMatcher_Contains{Contains: value}
-		case 4:
-			sm.MatchPattern = &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: value}}
-		}
+		sm := strmatchtest.Matcher(strKind, value, ignoreCase)
 		m.Headers = []*routev3.HeaderMatcher{{Name: "x-user", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: sm}}}
 
-		pathRegexValid := pathKind%3 != 2 || validRE2(path)
-		valueRegexValid := strKind%5 != 4 || validRE2(value)
+		pathRegexValid := pathKind%3 != 2 || strmatchtest.ValidRegex(path)
+		valueRegexValid := strKind%strmatchtest.Kinds != strmatchtest.Regex || strmatchtest.ValidRegex(value)
 		compiled, err := parseRouteMatch(m)
 		if err != nil {
 			if pathRegexValid && valueRegexValid {
@@ -276,7 +265,8 @@ func FuzzRouteMatch(f *testing.F) {
 			return // the HTTP server refuses it before any route is matched
 		}
 		p := requestPath(r)
-		want := refPathMatch(pathKind%3, path, caseSensitive, p)
+		// A path match is a StringMatcher on the path: prefix, exact or regex.
+		want := strmatchtest.Match([...]uint8{1, 0, strmatchtest.Regex}[pathKind%3], path, !caseSensitive, p)
 		got := compiled.matchPath(p)
 		if got != want {
 			t.Fatalf("path match %d %q (case sensitive %v) on %q: got %v, want %v", pathKind%3, path, caseSensitive, p, got, want)
@@ -284,75 +274,12 @@ func FuzzRouteMatch(f *testing.F) {
 		// Several values of a header are matched joined with ",", as Envoy does.
 		vs := r.Header.Values("X-User")
 		hv := strings.Join(vs, ",")
-		headerOK := len(vs) > 0 && refStringMatch(strKind%5, value, ignoreCase, hv)
+		headerOK := len(vs) > 0 && strmatchtest.Match(strKind, value, ignoreCase, hv)
 		if got := len(vs) > 0 && compiled.Headers[0].String.Match(hv); got != headerOK {
-			t.Fatalf("string match %d %q (ignore case %v) on %q: got %v, want %v", strKind%5, value, ignoreCase, hv, got, headerOK)
+			t.Fatalf("string match %d %q (ignore case %v) on %q: got %v, want %v", strKind%strmatchtest.Kinds, value, ignoreCase, hv, got, headerOK)
 		}
 		if got, want := compiled.Matches(r), want && headerOK; got != want {
 			t.Fatalf("route match on %q: got %v, want %v", target, got, want)
 		}
 	})
-}
-
-// validRE2 reports whether expr is a regular expression on its own.
-func validRE2(expr string) bool {
-	if expr == "" {
-		return false
-	}
-	_, err := regexp.Compile(expr)
-	return err == nil
-}
-
-// refPathMatch is Envoy's path match, written plainly.
-func refPathMatch(kind uint8, pattern string, caseSensitive bool, p string) bool {
-	switch kind {
-	case 0:
-		if !caseSensitive {
-			return strings.HasPrefix(asciiLower(p), asciiLower(pattern))
-		}
-		return strings.HasPrefix(p, pattern)
-	case 1:
-		if !caseSensitive {
-			return asciiLower(p) == asciiLower(pattern)
-		}
-		return p == pattern
-	}
-	return wholeMatch(pattern, p)
-}
-
-// refStringMatch is Envoy's StringMatcher, written plainly.
-func refStringMatch(kind uint8, v string, ignoreCase bool, s string) bool {
-	if kind == 4 {
-		return wholeMatch(v, s)
-	}
-	if ignoreCase {
-		v, s = asciiLower(v), asciiLower(s)
-	}
-	switch kind {
-	case 0:
-		return s == v
-	case 1:
-		return strings.HasPrefix(s, v)
-	case 2:
-		return strings.HasSuffix(s, v)
-	}
-	return strings.Contains(s, v)
-}
-
-// wholeMatch reports whether the leftmost-longest match of expr spans all of s.
-func wholeMatch(expr, s string) bool {
-	re := regexp.MustCompile(expr)
-	re.Longest()
-	loc := re.FindStringIndex(s)
-	return loc != nil && loc[0] == 0 && loc[1] == len(s)
-}
-
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
