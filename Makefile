@@ -6,7 +6,7 @@ GOBIN         := $(shell $(GO) env GOPATH)/bin
 # Tests find fortio (installed by `go install`) in $(go env GOPATH)/bin.
 export PATH   := $(GOBIN):$(PATH)
 
-.PHONY: all build test deps fortio demo vet fmt clean bench bench-xds haproxy
+.PHONY: all build test fuzz deps fortio demo vet fmt clean bench bench-xds haproxy
 
 all: build
 
@@ -14,9 +14,16 @@ all: build
 build:
 	$(GO) build -o bin/trellis ./cmd/trellis
 
-## test: every test; first installs what they need (hack/test-deps.sh)
+## test: every test (which replays the fuzz seed corpora), then each fuzz target for
+## 5s (hack/fuzz-smoke.sh); first installs what they need (hack/test-deps.sh)
 test: deps
 	$(GO) test -count=1 -timeout 30m ./...
+	FUZZTIME=5s GO=$(GO) bash hack/fuzz-smoke.sh
+
+## fuzz: each fuzz target for FUZZTIME (default 1m), one worker each (docs/fuzzing.md)
+FUZZTIME ?= 1m
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash hack/fuzz-smoke.sh
 
 ## deps: Debian packages, fortio and the Kubernetes test servers the tests use
 deps:

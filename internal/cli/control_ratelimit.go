@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -38,6 +40,15 @@ func (r *rateLimitFlags) config() (control.RateLimitConfig, error) {
 	cfg := control.RateLimitConfig{ServiceAddr: r.serviceAddr, Store: r.store, FailureMode: mode,
 		Timeout: r.timeout, FailureModeDeny: r.failureModeDeny}
 	cfg.Redis.Addr, cfg.Redis.Timeout, cfg.Redis.Password = r.redisAddr, r.redisTimeout, os.Getenv("TRELLIS_REDIS_PASSWORD")
+	if r.serviceAddr != "" {
+		_, port, err := net.SplitHostPort(r.serviceAddr)
+		if err != nil {
+			return cfg, fmt.Errorf("--ratelimit-addr: %w", err)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return cfg, fmt.Errorf("--ratelimit-addr %q: port must be 1..65535", r.serviceAddr)
+		}
+	}
 	if r.store == control.RateLimitStoreRedis && r.redisAddr == "" {
 		return cfg, fmt.Errorf("--ratelimit-store redis needs --redis-addr")
 	}

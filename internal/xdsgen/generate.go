@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -76,6 +79,7 @@ func GenerateOwn(mesh *model.Mesh, proxy *model.Proxy) (*Resources, error) {
 	g.transparent()
 	g.extAuthzClusters()
 	g.rateLimitCluster()
+	g.dedupe()
 	g.sort()
 	return g.res, errors.Join(g.errs...)
 }
@@ -121,7 +125,7 @@ func (g *generator) outboundListener() {
 	if g.proxy.Outbound == "" {
 		return
 	}
-	addr, err := socketAddress(g.proxy.Outbound)
+	addr, err := listenAddress(g.proxy.Outbound)
 	if err != nil {
 		g.errorf("outbound listener: %v", err)
 		return
@@ -187,7 +191,7 @@ func (g *generator) inbound() {
 			g.errorf("inbound port %d: the metadata gives no inbound address; no listener", p.Port)
 			continue
 		}
-		addr, err := socketAddress(p.Inbound)
+		addr, err := listenAddress(p.Inbound)
 		if err != nil {
 			g.errorf("inbound port %d: %v", p.Port, err)
 			continue
@@ -285,7 +289,7 @@ func (g *generator) upstreams() {
 			g.errorf("upstream %s:%d (bind %s): service %s has no port %d; skipped", u.Service, u.Port, u.Bind, svc.FQDN, u.Port)
 			continue
 		}
-		addr, err := socketAddress(u.Bind)
+		addr, err := listenAddress(u.Bind)
 		if err != nil {
 			g.errorf("upstream %s:%d: bind: %v; skipped", u.Service, u.Port, err)
 			continue
@@ -338,6 +342,54 @@ func (g *generator) sort() {
 	})
 }
 
+// listenAddress parses ip:port, where a listener binds, into an Envoy address. The
+// sidecar binds only IP literals (docs/xds.md); a sidecar's metadata is its own
+// claim, so a host name there is refused here rather than NACKed there.
+func listenAddress(hostport string) (*corev3.Address, error) {
+	addr, err := socketAddress(hostport)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := netip.ParseAddr(addr.GetSocketAddress().GetAddress()); err != nil {
+		return nil, fmt.Errorf("address %q: a listener binds an IP address, not a host name", hostport)
+	}
+	return addr, nil
+}
+
+// dedupe keeps the first of the resources of a type that share a name, and the first
+// of the listeners that share an address: a sidecar NACKs the whole response
+// otherwise. Only node metadata that lists a port or an address twice gets here.
+func (g *generator) dedupe() {
+	addrs := map[string]string{}
+	g.res.Listeners = slices.DeleteFunc(g.res.Listeners, func(l *listenerv3.Listener) bool {
+		sa := l.GetAddress().GetSocketAddress()
+		addr := net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))
+		if other, ok := addrs[addr]; ok && other != l.GetName() {
+			g.errorf("listener %s: %s is also the address of listener %s; skipped", l.GetName(), addr, other)
+			return true
+		}
+		addrs[addr] = l.GetName()
+		return false
+	})
+	g.res.Listeners = firstByName(g, "listener", g.res.Listeners, (*listenerv3.Listener).GetName)
+	g.res.Routes = firstByName(g, "route configuration", g.res.Routes, (*routev3.RouteConfiguration).GetName)
+	g.res.Clusters = firstByName(g, "cluster", g.res.Clusters, (*clusterv3.Cluster).GetName)
+	g.res.Endpoints = firstByName(g, "load assignment", g.res.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+}
+
+func firstByName[T any](g *generator, kind string, list []T, name func(T) string) []T {
+	seen := make(map[string]bool, len(list))
+	return slices.DeleteFunc(list, func(r T) bool {
+		n := name(r)
+		if seen[n] {
+			g.errorf("%s %s: generated twice (the metadata lists a port twice); the first is kept", kind, n)
+			return true
+		}
+		seen[n] = true
+		return false
+	})
+}
+
 // socketAddress parses host:port into an Envoy address.
 func socketAddress(hostport string) (*corev3.Address, error) {
 	host, portStr, err := net.SplitHostPort(hostport)
@@ -350,6 +402,9 @@ func socketAddress(hostport string) (*corev3.Address, error) {
 	}
 	if host == "" {
 		return nil, fmt.Errorf("address %q: host is empty", hostport)
+	}
+	if strings.ContainsAny(host, " :/[]") || strings.IndexFunc(host, unicode.IsControl) >= 0 {
+		return nil, fmt.Errorf("address %q: host is neither an IP address nor a host name", hostport)
 	}
 	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 		Address:       host,

@@ -1,11 +1,9 @@
 package xdsgen
 
 import (
-	"net"
 	"net/netip"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -293,23 +291,20 @@ func (g *generator) rateLimitCluster() {
 	if !g.rateLimitService || svc == nil {
 		return
 	}
-	host, portStr, err := net.SplitHostPort(svc.Address)
-	port, perr := strconv.ParseUint(portStr, 10, 16)
-	if err != nil || perr != nil || port == 0 {
-		g.errorf("rate-limit service: address %q is not HOST:PORT; no cluster", svc.Address)
+	addr, err := socketAddress(svc.Address)
+	if err != nil {
+		g.errorf("rate-limit service: address %q is not HOST:PORT (%v); no cluster", svc.Address, err)
 		return
 	}
 	typ := clusterv3.Cluster_STRICT_DNS
-	if _, err := netip.ParseAddr(host); err == nil {
+	if _, err := netip.ParseAddr(addr.GetSocketAddress().GetAddress()); err == nil {
 		typ = clusterv3.Cluster_STATIC
 	}
 	c := baseCluster(RateLimitCluster, typ, v1alpha1.ProtocolGRPC)
 	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
 		ClusterName: RateLimitCluster,
 		Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
-			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: &corev3.Address{
-				Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-					Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(port)}}}}}},
+			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}},
 		}}}},
 	}
 	g.res.Clusters = append(g.res.Clusters, c)

@@ -8,6 +8,8 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"trellis.dev/trellis/internal/proxy/internal/strmatch"
 )
 
 // FieldError is a configuration the engine cannot compile: the path of the field
@@ -97,7 +99,7 @@ func compileString(m *matcherv3.StringMatcher) (stringMatcher, error) {
 		if err := only(p.SafeRegex, "regex"); err != nil {
 			return stringMatcher{}, under("safe_regex", err)
 		}
-		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
+		re, err := strmatch.Whole(p.SafeRegex.GetRegex())
 		if err != nil {
 			return stringMatcher{}, fieldErr("safe_regex.regex", "not a valid RE2 expression: %v", err)
 		}
@@ -113,27 +115,22 @@ func (m *stringMatcher) match(s string) bool {
 	switch m.kind {
 	case strExact:
 		if m.ignoreCase {
-			return strings.EqualFold(s, v)
+			return strmatch.EqualFold(s, v)
 		}
 		return s == v
 	case strPrefix:
 		if m.ignoreCase {
-			return len(s) >= len(v) && strings.EqualFold(s[:len(v)], v)
+			return strmatch.HasPrefixFold(s, v)
 		}
 		return strings.HasPrefix(s, v)
 	case strSuffix:
 		if m.ignoreCase {
-			return len(s) >= len(v) && strings.EqualFold(s[len(s)-len(v):], v)
+			return strmatch.HasSuffixFold(s, v)
 		}
 		return strings.HasSuffix(s, v)
 	case strContains:
 		if m.ignoreCase {
-			for i := 0; i+len(v) <= len(s); i++ {
-				if strings.EqualFold(s[i:i+len(v)], v) {
-					return true
-				}
-			}
-			return false
+			return strmatch.ContainsFold(s, v)
 		}
 		return strings.Contains(s, v)
 	case strRegex:

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"trellis.dev/trellis/internal/proxy/cluster"
 	"trellis.dev/trellis/internal/proxy/extauthz"
 	"trellis.dev/trellis/internal/proxy/reqinfo"
@@ -106,6 +108,10 @@ func (lh *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer lh.h.finish(x)
 	if r.Method == http.MethodConnect {
 		x.local(http.StatusMethodNotAllowed, "CONNECT is not supported", 0)
+		return
+	}
+	if !validUpgrade(r.Header) {
+		x.local(http.StatusBadRequest, "invalid Upgrade header", 0)
 		return
 	}
 	if badPath != nil {
@@ -225,4 +231,20 @@ func (h *HTTP) forward(x *exchange, route *runtime.Route) {
 	}
 	x.withContext(ctx)
 	up.proxy.ServeHTTP(&x.rw, r.WithContext(x.ctx()))
+}
+
+// validUpgrade reports whether a request that asks to switch protocols names one in
+// printable ASCII, as the reverse proxy requires; otherwise it would refuse the
+// request as an upstream failure (503) rather than the client's (400).
+func validUpgrade(h http.Header) bool {
+	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
+		return true
+	}
+	up := h.Get("Upgrade")
+	for i := range len(up) {
+		if up[i] < ' ' || up[i] > '~' {
+			return false
+		}
+	}
+	return true
 }

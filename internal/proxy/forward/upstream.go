@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"trellis.dev/trellis/internal/proxy/cluster"
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/stats"
@@ -177,7 +179,8 @@ type countedConn struct {
 }
 
 // forwardedHeaders are the forwarding headers that ReverseProxy's Rewrite mode strips;
-// the sidecar passes the client's values through unchanged and adds none of its own.
+// the sidecar passes the client's values through unchanged and adds none of its own,
+// unless the client's Connection header names them (hop-by-hop, not forwarded).
 var forwardedHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // outgoing prepares the request for the upstream in origin form, keeping the Host
@@ -186,7 +189,7 @@ func outgoing(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.User = nil
 	for _, h := range forwardedHeaders {
-		if v, ok := pr.In.Header[h]; ok {
+		if v, ok := pr.In.Header[h]; ok && !httpguts.HeaderValuesContainsToken(pr.In.Header["Connection"], h) {
 			pr.Out.Header[h] = v
 		}
 	}

@@ -255,6 +255,11 @@ func (p *provider) token(r *http.Request) (tok, from string, ok bool) {
 // verify checks the token's signature with the provider's keys, then its issuer,
 // audiences and validity period. It returns the payload and its encoded form.
 func (p *provider) verify(tok string, now time.Time) (map[string]any, string, error) {
+	if !compactForm(tok) {
+		// go-jose skips white space inside a token: the signed bytes would not be the
+		// ones forwarded (and a line break would reach the payload header).
+		return nil, "", errors.New("malformed token: only base64url characters and dots are allowed")
+	}
 	jws, err := jose.ParseSignedCompact(tok, Algorithms)
 	if err != nil {
 		return nil, "", fmt.Errorf("malformed token: %w", err)
@@ -315,6 +320,19 @@ func (p *provider) verify(tok string, now time.Time) (map[string]any, string, er
 	}
 	parts := strings.SplitN(tok, ".", 3)
 	return payload, parts[1], nil
+}
+
+// compactForm reports whether tok is written with the characters of the JWS compact
+// serialization only: base64url and the dots between its parts.
+func compactForm(tok string) bool {
+	for i := range len(tok) {
+		switch c := tok[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func audienceOK(aud any, want []string) bool {

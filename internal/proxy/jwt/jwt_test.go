@@ -41,7 +41,7 @@ func (k key) jwks(t *testing.T) string {
 }
 
 // sign signs claims (any JSON object) with alg.
-func sign(t *testing.T, alg jose.SignatureAlgorithm, signingKey any, kid string, claims map[string]any) string {
+func sign(t testing.TB, alg jose.SignatureAlgorithm, signingKey any, kid string, claims map[string]any) string {
 	t.Helper()
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: signingKey}, (&jose.SignerOptions{}).WithHeader("kid", kid))
 	if err != nil {

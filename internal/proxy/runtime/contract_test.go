@@ -3,22 +3,14 @@ package runtime
 import (
 	"encoding/json"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-
-	"trellis.dev/trellis/internal/names"
 )
 
 // TestControlPlaneGoldens checks the contract from the other side: every per-proxy
@@ -26,36 +18,9 @@ import (
 // control-plane package) validates and builds into a complete table, transparent-mode
 // outputs (use_original_dst, bind_to_port false, ORIGINAL_DST clusters) included.
 func TestControlPlaneGoldens(t *testing.T) {
-	files, _ := filepath.Glob("../../xdsgen/testdata/*/*.json")
-	if len(files) == 0 {
-		t.Skip("no control-plane golden files")
-	}
-	for _, f := range files {
-		var doc struct {
-			Resources *struct {
-				Listeners, Routes, Clusters, Endpoints, Secrets []json.RawMessage
-			} `json:"resources"`
-		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(data, &doc); err != nil || doc.Resources == nil {
-			continue // not a per-proxy output
-		}
-		t.Run(filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f), func(t *testing.T) {
-			res := Resources{
-				Listeners: decodeAll[*listenerv3.Listener](t, doc.Resources.Listeners),
-				Routes:    decodeAll[*routev3.RouteConfiguration](t, doc.Resources.Routes),
-				Clusters:  decodeAll[*clusterv3.Cluster](t, doc.Resources.Clusters),
-				Endpoints: decodeAll[*endpointv3.ClusterLoadAssignment](t, doc.Resources.Endpoints),
-				Secrets:   decodeAll[*tlsv3.Secret](t, doc.Resources.Secrets),
-			}
-			// The trust bundle depends on the CA, so goldens may leave it out; the
-			// control plane always sends it.
-			if _, ok := res.Secrets[names.RootCASecret]; !ok {
-				res.Secrets[names.RootCASecret] = &tlsv3.Secret{Name: names.RootCASecret}
-			}
+	for _, g := range loadGoldens(t) {
+		t.Run(filepath.Base(filepath.Dir(g.name))+"/"+filepath.Base(g.name), func(t *testing.T) {
+			res := g.res
 			for typeURL, msgs := range map[string]map[string]proto.Message{
 				ListenerType: generic(res.Listeners), RouteType: generic(res.Routes),
 				ClusterType: generic(res.Clusters), EndpointType: generic(res.Endpoints),
@@ -80,7 +45,7 @@ func TestControlPlaneGoldens(t *testing.T) {
 	}
 }
 
-func decodeAll[T proto.Message](t *testing.T, raws []json.RawMessage) map[string]T {
+func decodeAll[T proto.Message](t testing.TB, raws []json.RawMessage) map[string]T {
 	t.Helper()
 	out := map[string]T{}
 	for _, raw := range raws {

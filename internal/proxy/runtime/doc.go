@@ -15,8 +15,9 @@
 //     cluster, an EDS cluster's load assignment).
 //
 // What is compiled: routes (route.go) with their match (match.go: path prefix, exact
-// or RE2 regex, optionally ignoring case; header and pseudo-header matchers; query
-// parameters), their action (weighted clusters, timeout, retry policy, mirrors,
+// or RE2 regex matching the whole path, optionally ignoring ASCII case, as Envoy;
+// header and pseudo-header matchers; query parameters; internal/strmatch, shared
+// with the RBAC engine), their action (weighted clusters, timeout, retry policy, mirrors,
 // rewrites, hash policies), redirect or direct response, header changes, and the
 // per-route fault and CORS configurations; clusters (cluster.go) with their lb policy,
 // circuit breakers, outlier detection, panic threshold, connection pool options and

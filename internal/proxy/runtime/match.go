@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"trellis.dev/trellis/internal/proxy/internal/strmatch"
 )
 
 // PathKind is how a route matches the path.
@@ -72,14 +74,14 @@ func (m *RouteMatch) matchPath(p string) bool {
 	switch m.Kind {
 	case PathExact:
 		if m.CaseInsensitive {
-			return strings.EqualFold(p, m.Path)
+			return strmatch.EqualFold(p, m.Path)
 		}
 		return p == m.Path
 	case PathRegex:
 		return m.Regex.MatchString(p)
 	}
 	if m.CaseInsensitive {
-		return len(p) >= len(m.Path) && strings.EqualFold(p[:len(m.Path)], m.Path)
+		return strmatch.HasPrefixFold(p, m.Path)
 	}
 	return strings.HasPrefix(p, m.Path)
 }
@@ -111,27 +113,22 @@ func (m *StringMatcher) Match(s string) bool {
 	switch m.Kind {
 	case StringExact:
 		if m.IgnoreCase {
-			return strings.EqualFold(s, v)
+			return strmatch.EqualFold(s, v)
 		}
 		return s == v
 	case StringPrefix:
 		if m.IgnoreCase {
-			return len(s) >= len(v) && strings.EqualFold(s[:len(v)], v)
+			return strmatch.HasPrefixFold(s, v)
 		}
 		return strings.HasPrefix(s, v)
 	case StringSuffix:
 		if m.IgnoreCase {
-			return len(s) >= len(v) && strings.EqualFold(s[len(s)-len(v):], v)
+			return strmatch.HasSuffixFold(s, v)
 		}
 		return strings.HasSuffix(s, v)
 	case StringContains:
 		if m.IgnoreCase {
-			for i := 0; i+len(v) <= len(s); i++ {
-				if strings.EqualFold(s[i:i+len(v)], v) {
-					return true
-				}
-			}
-			return false
+			return strmatch.ContainsFold(s, v)
 		}
 		return strings.Contains(s, v)
 	case StringRegex:

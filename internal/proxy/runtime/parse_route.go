@@ -16,6 +16,8 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"golang.org/x/net/http/httpguts"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"trellis.dev/trellis/internal/proxy/internal/strmatch"
 )
 
 // Names of the HTTP filters configured per route.
@@ -242,7 +244,7 @@ func compileRegex(expr string) (*regexp.Regexp, error) {
 	if expr == "" {
 		return nil, fieldErrorf("", "is required")
 	}
-	re, err := regexp.Compile(`^(?:` + expr + `)$`)
+	re, err := strmatch.Whole(expr)
 	if err != nil {
 		return nil, fieldErrorf("", "%q is not a valid RE2 regular expression: %v", expr, err)
 	}
