@@ -113,9 +113,12 @@ func TestCheckAndAnalyzeCluster(t *testing.T) {
 			"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
 			"metadata": map[string]any{"name": "reviews", "namespace": "shop"},
 			"spec": map[string]any{
-				"hosts":    []any{"reviews"},
-				"exportTo": []any{"other-ns"},
-				"http":     []any{map[string]any{"route": []any{map[string]any{"destination": map[string]any{"host": "reviews"}}}}},
+				"hosts": []any{"reviews"},
+				"tls": []any{map[string]any{
+					"match": []any{map[string]any{"sniHosts": []any{"reviews"}}},
+					"route": []any{map[string]any{"destination": map[string]any{"host": "reviews"}}},
+				}},
+				"http": []any{map[string]any{"route": []any{map[string]any{"destination": map[string]any{"host": "reviews"}}}}},
 			},
 		}}
 		for _, name := range []string{"reviews", "ratings"} {
@@ -132,7 +135,7 @@ func TestCheckAndAnalyzeCluster(t *testing.T) {
 			t.Fatalf("creating VirtualService: %v", err)
 		}
 		checkOutput(t, false, []string{
-			`warning: VirtualService shop/reviews: spec.exportTo: "other-ns" not supported`,
+			"warning: VirtualService shop/reviews: spec.tls: not supported",
 			"kubernetes:virtualservices.networking.istio.io/shop/reviews",
 			"0 errors, 1 warning"}, "analyze", "--kubeconfig", kc)
 
