@@ -256,7 +256,7 @@ func (g *guardConn) process() {
 			}
 			g.release(len(line) + 2)
 			if len(line) == 0 {
-				g.state = stHead
+				g.state, g.lines = stHead, 0 // the next line is a request line
 				continue
 			}
 			if g.lines++; g.lines > g.lim.MaxHeaders || headerField(line, &headInfo{}) != "" {

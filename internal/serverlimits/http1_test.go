@@ -89,6 +89,8 @@ func TestGuardHTTP1(t *testing.T) {
 			want: []int{200, 200}, seen: []string{"GET /a ", "GET /b "}},
 		{name: "chunked body", raw: "POST /c HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\n",
 			want: []int{200}, seen: []string{"POST /c abcde"}},
+		{name: "trailers then a request", raw: "POST /c HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nT: v\r\n\r\nGET /b HTTP/1.1\r\n" + host + "\r\n",
+			want: []int{200, 200}, seen: []string{"POST /c a", "GET /b "}},
 		{name: "CL+TE smuggling", raw: "POST / HTTP/1.1\r\n" + host + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n" + host + "\r\n",
 			want: []int{400}},
 		{name: "TE+CL smuggling", raw: "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n" + host + "\r\n",
