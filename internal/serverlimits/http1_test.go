@@ -241,3 +241,51 @@ func selfSigned(t *testing.T) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// chunkConn serves a stream in reads of at most chunk bytes.
+type chunkConn struct {
+	net.Conn
+	r     *strings.Reader
+	chunk int
+}
+
+func (c *chunkConn) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.chunk)]) }
+
+func (c *chunkConn) SetReadDeadline(time.Time) error { return nil }
+
+// TestGuardStreamBytes reads pipelined requests (bodies, chunked bodies, empty lines
+// between requests) through the guard in every combination of arrival and read
+// sizes: what comes out is the stream without the empty lines, byte for byte,
+// whether released bytes are handed out in place or moved.
+func TestGuardStreamBytes(t *testing.T) {
+	post := "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\n\r\n" + strings.Repeat("0123456789abcdef", 64)
+	get := "GET /g HTTP/1.1\r\nHost: a\r\n\r\n"
+	chunked := "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n400\r\n" + strings.Repeat("z", 1024) + "\r\n0\r\nT: v\r\n\r\n"
+	in := post + get + "\r\n\r\n" + chunked + "\r\n" + get + post + "\r\n" + post + get
+	want := post + get + chunked + get + post + post + get
+	for _, arrive := range []int{1, 7, 100, 1500, 4096, 1 << 20} {
+		for _, read := range []int{1, 13, 512, 4096} {
+			g := Default().Guard(&chunkConn{r: strings.NewReader(in), chunk: arrive})
+			var out strings.Builder
+			p := make([]byte, read)
+			for {
+				n, err := g.Read(p)
+				out.Write(p[:n])
+				if err == io.EOF {
+					break
+				} else if err != nil {
+					t.Fatalf("arrivals of %d, reads of %d: %v", arrive, read, err)
+				}
+			}
+			if out.String() != want {
+				got := out.String()
+				i := 0
+				for i < min(len(got), len(want)) && got[i] == want[i] {
+					i++
+				}
+				t.Errorf("arrivals of %d, reads of %d: the guard passed %d bytes, want %d; from byte %d: %q, want %q",
+					arrive, read, len(got), len(want), i, got[i:min(len(got), i+80)], want[i:min(len(want), i+80)])
+			}
+		}
+	}
+}
