@@ -289,3 +289,24 @@ func TestGuardStreamBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyToResponse: a handler that copies the body to the response (through the
+// server's io.ReaderFrom) echoes a good body, and a body that breaks before a byte
+// was copied still gets an error answer, not net/http's 200.
+func TestCopyToResponse(t *testing.T) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) })
+	addr, _ := serve(t, Limits{IdleTimeout: 300 * time.Millisecond}, echo)
+	const head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	for _, tt := range []struct {
+		name, body string
+		want       []int
+	}{
+		{"good body", strings.Repeat("400\r\n"+strings.Repeat("b", 1024)+"\r\n", 3) + "0\r\n\r\n", []int{200}},
+		{"broken body", "zz\r\n", []int{400}},
+	} {
+		got, _ := exchange(t, addr, head+tt.body)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: statuses %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
