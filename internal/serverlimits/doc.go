@@ -11,9 +11,10 @@
 // malformed heads before net/http parses them (http1.go).
 //
 // Data flow of a guarded connection: net/http reads from the Guard, which reads a
-// whole head from the connection, checks it, and releases it (or, in its place, a
-// reject request that Handler answers with 400 or 431 and "Connection: close");
-// bodies pass through as they arrive while the Guard follows their framing.
+// whole head from the connection into its buffer, checks it, and releases it there,
+// without a copy (or, in its place, a reject request that Handler answers with 400
+// or 431 and "Connection: close"); bodies pass through as they arrive while the
+// Guard follows their framing.
 //
 // Concurrency: a Guard is read by one goroutine at a time (net/http's connection
 // goroutine, or its background read, never both); a ConnCounter is atomic.

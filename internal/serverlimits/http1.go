@@ -84,12 +84,15 @@ type guardConn struct {
 	state guardState
 	first bool   // no head seen yet: the HTTP/2 preface may come
 	in    []byte // bytes read, not yet released (a head in progress)
-	out   []byte // bytes released, not yet read by net/http
-	// inBuf and outBuf are the arrays in and out start in when empty, kept from
-	// request to request so that a keep-alive connection does not allocate per head.
-	inBuf, outBuf []byte
-	remaining     int64 // body or chunk bytes still to pass
-	deadline      bool  // a body read deadline is set
+	// out is the bytes released, not yet read by net/http: usually the part of in's
+	// array just before in (release moves a boundary, it does not copy).
+	out []byte
+	// inBuf is the array in starts in when the connection reads again with nothing
+	// pending, kept from request to request so that a keep-alive connection does
+	// not allocate per head.
+	inBuf     []byte
+	remaining int64 // body or chunk bytes still to pass
+	deadline  bool  // a body read deadline is set
 
 	// the head in progress
 	scanned int // bytes of in already split into lines
@@ -99,7 +102,7 @@ type guardConn struct {
 
 type headInfo struct {
 	http10     bool
-	method     string
+	connect    bool // the method is CONNECT
 	cls        int
 	cl         int64
 	te         int
@@ -125,9 +128,6 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		if len(g.out) > 0 {
 			n := copy(p, g.out)
 			g.out = g.out[n:]
-			if len(g.out) == 0 {
-				g.out = g.outBuf[:0]
-			}
 			return n, nil
 		}
 		switch g.state {
@@ -254,15 +254,17 @@ func (g *guardConn) process() {
 			if line == nil {
 				return // failed
 			}
-			g.release(len(line) + 2)
 			if len(line) == 0 {
-				g.state = stHead
+				g.release(2)
+				g.state, g.lines = stHead, 0 // the next line is a request line
 				continue
 			}
+			// Checked before it is released: release may move the bytes of line.
 			if g.lines++; g.lines > g.lim.MaxHeaders || headerField(line, &headInfo{}) != "" {
 				g.fail()
 				return
 			}
+			g.release(len(line) + 2)
 		case stPass, stDone:
 			return
 		}
@@ -292,8 +294,13 @@ func (g *guardConn) line(max int) ([]byte, bool) {
 // one (a big head) is let go.
 const maxKeptBuffer = 16 << 10
 
-// readMore reads from the connection into the free end of in.
+// readMore reads from the connection into the free end of in. It is called only
+// once out is empty (Read hands out what was released first), so in's array is
+// free but for in itself.
 func (g *guardConn) readMore() (int, error) {
+	if len(g.in) == 0 {
+		g.in = g.inBuf[:0] // read from the start of the array again
+	}
 	if cap(g.in)-len(g.in) < 1024 {
 		buf := g.inBuf
 		if len(g.in)+4096 > cap(buf) {
@@ -307,22 +314,24 @@ func (g *guardConn) readMore() (int, error) {
 	return n, err
 }
 
-// release moves the first n bytes of in to out.
+// release moves the first n bytes of in to out. out is then the bytes of in's array
+// just before in, with no copy, unless bytes were skipped between them (empty lines
+// before a request): then they are moved up to the end of out, so a slice of in
+// must not be used after it is released.
 func (g *guardConn) release(n int) {
-	if len(g.out) == 0 {
-		g.out = g.outBuf[:0]
-	}
-	before := cap(g.out)
-	g.out = append(g.out, g.in[:n]...)
-	if cap(g.out) != before && cap(g.out) <= maxKeptBuffer {
-		g.outBuf = g.out[:0] // append moved out to a new array, from its start
+	switch {
+	case len(g.out) == 0:
+		g.out = g.in[:n]
+	case len(g.in) > 0 && cap(g.out) > len(g.out) && &g.out[:len(g.out)+1][len(g.out)] == &g.in[0]:
+		g.out = g.out[:len(g.out)+n]
+	default:
+		// What lies after out in its array is in's (skipped or still pending) or
+		// free: the move overwrites nothing still to be read.
+		g.out = append(g.out, g.in[:n]...)
 	}
 	g.in = g.in[n:]
-	if len(g.in) == 0 {
-		if cap(g.inBuf) > maxKeptBuffer {
-			g.inBuf = nil
-		}
-		g.in = g.inBuf[:0]
+	if len(g.in) == 0 && cap(g.inBuf) > maxKeptBuffer {
+		g.inBuf = nil // a big head's array is not kept for the next one
 	}
 }
 
@@ -332,7 +341,7 @@ func (g *guardConn) fail() {
 }
 
 // reject replaces the head in progress with the reject request and ends the stream
-// after it.
+// after it (appending to out may overwrite in: it is dropped).
 func (g *guardConn) reject(status int, reason string) {
 	g.out = append(g.out, fmt.Sprintf("%s /%d/%s HTTP/1.1\r\nHost: reject\r\n\r\n", RejectMethod, status, reason)...)
 	g.state, g.in = stDone, nil
@@ -420,7 +429,7 @@ func (g *guardConn) endHead() bool {
 	g.release(g.scanned)
 	g.scanned, g.lines, g.head = 0, 0, headInfo{}
 	switch {
-	case h.method == "CONNECT", h.upgrade && h.connUpgrad:
+	case h.connect, h.upgrade && h.connUpgrad:
 		g.state = stPass
 	case h.chunked:
 		g.state = stChunkSize
@@ -459,7 +468,7 @@ func (g *guardConn) requestLine(line []byte) string {
 	default:
 		return ReasonBadVersion
 	}
-	g.head.method = string(method)
+	g.head.connect = string(method) == "CONNECT" // no allocation
 	return ""
 }
 

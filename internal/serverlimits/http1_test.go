@@ -89,6 +89,8 @@ func TestGuardHTTP1(t *testing.T) {
 			want: []int{200, 200}, seen: []string{"GET /a ", "GET /b "}},
 		{name: "chunked body", raw: "POST /c HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\n",
 			want: []int{200}, seen: []string{"POST /c abcde"}},
+		{name: "trailers then a request", raw: "POST /c HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nT: v\r\n\r\nGET /b HTTP/1.1\r\n" + host + "\r\n",
+			want: []int{200, 200}, seen: []string{"POST /c a", "GET /b "}},
 		{name: "CL+TE smuggling", raw: "POST / HTTP/1.1\r\n" + host + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n" + host + "\r\n",
 			want: []int{400}},
 		{name: "TE+CL smuggling", raw: "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n" + host + "\r\n",
@@ -238,4 +240,73 @@ func selfSigned(t *testing.T) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// chunkConn serves a stream in reads of at most chunk bytes.
+type chunkConn struct {
+	net.Conn
+	r     *strings.Reader
+	chunk int
+}
+
+func (c *chunkConn) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.chunk)]) }
+
+func (c *chunkConn) SetReadDeadline(time.Time) error { return nil }
+
+// TestGuardStreamBytes reads pipelined requests (bodies, chunked bodies, empty lines
+// between requests) through the guard in every combination of arrival and read
+// sizes: what comes out is the stream without the empty lines, byte for byte,
+// whether released bytes are handed out in place or moved.
+func TestGuardStreamBytes(t *testing.T) {
+	post := "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\n\r\n" + strings.Repeat("0123456789abcdef", 64)
+	get := "GET /g HTTP/1.1\r\nHost: a\r\n\r\n"
+	chunked := "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n400\r\n" + strings.Repeat("z", 1024) + "\r\n0\r\nT: v\r\n\r\n"
+	in := post + get + "\r\n\r\n" + chunked + "\r\n" + get + post + "\r\n" + post + get
+	want := post + get + chunked + get + post + post + get
+	for _, arrive := range []int{1, 7, 100, 1500, 4096, 1 << 20} {
+		for _, read := range []int{1, 13, 512, 4096} {
+			g := Default().Guard(&chunkConn{r: strings.NewReader(in), chunk: arrive})
+			var out strings.Builder
+			p := make([]byte, read)
+			for {
+				n, err := g.Read(p)
+				out.Write(p[:n])
+				if err == io.EOF {
+					break
+				} else if err != nil {
+					t.Fatalf("arrivals of %d, reads of %d: %v", arrive, read, err)
+				}
+			}
+			if out.String() != want {
+				got := out.String()
+				i := 0
+				for i < min(len(got), len(want)) && got[i] == want[i] {
+					i++
+				}
+				t.Errorf("arrivals of %d, reads of %d: the guard passed %d bytes, want %d; from byte %d: %q, want %q",
+					arrive, read, len(got), len(want), i, got[i:min(len(got), i+80)], want[i:min(len(want), i+80)])
+			}
+		}
+	}
+}
+
+// TestCopyToResponse: a handler that copies the body to the response (through the
+// server's io.ReaderFrom) echoes a good body, and a body that breaks before a byte
+// was copied still gets an error answer, not net/http's 200.
+func TestCopyToResponse(t *testing.T) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) })
+	addr, _ := serve(t, Limits{IdleTimeout: 300 * time.Millisecond}, echo)
+	const head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	for _, tt := range []struct {
+		name, body string
+		want       []int
+	}{
+		{"good body", strings.Repeat("400\r\n"+strings.Repeat("b", 1024)+"\r\n", 3) + "0\r\n\r\n", []int{200}},
+		{"broken body", "zz\r\n", []int{400}},
+	} {
+		got, _ := exchange(t, addr, head+tt.body)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: statuses %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }

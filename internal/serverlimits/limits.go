@@ -280,6 +280,23 @@ func (w *watchedWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
+// ReadFrom lets io.Copy to the response use the server's copy (io.ReaderFrom, with
+// its pooled buffer) rather than allocate a 32 KiB buffer per call.
+func (w *watchedWriter) ReadFrom(r io.Reader) (int64, error) {
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(writerOnly{w}, r)
+	}
+	n, err := rf.ReadFrom(r)
+	if n > 0 {
+		w.wrote = true // net/http writes the head with the first byte
+	}
+	return n, err
+}
+
+// writerOnly hides every method of a writer but Write.
+type writerOnly struct{ io.Writer }
+
 // Flush flushes the response (http.Flusher).
 func (w *watchedWriter) Flush() {
 	w.wrote = true

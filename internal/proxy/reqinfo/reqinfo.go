@@ -9,7 +9,6 @@
 package reqinfo
 
 import (
-	"strings"
 	"time"
 )
 
@@ -96,16 +95,24 @@ func (fs Flags) String() string {
 	if fs == 0 {
 		return "-"
 	}
-	var b strings.Builder
+	return string(fs.Append(make([]byte, 0, 16)))
+}
+
+// Append appends String's text to b without allocating beyond b's growth.
+func (fs Flags) Append(b []byte) []byte {
+	if fs == 0 {
+		return append(b, '-')
+	}
+	n := len(b)
 	for i := range numFlags {
 		if fs&(1<<i) != 0 {
-			if b.Len() > 0 {
-				b.WriteByte(',')
+			if len(b) > n {
+				b = append(b, ',')
 			}
-			b.WriteString(flagNames[i])
+			b = append(b, flagNames[i]...)
 		}
 	}
-	return b.String()
+	return b
 }
 
 // Info is what the sidecar records about one HTTP request.

@@ -3,7 +3,6 @@ package accesslog
 import (
 	"bufio"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"sync"
@@ -16,6 +15,9 @@ import (
 // DefaultBuffer is how many entries may wait for the writer by default.
 const DefaultBuffer = 4096
 
+// DefaultFlushInterval is how long an entry may wait before it is written, by default.
+const DefaultFlushInterval = 100 * time.Millisecond
+
 // Config configures an access log.
 type Config struct {
 	// Writer receives the JSON lines (os.Stdout, a file).
@@ -25,6 +27,10 @@ type Config struct {
 	Self reqinfo.Peer
 	// Buffer is how many entries may wait for the writer; zero means DefaultBuffer.
 	Buffer int
+	// FlushInterval is how long the writer lets entries gather before it encodes and
+	// writes them all at once (sooner when half the buffer is full); zero means
+	// DefaultFlushInterval.
+	FlushInterval time.Duration
 	// Logger receives write errors (once per run of errors).
 	Logger *slog.Logger
 }
@@ -34,9 +40,13 @@ type Log struct {
 	cfg     Config
 	entries chan entry
 	dropped atomic.Uint64
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	// armed is set by the first entry queued since the writer last emptied the
+	// queue: only that entry (and one reaching half the queue) wakes the writer.
+	armed atomic.Bool
+	wake  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
 }
 
 // entry is one line to write: a copy of what the request path recorded.
@@ -65,10 +75,14 @@ func New(cfg Config) *Log {
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
 	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = DefaultFlushInterval
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Log{cfg: cfg, entries: make(chan entry, cfg.Buffer), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Log{cfg: cfg, entries: make(chan entry, cfg.Buffer), wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
 }
@@ -84,6 +98,15 @@ func (l *Log) queue(e entry) {
 	case l.entries <- e:
 	default:
 		l.dropped.Add(1)
+		return
+	}
+	// The entry is queued before armed is read: a writer that cleared armed after
+	// this read drains it, one that cleared it before is woken here.
+	if (!l.armed.Load() && l.armed.CompareAndSwap(false, true)) || len(l.entries) >= cap(l.entries)/2 {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -96,17 +119,18 @@ func (l *Log) Close() {
 	<-l.done
 }
 
+// run is the writer goroutine. Woken by the first entry after a quiet spell, it
+// waits FlushInterval (less if half the queue fills), then encodes every queued
+// entry into one buffer and writes it: at a high request rate that is one wake-up
+// and one write every FlushInterval, not one per request.
 func (l *Log) run() {
 	defer close(l.done)
 	w := bufio.NewWriterSize(l.cfg.Writer, 64<<10)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
+	var line []byte // reused: encoding an entry allocates nothing
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	failing := false
-	write := func(e entry) {
-		err := enc.Encode(l.line(e))
-		if len(l.entries) == 0 && err == nil {
-			err = w.Flush()
-		}
+	report := func(err error) {
 		switch {
 		case err != nil && !failing:
 			l.cfg.Logger.Warn("writing the access log", "error", err)
@@ -114,22 +138,44 @@ func (l *Log) run() {
 		case err == nil:
 			failing = false
 		}
+		if err != nil {
+			// A bufio.Writer keeps its first error: start again with what comes next.
+			w.Reset(l.cfg.Writer)
+		}
+	}
+	drain := func() {
+		l.armed.Store(false)
+		for {
+			select {
+			case e := <-l.entries:
+				line = appendLine(line[:0], &l.cfg.Self, &e)
+				if _, err := w.Write(line); err != nil {
+					report(err)
+				}
+			default:
+				report(w.Flush())
+				return
+			}
+		}
 	}
 	for {
 		select {
-		case e := <-l.entries:
-			write(e)
+		case <-l.wake:
 		case <-l.stop:
-			for {
-				select {
-				case e := <-l.entries:
-					write(e)
-				default:
-					w.Flush()
-					return
-				}
+			drain()
+			return
+		}
+		if len(l.entries) < cap(l.entries)/2 {
+			timer.Reset(l.cfg.FlushInterval)
+			select {
+			case <-timer.C:
+			case <-l.wake:
+				timer.Stop()
+			case <-l.stop:
+				timer.Stop()
 			}
 		}
+		drain()
 	}
 }
 
