@@ -33,6 +33,20 @@ func TestDashboard(t *testing.T) {
 	dash := dashboardAddr(t, m.up)
 	base := "http://" + dash
 
+	// A sidecar becomes an endpoint once it serves: wait until the client's sidecar
+	// balances over every replica, so that no request of the traffic below finds a
+	// service without endpoints (its 503 would count against the success rates).
+	clientSidecar := m.st.workload(t, "client")
+	for cluster, want := range map[string]uint64{"reviews": 2, "ratings": 1} {
+		eventually(ctx, t, "the client's sidecar knows every "+cluster+" replica", func() error {
+			n, err := statSum(ctx, clientSidecar, "cluster.outbound|8080||"+cluster+".", ".membership_total")
+			if err == nil && n != want {
+				err = fmt.Errorf("%d endpoints, want %d", n, want)
+			}
+			return err
+		})
+	}
+
 	// Traffic to both services, a few ratings failing, until the test ends.
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
 	var wg sync.WaitGroup
