@@ -2,16 +2,10 @@ package control
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,7 +181,10 @@ func TestXDSRequireAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreignCert := issueClientCert(t, foreign, own)
+	foreignCert, err := foreign.IssueWorkload(own, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	clusters := func(creds credentials.TransportCredentials, addr string, md metadata.MD) (int, error) {
 		conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
@@ -248,32 +245,6 @@ func TestXDSRequireAuth(t *testing.T) {
 			t.Errorf("metrics lack %q", line)
 		}
 	}
-}
-
-// issueClientCert is a workload certificate of id that authority signs.
-func issueClientCert(t *testing.T, authority *ca.CA, id identity.ID) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{id.URL()}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chainPEM, err := authority.Sign(csr, id, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(chainPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
 }
 
 // echoMeshFile writes echoMesh to a file and returns its path.
