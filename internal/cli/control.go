@@ -62,6 +62,13 @@ service-account token (TokenReview).`,
 				return err
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			if cmd.Flags().Changed("xds-require-auth") {
+				require, _ := cmd.Flags().GetBool("xds-require-auth")
+				if require && allowUnauthenticated {
+					return fmt.Errorf("--xds-require-auth and --xds-allow-unauthenticated contradict each other")
+				}
+				allowUnauthenticated = !require
+			}
 			cfg.XDSRequireAuth = !allowUnauthenticated
 			if allowUnauthenticated {
 				cfg.Logger.Warn("xDS is served to unauthenticated clients (--xds-allow-unauthenticated): any client that reaches the xDS ports can read the configuration of any node")
