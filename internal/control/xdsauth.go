@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -113,10 +114,10 @@ func (a *xdsAuth) streamInterceptor() grpc.StreamServerInterceptor {
 		}
 		cs := &checkedStream{ServerStream: ss, auth: a, info: info, id: id, how: how}
 		err = handler(srv, cs)
-		if cs.refused != nil {
+		if refused := cs.refused.Load(); refused != nil {
 			// The xDS server ends the stream when RecvMsg fails, but not with
 			// RecvMsg's error: the client is told why here.
-			return cs.refused
+			return *refused
 		}
 		return err
 	}
@@ -140,12 +141,13 @@ type checkedStream struct {
 	id   identity.ID
 	how  string
 	// refused is set once a request was refused: the stream ends with that error.
-	refused error
+	// RecvMsg runs on the xDS server's receiving goroutine.
+	refused atomic.Pointer[error]
 }
 
 func (s *checkedStream) RecvMsg(m any) error {
-	if s.refused != nil {
-		return s.refused
+	if refused := s.refused.Load(); refused != nil {
+		return *refused
 	}
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
@@ -155,9 +157,10 @@ func (s *checkedStream) RecvMsg(m any) error {
 		return nil
 	}
 	if err := matchNode(n.GetNode(), s.id); err != nil {
-		s.refused = s.auth.refuse(s.Context(), s.info, refusedIdentity, codes.PermissionDenied,
+		refused := s.auth.refuse(s.Context(), s.info, refusedIdentity, codes.PermissionDenied,
 			fmt.Sprintf("node %q: %v (identity proven by %s: %s)", n.GetNode().GetId(), err, s.how, s.id))
-		return s.refused
+		s.refused.Store(&refused)
+		return refused
 	}
 	return nil
 }
