@@ -157,6 +157,11 @@ func startSession(ctx context.Context, cfg Config, n int, scoping string) (*sess
 	if child.HasFlag(cfg.Trellis, "control", "--secure-xds-addr") {
 		argv = append(argv, "--secure-xds-addr", child.Loopback(ports[2]))
 	}
+	// The simulated proxies carry no join token: they measure serving xDS, not
+	// authenticating it.
+	if child.HasFlag(cfg.Trellis, "control", "--xds-allow-unauthenticated") {
+		argv = append(argv, "--xds-allow-unauthenticated")
+	}
 	s.cp, err = child.Start("trellis control", filepath.Join(dir, "control.log"), argv, nil)
 	if err != nil {
 		return nil, err

@@ -10,7 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
+
+	"trellis.dev/trellis/internal/identity"
 )
 
 // IssueServing makes a key and a certificate for one of the control plane's own TLS
@@ -45,9 +48,37 @@ func (c *CA) IssueServing(dnsNames []string, ttl time.Duration) (tls.Certificate
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("issuing serving certificate for %v: %w", dnsNames, err)
 	}
+	return tlsCertificate(key, chain), nil
+}
+
+// IssueWorkload makes a key and has the CA sign a workload certificate for id, valid
+// for ttl, exactly as it signs a sidecar's CSR (Sign): for a process that holds the CA
+// and acts as a workload itself (tests, tools).
+func (c *CA) IssueWorkload(id identity.ID, ttl time.Duration) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("issuing workload certificate: generating key: %w", err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{id.URL()}}, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("issuing workload certificate for %s: %w", id, err)
+	}
+	chainPEM, err := c.Sign(csr, id, ttl)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	chain, err := ParseCertificates(chainPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("issuing workload certificate for %s: %w", id, err)
+	}
+	return tlsCertificate(key, chain), nil
+}
+
+// tlsCertificate is key with its chain (leaf first).
+func tlsCertificate(key *ecdsa.PrivateKey, chain []*x509.Certificate) tls.Certificate {
 	out := tls.Certificate{PrivateKey: key, Leaf: chain[0]}
 	for _, ch := range chain {
 		out.Certificate = append(out.Certificate, ch.Raw)
 	}
-	return out, nil
+	return out
 }

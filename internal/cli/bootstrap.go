@@ -190,6 +190,12 @@ func (f *grpcBootstrapFlags) fromState(cmd *cobra.Command) error {
 	if !cmd.Flags().Changed("token-file") && st.ControlPlane.JoinToken != "" {
 		f.tokenFile = st.ControlPlane.JoinToken
 	}
+	// With a certificate, the application talks to the TLS xDS address, where its
+	// workload certificate authenticates it (the control plane requires that).
+	if f.tokenFile != "" && !cmd.Flags().Changed("xds") && !cmd.Flags().Changed("xds-ca") &&
+		st.ControlPlane.SecureXDS != "" && st.ControlPlane.TrustBundle != "" {
+		f.xds, f.xdsCA = st.ControlPlane.SecureXDS, st.ControlPlane.TrustBundle
+	}
 	return nil
 }
 

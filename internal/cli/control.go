@@ -18,6 +18,7 @@ import (
 func newControlCmd() *cobra.Command {
 	var cfg control.Config
 	var logLevel string
+	var allowUnauthenticated bool
 	var ext ca.ExternalCA
 	var kubeFlags *controlKubeFlags
 	var authz *authzFlags
@@ -61,6 +62,17 @@ service-account token (TokenReview).`,
 				return err
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			if cmd.Flags().Changed("xds-require-auth") {
+				require, _ := cmd.Flags().GetBool("xds-require-auth")
+				if require && allowUnauthenticated {
+					return fmt.Errorf("--xds-require-auth and --xds-allow-unauthenticated contradict each other")
+				}
+				allowUnauthenticated = !require
+			}
+			cfg.XDSRequireAuth = !allowUnauthenticated
+			if allowUnauthenticated {
+				cfg.Logger.Warn("xDS is served to unauthenticated clients (--xds-allow-unauthenticated): any client that reaches the xDS ports can read the configuration of any node")
+			}
 			if ext != (ca.ExternalCA{}) {
 				if ext.CertFile == "" || ext.KeyFile == "" || ext.RootFile == "" {
 					return fmt.Errorf("--ca-cert, --ca-key and --ca-root go together")
@@ -116,6 +128,8 @@ service-account token (TokenReview).`,
 	cfg.Limits.AddFlags(f)
 	f.Float64Var(&cfg.CSRRate, "csr-rate", casvc.DefaultCSRRate, "certificate requests per second one peer address may make after its burst")
 	f.IntVar(&cfg.CSRBurst, "csr-burst", casvc.DefaultCSRBurst, "certificate requests one peer address may make at once")
-	f.BoolVar(&cfg.XDSRequireAuth, "xds-require-auth", false, "serve xDS only to clients that authenticate as certificate requests do (join token or service-account token); proxyless clients and sidecars without a token are refused")
+	f.BoolVar(&allowUnauthenticated, "xds-allow-unauthenticated", false, "development only: serve xDS to any client that reaches the port, without a token or workload certificate, for the node it names")
+	f.Bool("xds-require-auth", true, "xDS clients must authenticate (the default; see --xds-allow-unauthenticated)")
+	f.MarkDeprecated("xds-require-auth", "it is the default; --xds-allow-unauthenticated turns it off")
 	return cmd
 }

@@ -18,6 +18,7 @@ func newUpCmd() *cobra.Command {
 	var logLevel string
 	var authz *authzFlags
 	var rateLimit *rateLimitFlags
+	var allowUnauthenticated bool
 	cmd := &cobra.Command{
 		Use:   "up -f FILE [-f FILE...]",
 		Short: "Run a whole mesh on this machine: control plane, a sidecar per workload, and the apps",
@@ -41,6 +42,9 @@ on SIGINT or SIGTERM stops the apps, then the sidecars, then the control plane.`
 				return err
 			}
 			cfg.ControlArgs = append(cfg.ControlArgs, rateLimit.args()...)
+			if allowUnauthenticated {
+				cfg.ControlArgs = append(cfg.ControlArgs, "--xds-allow-unauthenticated")
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return local.Run(ctx, cfg)
@@ -61,6 +65,7 @@ on SIGINT or SIGTERM stops the apps, then the sidecars, then the control plane.`
 	f.DurationVar(&cfg.CertRenewEvery, "cert-renew-every", 0, "test setting: sidecars renew their certificates this often instead of at half life")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the control plane's data and the sidecars' bootstraps (default: a temporary directory, removed on exit)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.BoolVar(&allowUnauthenticated, "xds-allow-unauthenticated", false, "development only: the control plane serves xDS to clients without a join token or workload certificate")
 	f.BoolVar(&cfg.Delta, "delta-xds", false, "make the sidecars use the incremental (Delta) xDS protocol")
 	f.StringVar(&cfg.AccessLog, "access-log", "-", `sidecars' JSON access logs: "-" (their output, prefixed [<workload>/proxy]), a file, or "off"`)
 	cmd.MarkFlagRequired("file")

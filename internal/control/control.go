@@ -109,9 +109,11 @@ type Config struct {
 	CSRRate  float64
 	CSRBurst int
 	// XDSRequireAuth refuses xDS streams (both listeners) whose caller does not
-	// authenticate as a certificate request must (join token or service-account
-	// token, in the stream's metadata); sidecars with a token send it. Off, any
-	// client that reaches the port may read the configuration of the node it names.
+	// authenticate, with a workload certificate of the mesh CA (TLS listener) or as a
+	// certificate request must (join token or service-account token, in the stream's
+	// metadata), and streams whose node is not of the proven identity (xdsauth.go).
+	// `trellis control` sets it unless --xds-allow-unauthenticated. Off, any client
+	// that reaches the port may read the configuration of the node it names.
 	XDSRequireAuth bool
 
 	// XDSListener, SecureXDSListener, MonitoringListener and DashboardListener, if

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
 
+	"trellis.dev/trellis/internal/ca"
 	"trellis.dev/trellis/internal/certclient"
 	"trellis.dev/trellis/internal/identity"
 	"trellis.dev/trellis/internal/serverlimits"
@@ -136,8 +137,11 @@ func TestHostileControlPlane(t *testing.T) {
 }
 
 // TestXDSRequireAuth: with XDSRequireAuth, an ADS stream without credentials, or
-// with a wrong token, is refused Unauthenticated on both xDS listeners; one with
-// the join token gets its configuration.
+// with a wrong token, or with a certificate of another CA, is refused Unauthenticated
+// on both xDS listeners; one whose node claims another namespace or service account
+// than its token or certificate proves is refused PermissionDenied; one with the join
+// token, or (on the TLS listener) with a workload certificate of the mesh CA, gets its
+// configuration. The refusals are counted.
 func TestXDSRequireAuth(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -147,58 +151,99 @@ func TestXDSRequireAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node := echoNode(t)
+	node := echoNode(t) // namespace default, service account default
 	pool, _ := bundlePool(t, cp.dataDir)
-	for _, l := range []struct {
-		name  string
-		addr  string
-		creds credentials.TransportCredentials
-	}{
-		{"xDS", cp.xds, insecure.NewCredentials()},
-		{"secure xDS", cp.secure, credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})},
-	} {
-		conn, err := grpc.NewClient("passthrough:///"+l.addr, grpc.WithTransportCredentials(l.creds))
+	tlsTo := func(certs ...tls.Certificate) credentials.TransportCredentials {
+		return credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: certs})
+	}
+	// Workload certificates from the mesh CA (obtained with the join token), and one
+	// of a CA the mesh does not trust.
+	workloadCert := func(id identity.ID) tls.Certificate {
+		conn, err := grpc.NewClient("passthrough:///"+cp.secure, grpc.WithTransportCredentials(tlsTo()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		clusters := func(md metadata.MD) (int, error) {
-			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-			defer scancel()
-			if md != nil {
-				sctx = metadata.NewOutgoingContext(sctx, md)
-			}
-			s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
-			if err != nil {
-				return 0, err
-			}
-			// A refused stream fails Send with io.EOF; Recv says why.
-			if err := s.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ClusterType, Node: node}); err != nil && err != io.EOF {
-				return 0, err
-			}
-			resp, err := s.Recv()
-			if err != nil {
-				return 0, err
-			}
-			return len(resp.GetResources()), nil
+		c, err := certclient.New(certclient.Config{Conn: conn, Identity: id, Token: token})
+		if err != nil {
+			t.Fatal(err)
 		}
-		id := identity.New("default", "echo")
-		for _, tt := range []struct {
-			name string
-			md   metadata.MD
-		}{
-			{"no credentials", nil},
-			{"wrong token", certclient.Metadata(strings.Repeat("0", 64), id)},
-		} {
-			if _, err := clusters(tt.md); status.Code(err) != codes.Unauthenticated {
-				t.Errorf("%s, %s: %v, want Unauthenticated", l.name, tt.name, err)
-			}
+		got, err := c.Fetch(ctx)
+		if err != nil {
+			t.Fatalf("certificate of %s: %v", id, err)
 		}
-		n, err := clusters(certclient.Metadata(token, id))
-		if err != nil || n == 0 {
-			t.Errorf("%s, join token: %d clusters, %v; want the configuration", l.name, n, err)
+		return *got.TLS
+	}
+	own := identity.New("default", "default")
+	other := identity.New("default", "echo")
+	ownCert, otherCert := workloadCert(own), workloadCert(other)
+	foreign, err := ca.New(ca.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreignCert, err := foreign.IssueWorkload(own, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	clusters := func(creds credentials.TransportCredentials, addr string, md metadata.MD) (int, error) {
+		conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Logf("%s: streams without credentials or with a wrong token refused Unauthenticated; with the join token, %d clusters", l.name, n)
+		defer conn.Close()
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		defer scancel()
+		if md != nil {
+			sctx = metadata.NewOutgoingContext(sctx, md)
+		}
+		s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
+		if err != nil {
+			return 0, err
+		}
+		// A refused stream fails Send with io.EOF; Recv says why.
+		if err := s.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ClusterType, Node: node}); err != nil && err != io.EOF {
+			return 0, err
+		}
+		resp, err := s.Recv()
+		if err != nil {
+			return 0, err
+		}
+		return len(resp.GetResources()), nil
+	}
+	plain, secure := insecure.NewCredentials(), tlsTo()
+	for _, tt := range []struct {
+		name  string
+		addr  string
+		creds credentials.TransportCredentials
+		md    metadata.MD
+		want  codes.Code
+	}{
+		{"xDS, no credentials", cp.xds, plain, nil, codes.Unauthenticated},
+		{"xDS, wrong token", cp.xds, plain, certclient.Metadata(strings.Repeat("0", 64), own), codes.Unauthenticated},
+		{"xDS, token of another service account", cp.xds, plain, certclient.Metadata(token, other), codes.PermissionDenied},
+		{"xDS, join token", cp.xds, plain, certclient.Metadata(token, own), codes.OK},
+		{"secure xDS, no credentials", cp.secure, secure, nil, codes.Unauthenticated},
+		{"secure xDS, wrong token", cp.secure, secure, certclient.Metadata(strings.Repeat("0", 64), own), codes.Unauthenticated},
+		{"secure xDS, token of another service account", cp.secure, secure, certclient.Metadata(token, other), codes.PermissionDenied},
+		{"secure xDS, join token", cp.secure, secure, certclient.Metadata(token, own), codes.OK},
+		{"secure xDS, certificate of a foreign CA", cp.secure, tlsTo(foreignCert), nil, codes.Unauthenticated},
+		{"secure xDS, certificate of another service account", cp.secure, tlsTo(otherCert), nil, codes.PermissionDenied},
+		{"secure xDS, workload certificate", cp.secure, tlsTo(ownCert), nil, codes.OK},
+	} {
+		n, err := clusters(tt.creds, tt.addr, tt.md)
+		if status.Code(err) != tt.want || (tt.want == codes.OK && n == 0) {
+			t.Errorf("%s: %d clusters, %v; want %v", tt.name, n, err, tt.want)
+			continue
+		}
+		t.Logf("%s: %v (%d clusters) %v", tt.name, tt.want, n, status.Convert(err).Message())
+	}
+	_, metrics := get(ctx, t, cp.mon+"/metrics")
+	for reason, want := range map[string]string{"unauthenticated": "5", "identity_mismatch": "3"} {
+		line := `trellis_xds_refused_streams_total{reason="` + reason + `"} ` + want
+		if !strings.Contains(metrics, line) {
+			t.Errorf("metrics lack %q", line)
+		}
 	}
 }
 

@@ -29,8 +29,8 @@ type security struct {
 	serving *servingCert
 	log     *slog.Logger
 	dataDir string
-	// requireAuth makes xDS streams authenticate as certificate requests do.
-	requireAuth bool
+	// xdsAuth, if set, makes xDS streams authenticate (xdsauth.go).
+	xdsAuth *xdsAuth
 	// onBundleChange is called after a rotation changed the trust bundle.
 	onBundleChange func()
 }
@@ -97,12 +97,16 @@ func newSecurity(cfg Config, metrics prometheus.Registerer, log *slog.Logger, pa
 	}
 	names := append([]string{"localhost", "127.0.0.1"}, cfg.ServingNames...)
 	s := &security{
-		ca:          authority,
-		svc:         svc,
-		serving:     &servingCert{ca: authority, names: slices.Compact(names), now: time.Now},
-		log:         log,
-		dataDir:     cfg.DataDir,
-		requireAuth: cfg.XDSRequireAuth,
+		ca:      authority,
+		svc:     svc,
+		serving: &servingCert{ca: authority, names: slices.Compact(names), now: time.Now},
+		log:     log,
+		dataDir: cfg.DataDir,
+	}
+	if cfg.XDSRequireAuth {
+		if s.xdsAuth, err = newXDSAuth(authority, parts.auth, metrics, log); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.writeBundle(); err != nil {
 		return nil, err
@@ -138,13 +142,16 @@ func (s *security) writeBundle() error {
 // the secure listener TLS with the serving certificate.
 func (s *security) serveOptions(secure bool) []xdsserver.ServeOption {
 	opts := []xdsserver.ServeOption{xdsserver.WithService(func(r grpc.ServiceRegistrar) { s.svc.Register(r) })}
-	if s.requireAuth {
-		opts = append(opts, xdsserver.WithGRPCOptions(grpc.ChainStreamInterceptor(s.svc.StreamInterceptor())))
+	if s.xdsAuth != nil {
+		opts = append(opts, xdsserver.WithGRPCOptions(grpc.ChainStreamInterceptor(s.xdsAuth.streamInterceptor())))
 	}
 	if secure {
 		creds := credentials.NewTLS(&tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			GetCertificate: s.serving.get,
+			// A workload certificate authenticates an xDS stream; it is verified
+			// against the current trust bundle, which rotates, by xdsAuth.
+			ClientAuth: tls.RequestClientCert,
 		})
 		opts = append(opts, xdsserver.WithGRPCOptions(grpc.Creds(creds)))
 	}

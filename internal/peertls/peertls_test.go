@@ -2,12 +2,8 @@ package peertls_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/fips140"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"log/slog"
 	"net"
 	"strings"
@@ -40,27 +36,11 @@ func newCA(t *testing.T, cfg ca.Config) *ca.CA {
 // issue makes a key and has authority sign a certificate for id.
 func issue(t *testing.T, authority *ca.CA, id identity.ID, ttl time.Duration) *tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := authority.IssueWorkload(id, ttl)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("IssueWorkload: %v", err)
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chainPEM, err := authority.Sign(csr, id, ttl)
-	if err != nil {
-		t.Fatalf("Sign: %v", err)
-	}
-	chain, err := ca.ParseCertificates(chainPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
-	for _, c := range chain {
-		cert.Certificate = append(cert.Certificate, c.Raw)
-	}
-	return cert
+	return &cert
 }
 
 func static(c *tls.Certificate) func() (*tls.Certificate, error) {

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -182,31 +181,14 @@ func expiredCert(t *testing.T, dataDir string, id identity.ID) *tls.Certificate 
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := authority.IssueWorkload(id, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{id.URL()}}, key)
-	if err != nil {
-		t.Fatal(err)
+	if !cert.Leaf.NotAfter.Before(time.Now()) {
+		t.Fatalf("certificate not expired: %v", cert.Leaf.NotAfter)
 	}
-	chainPEM, err := authority.Sign(csr, id, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := &tls.Certificate{PrivateKey: key}
-	for rest := chainPEM; ; {
-		var block *pem.Block
-		if block, rest = pem.Decode(rest); block == nil {
-			break
-		}
-		cert.Certificate = append(cert.Certificate, block.Bytes)
-	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil || !leaf.NotAfter.Before(time.Now()) {
-		t.Fatalf("certificate not expired: %v, %v", leaf.NotAfter, err)
-	}
-	return cert
+	return &cert
 }
 
 // TestXDSStreamAuthenticated: against a control plane that authenticates xDS

@@ -27,7 +27,9 @@ type Config struct {
 	// XDS is the control plane's xDS address (host:port).
 	XDS string
 	// XDSCAFile, if set, verifies the control plane's serving certificate (TLS to
-	// XDS); empty: plaintext (local mode).
+	// XDS), and with CertDir the workload certificate authenticates the stream;
+	// empty: plaintext, unauthenticated (a control plane that requires
+	// authentication refuses it).
 	XDSCAFile string
 	// CertDir, if set, holds the certificate provider's files (CertFile, KeyFile,
 	// CAFile), which an Agent keeps fresh: the application takes part in mutual TLS.
@@ -84,7 +86,15 @@ func Bootstrap(cfg Config) ([]byte, error) {
 	md.Authz = true
 	creds := channelCreds{Type: "insecure"}
 	if cfg.XDSCAFile != "" {
-		creds = channelCreds{Type: "tls", Config: map[string]string{"ca_certificate_file": cfg.XDSCAFile}}
+		tlsCreds := map[string]string{"ca_certificate_file": cfg.XDSCAFile}
+		if cfg.CertDir != "" {
+			// The workload certificate authenticates the xDS stream (mutual TLS
+			// credentials in the bootstrap, which grpc-go re-reads at every
+			// handshake): the control plane requires it by default.
+			tlsCreds["certificate_file"] = filepath.Join(cfg.CertDir, CertFile)
+			tlsCreds["private_key_file"] = filepath.Join(cfg.CertDir, KeyFile)
+		}
+		creds = channelCreds{Type: "tls", Config: tlsCreds}
 	}
 	b := grpcBootstrap{
 		XDSServers:                         []xdsServer{{ServerURI: cfg.XDS, ChannelCreds: []channelCreds{creds}, ServerFeatures: []string{"xds_v3"}}},

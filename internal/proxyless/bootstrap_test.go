@@ -30,10 +30,11 @@ func TestBootstrap(t *testing.T) {
 		  "server_listener_resource_name_template": "grpc/server?xds.resource.listening_address=%s"
 		}`,
 	}, {
-		name: "TLS to the control plane, certificate provider",
+		name: "mutual TLS to the control plane with the workload certificate, certificate provider",
 		cfg:  Config{Node: node, XDS: "cp:15012", XDSCAFile: "/ca/roots.pem", CertDir: "/certs"},
 		want: `{
-		  "xds_servers": [{"server_uri": "cp:15012", "channel_creds": [{"type": "tls", "config": {"ca_certificate_file": "/ca/roots.pem"}}], "server_features": ["xds_v3"]}],
+		  "xds_servers": [{"server_uri": "cp:15012", "channel_creds": [{"type": "tls", "config": {"ca_certificate_file": "/ca/roots.pem",
+		    "certificate_file": "` + filepath.Join("/certs", CertFile) + `", "private_key_file": "` + filepath.Join("/certs", KeyFile) + `"}}], "server_features": ["xds_v3"]}],
 		  "node": {"id": "greeter-v1.default", "cluster": "greeter", "metadata": {
 		    "workload": "greeter-v1", "namespace": "default", "service": "greeter", "mtls": true, "authz": true, "proxyless": "grpc",
 		    "ports": [{"name": "grpc", "port": 9090, "protocol": "GRPC", "target": "127.0.0.1:18090", "inbound": "127.0.0.1:18090"}]}},

@@ -220,12 +220,40 @@ spec:
 	if log := m.up.stderr.String(); strings.Contains(log, "(NACK)") {
 		t.Errorf("the control plane logged a NACK:\n%s", log)
 	}
-	nacks := controlNACKs(ctx, t, m.up.statePath)
+	nacks := controlCounters(ctx, t, m.up.statePath, "trellis_xds_nacks_total")
 	t.Logf("NACKs counted by the control plane: %v", nacks)
 	for typ, n := range nacks {
 		if n != "0" {
 			t.Errorf("grpc-go NACKed %v %s resources; control plane log:\n%s", n, typ, m.up.stderr.String())
 		}
+	}
+	// xDS authentication is on (the default): the proxyless applications' streams
+	// were authenticated by their workload certificates, none refused.
+	refused := controlCounters(ctx, t, m.up.statePath, "trellis_xds_refused_streams_total")
+	t.Logf("xDS streams refused by the control plane: %v", refused)
+	if len(refused) == 0 {
+		t.Error("the control plane does not count refused xDS streams: is xDS authentication off?")
+	}
+	for reason, n := range refused {
+		if n != "0" {
+			t.Errorf("%s xDS streams refused (%s); control plane log:\n%s", n, reason, m.up.stderr.String())
+		}
+	}
+	data, err := os.ReadFile(clientBootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var boot struct {
+		XDSServers []struct {
+			ChannelCreds []struct {
+				Type   string
+				Config map[string]string
+			} `json:"channel_creds"`
+		} `json:"xds_servers"`
+	}
+	if err := json.Unmarshal(data, &boot); err != nil || len(boot.XDSServers) != 1 || len(boot.XDSServers[0].ChannelCreds) != 1 ||
+		boot.XDSServers[0].ChannelCreds[0].Type != "tls" || boot.XDSServers[0].ChannelCreds[0].Config["certificate_file"] == "" {
+		t.Errorf("grpc-client's bootstrap does not authenticate to the xDS server with its certificate (%v):\n%s", err, data)
 	}
 }
 
@@ -353,9 +381,9 @@ func (px *proxylessRun) start(bin string, args, env []string) io.Reader {
 	return stdout
 }
 
-// controlNACKs reads trellis_xds_nacks_total by type from the control plane of the
+// controlCounters reads the counter metric by labels from the control plane of the
 // mesh whose state file is statePath.
-func controlNACKs(ctx context.Context, t *testing.T, statePath string) map[string]string {
+func controlCounters(ctx context.Context, t *testing.T, statePath, metric string) map[string]string {
 	t.Helper()
 	data, err := os.ReadFile(statePath)
 	var raw struct {
@@ -374,7 +402,7 @@ func controlNACKs(ctx context.Context, t *testing.T, statePath string) map[strin
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "trellis_xds_nacks_total{"); ok {
+		if rest, ok := strings.CutPrefix(line, metric+"{"); ok {
 			labels, value, _ := strings.Cut(rest, "} ")
 			out[labels] = value
 		}
