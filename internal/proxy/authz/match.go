@@ -2,7 +2,6 @@ package authz
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -59,82 +58,34 @@ func only(m proto.Message, allowed ...string) error {
 	return err
 }
 
-type strKind uint8
-
-const (
-	strExact strKind = iota
-	strPrefix
-	strSuffix
-	strContains
-	strRegex
-)
-
-// stringMatcher is a compiled envoy.type.matcher.v3.StringMatcher. Matching
-// allocates nothing.
-type stringMatcher struct {
-	kind       strKind
-	value      string
-	ignoreCase bool
-	re         *regexp.Regexp
-}
-
-func compileString(m *matcherv3.StringMatcher) (stringMatcher, error) {
+func compileString(m *matcherv3.StringMatcher) (strmatch.Matcher, error) {
 	if m == nil {
-		return stringMatcher{}, fieldErr("", "is required")
+		return strmatch.Matcher{}, fieldErr("", "is required")
 	}
 	if err := only(m, "exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
-		return stringMatcher{}, err
+		return strmatch.Matcher{}, err
 	}
-	sm := stringMatcher{ignoreCase: m.GetIgnoreCase()}
+	sm := strmatch.Matcher{IgnoreCase: m.GetIgnoreCase()}
 	switch p := m.GetMatchPattern().(type) {
 	case *matcherv3.StringMatcher_Exact:
-		sm.kind, sm.value = strExact, p.Exact
+		sm.Kind, sm.Value = strmatch.Exact, p.Exact
 	case *matcherv3.StringMatcher_Prefix:
-		sm.kind, sm.value = strPrefix, p.Prefix
+		sm.Kind, sm.Value = strmatch.Prefix, p.Prefix
 	case *matcherv3.StringMatcher_Suffix:
-		sm.kind, sm.value = strSuffix, p.Suffix
+		sm.Kind, sm.Value = strmatch.Suffix, p.Suffix
 	case *matcherv3.StringMatcher_Contains:
-		sm.kind, sm.value = strContains, p.Contains
+		sm.Kind, sm.Value = strmatch.Contains, p.Contains
 	case *matcherv3.StringMatcher_SafeRegex:
 		if err := only(p.SafeRegex, "regex"); err != nil {
-			return stringMatcher{}, under("safe_regex", err)
+			return strmatch.Matcher{}, under("safe_regex", err)
 		}
 		re, err := strmatch.Whole(p.SafeRegex.GetRegex())
 		if err != nil {
-			return stringMatcher{}, fieldErr("safe_regex.regex", "not a valid RE2 expression: %v", err)
+			return strmatch.Matcher{}, fieldErr("safe_regex.regex", "not a valid RE2 expression: %v", err)
 		}
-		sm.kind, sm.re = strRegex, re
+		sm.Kind, sm.Regex = strmatch.Regex, re
 	default:
-		return stringMatcher{}, fieldErr("match_pattern", "one of exact, prefix, suffix, contains or safe_regex is required")
+		return strmatch.Matcher{}, fieldErr("match_pattern", "one of exact, prefix, suffix, contains or safe_regex is required")
 	}
 	return sm, nil
-}
-
-func (m *stringMatcher) match(s string) bool {
-	v := m.value
-	switch m.kind {
-	case strExact:
-		if m.ignoreCase {
-			return strmatch.EqualFold(s, v)
-		}
-		return s == v
-	case strPrefix:
-		if m.ignoreCase {
-			return strmatch.HasPrefixFold(s, v)
-		}
-		return strings.HasPrefix(s, v)
-	case strSuffix:
-		if m.ignoreCase {
-			return strmatch.HasSuffixFold(s, v)
-		}
-		return strings.HasSuffix(s, v)
-	case strContains:
-		if m.ignoreCase {
-			return strmatch.ContainsFold(s, v)
-		}
-		return strings.Contains(s, v)
-	case strRegex:
-		return m.re.MatchString(s)
-	}
-	return false
 }

@@ -10,6 +10,8 @@ import (
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"trellis.dev/trellis/internal/proxy/internal/strmatch"
 )
 
 // Action is what an engine does with a request its policies match.
@@ -335,7 +337,7 @@ func (n notNode) match(r *Request) bool { return !n.n.match(r) }
 // one of its values matches, or all of them joined with ",".
 type headerNode struct {
 	lname, canonical string
-	sm               stringMatcher
+	sm               strmatch.Matcher
 	present          bool // present_match was set
 	presentValue     bool
 }
@@ -372,28 +374,28 @@ func (h *headerNode) match(r *Request) bool {
 		return false
 	}
 	if all == nil {
-		return h.sm.match(one)
+		return h.sm.Match(one)
 	}
 	for _, v := range all {
-		if h.sm.match(v) {
+		if h.sm.Match(v) {
 			return true
 		}
 	}
-	return h.sm.match(strings.Join(all, ","))
+	return h.sm.Match(strings.Join(all, ","))
 }
 
-type pathNode struct{ sm stringMatcher }
+type pathNode struct{ sm strmatch.Matcher }
 
-func (p pathNode) match(r *Request) bool { return r.HTTP && p.sm.match(r.Path) }
+func (p pathNode) match(r *Request) bool { return r.HTTP && p.sm.Match(r.Path) }
 
-type sniNode struct{ sm stringMatcher }
+type sniNode struct{ sm strmatch.Matcher }
 
-func (s sniNode) match(r *Request) bool { return s.sm.match(r.SNI) }
+func (s sniNode) match(r *Request) bool { return s.sm.Match(r.SNI) }
 
 // authNode matches the URI SAN of the peer's verified certificate; never in
 // plaintext.
 type authNode struct {
-	sm  stringMatcher
+	sm  strmatch.Matcher
 	any bool
 }
 
@@ -401,7 +403,7 @@ func (a authNode) match(r *Request) bool {
 	if r.Principal == "" {
 		return false
 	}
-	return a.any || a.sm.match(r.Principal)
+	return a.any || a.sm.Match(r.Principal)
 }
 
 type cidrNode struct{ prefix netip.Prefix }
@@ -481,7 +483,7 @@ func (m *MetadataMatcher) match(r *Request) bool {
 
 // valueMatcher is a ValueMatcher: string_match, present_match, or list_match.one_of.
 type valueMatcher struct {
-	sm      *stringMatcher
+	sm      *strmatch.Matcher
 	present bool
 	oneOf   *valueMatcher
 }
@@ -524,7 +526,7 @@ func (m *valueMatcher) match(v any) bool {
 		return v != nil
 	case m.sm != nil:
 		s, ok := v.(string)
-		return ok && m.sm.match(s)
+		return ok && m.sm.Match(s)
 	case m.oneOf != nil:
 		list, ok := v.([]any)
 		if !ok {

@@ -87,55 +87,21 @@ func (m *RouteMatch) matchPath(p string) bool {
 }
 
 // StringKind is how a StringMatcher compares.
-type StringKind int
+type StringKind = strmatch.Kind
 
 // The string matches.
 const (
-	StringExact StringKind = iota
-	StringPrefix
-	StringSuffix
-	StringContains
-	StringRegex
+	StringExact    = strmatch.Exact
+	StringPrefix   = strmatch.Prefix
+	StringSuffix   = strmatch.Suffix
+	StringContains = strmatch.Contains
+	StringRegex    = strmatch.Regex
 )
 
 // StringMatcher is Envoy's StringMatcher: exact, prefix, suffix, contains (optionally
-// ignoring ASCII case) or a regular expression matching the whole string.
-type StringMatcher struct {
-	Kind       StringKind
-	Value      string
-	Regex      *regexp.Regexp
-	IgnoreCase bool
-}
-
-// Match reports whether s matches.
-func (m *StringMatcher) Match(s string) bool {
-	v := m.Value
-	switch m.Kind {
-	case StringExact:
-		if m.IgnoreCase {
-			return strmatch.EqualFold(s, v)
-		}
-		return s == v
-	case StringPrefix:
-		if m.IgnoreCase {
-			return strmatch.HasPrefixFold(s, v)
-		}
-		return strings.HasPrefix(s, v)
-	case StringSuffix:
-		if m.IgnoreCase {
-			return strmatch.HasSuffixFold(s, v)
-		}
-		return strings.HasSuffix(s, v)
-	case StringContains:
-		if m.IgnoreCase {
-			return strmatch.ContainsFold(s, v)
-		}
-		return strings.Contains(s, v)
-	case StringRegex:
-		return m.Regex.MatchString(s)
-	}
-	return false
-}
+// ignoring ASCII case) or a regular expression matching the whole string. Its
+// matching is strmatch.Matcher's, shared with the RBAC engine.
+type StringMatcher = strmatch.Matcher
 
 // HeaderMatcher matches one request header, or a pseudo-header (:method, :authority,
 // :path, :scheme).
