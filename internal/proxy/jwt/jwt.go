@@ -260,6 +260,12 @@ func (p *provider) verify(tok string, now time.Time) (map[string]any, string, er
 		// ones forwarded (and a line break would reach the payload header).
 		return nil, "", errors.New("malformed token: only base64url characters and dots are allowed")
 	}
+	if !canonicalParts(tok) {
+		// go-jose verifies the signature over the parts re-encoded from their decoded
+		// bytes, so a part whose last character carries stray low bits would verify
+		// while its text is not the signed text: one signed token, many spellings.
+		return nil, "", errors.New("malformed token: a part is not canonical base64url (stray bits in its last character)")
+	}
 	jws, err := jose.ParseSignedCompact(tok, Algorithms)
 	if err != nil {
 		return nil, "", fmt.Errorf("malformed token: %w", err)
@@ -333,6 +339,48 @@ func compactForm(tok string) bool {
 		}
 	}
 	return true
+}
+
+// canonicalParts reports whether every dot-separated part of tok (written with
+// base64url characters only; compactForm) is the canonical unpadded encoding of its
+// bytes: a length of 1 modulo 4 is no encoding, and the bits the last character carries
+// beyond the data (4 of them at 2 modulo 4, 2 at 3 modulo 4) must be zero.
+func canonicalParts(tok string) bool {
+	for part := range strings.SplitSeq(tok, ".") {
+		if len(part) == 0 {
+			continue
+		}
+		var stray byte
+		switch len(part) % 4 {
+		case 1:
+			return false
+		case 2:
+			stray = 0x0f
+		case 3:
+			stray = 0x03
+		default:
+			continue
+		}
+		if base64URLValue(part[len(part)-1])&stray != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// base64URLValue is the 6-bit value of a base64url character.
+func base64URLValue(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c - 'A'
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26
+	case '0' <= c && c <= '9':
+		return c - '0' + 52
+	case c == '-':
+		return 62
+	}
+	return 63 // '_'
 }
 
 func audienceOK(aud any, want []string) bool {
