@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -296,20 +297,7 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	run("translator", func() error { return tr.run(ctx) })
 	run("JWT key sets", func() error { return keySets.Run(ctx) })
-	run("monitoring server", func() error {
-		errc := make(chan error, 1)
-		go func() { errc <- mon.Serve(cfg.Limits.Listener(lis.mon)) }()
-		select {
-		case err := <-errc:
-			return err
-		case <-ctx.Done():
-		}
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer scancel()
-		err := mon.Shutdown(sctx)
-		<-errc
-		return err
-	})
+	run("monitoring server", func() error { return serveHTTP(ctx, mon, cfg.Limits.Listener(lis.mon)) })
 	if dash != nil {
 		run("dashboard", func() error { return dash.Serve(ctx, lis.dash) })
 	}
@@ -370,4 +358,21 @@ func openDashboard(l *listeners, addr string) error {
 		return fmt.Errorf("listening for the dashboard: %w", err)
 	}
 	return nil
+}
+
+// serveHTTP serves srv on ln until ctx ends, then shuts it down, giving requests in
+// flight up to 5 seconds.
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	return err
 }

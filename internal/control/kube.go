@@ -335,18 +335,7 @@ func (kp *kubePlane) serveWebhooks(ctx context.Context) error {
 	lim := kp.limits.WithBodyLimit(serverlimits.DefaultMaxBodyBytes)
 	srv := lim.Server(webhook.Handler(webhook.Config{Inject: kp.cfg.Inject, Logger: log}), log)
 	ln := lim.TLSListener(kp.webhook, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.sec.serving.get})
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
-	return err
+	return serveHTTP(ctx, srv, ln)
 }
 
 // sourceSet is the configuration sources (files, Kubernetes) as the one fileSource
