@@ -1,6 +1,7 @@
 package strmatch
 
 import (
+	"errors"
 	"regexp"
 	"regexp/syntax"
 )
@@ -8,8 +9,12 @@ import (
 // Whole compiles an RE2 expression that must match a whole string. The expression is
 // parsed on its own first, so that one which is not valid alone (such as "a)|(b")
 // cannot escape the anchors; one that is valid alone keeps its meaning between them,
-// a quote left open to the end (`\Qa.b`) included.
+// a quote left open to the end (`\Qa.b`) included. An empty expression is refused,
+// as Envoy's safe_regex requires one (min_len 1).
 func Whole(expr string) (*regexp.Regexp, error) {
+	if expr == "" {
+		return nil, errors.New("empty expression")
+	}
 	if _, err := syntax.Parse(expr, syntax.Perl); err != nil {
 		return nil, err
 	}
