@@ -76,10 +76,16 @@ const (
 	WorkloadTCP = "tcp"
 	// WorkloadMax is WorkloadHTTP as fast as it goes (-qps 0): the maximum throughput.
 	WorkloadMax = "http-max"
+	// WorkloadLockstep is WorkloadHTTP without fortio's -jitter: every connection
+	// sends at the same instants, so each sidecar gets Connections requests at once
+	// every Connections/QPS seconds (16 every 16 ms). It shows how a path absorbs a
+	// burst; the fixed-rate workloads above send with -jitter, as Istio's benchmark
+	// scripts do, and the targets are read from WorkloadHTTP.
+	WorkloadLockstep = "http-lockstep"
 )
 
 // WorkloadNames lists every workload, in the order they run.
-var WorkloadNames = []string{WorkloadHTTP, WorkloadGRPC, WorkloadTCP, WorkloadMax}
+var WorkloadNames = []string{WorkloadHTTP, WorkloadGRPC, WorkloadTCP, WorkloadMax, WorkloadLockstep}
 
 // The paths: how the load reaches the fortio server.
 const (

@@ -152,11 +152,13 @@ func combine(a, b Latency, f func(a, b float64) float64) *Latency {
 func workloadTitle(w string, s Settings) string {
 	switch w {
 	case WorkloadHTTP:
-		return fmt.Sprintf("HTTP/1.1: POST %d B, echoed back, %d req/s, %d connections", s.PayloadBytes, s.QPS, s.Connections)
+		return fmt.Sprintf("HTTP/1.1: POST %d B, echoed back, %d req/s, %d connections (fortio -jitter)", s.PayloadBytes, s.QPS, s.Connections)
+	case WorkloadLockstep:
+		return fmt.Sprintf("HTTP/1.1 in lockstep: POST %d B, echoed back, %d req/s, %d connections sending at the same instants (no -jitter)", s.PayloadBytes, s.QPS, s.Connections)
 	case WorkloadGRPC:
-		return fmt.Sprintf("gRPC (HTTP/2): ping with %d B, echoed back, %d req/s, %d connections", s.PayloadBytes, s.QPS, s.Connections)
+		return fmt.Sprintf("gRPC (HTTP/2): ping with %d B, echoed back, %d req/s, %d connections (fortio -jitter)", s.PayloadBytes, s.QPS, s.Connections)
 	case WorkloadTCP:
-		return fmt.Sprintf("TCP: %d B written and echoed, %d req/s, %d connections", s.PayloadBytes, s.QPS, s.Connections)
+		return fmt.Sprintf("TCP: %d B written and echoed, %d req/s, %d connections (fortio -jitter)", s.PayloadBytes, s.QPS, s.Connections)
 	case WorkloadMax:
 		return fmt.Sprintf("HTTP/1.1 max throughput: POST %d B, as fast as possible (-qps 0), %d connections", s.PayloadBytes, s.Connections)
 	}

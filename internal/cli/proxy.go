@@ -24,6 +24,7 @@ func newProxyCmd() *cobra.Command {
 		drainPeriod   time.Duration
 		limits        serverlimits.Limits
 		memoryMiB     int
+		concurrency   int
 		tele          telemetryFlags
 		kube          kubeProxyFlags
 	)
@@ -71,7 +72,12 @@ $TRELLIS_DRAIN_PERIOD, else the bootstrap's drainPeriod, else 5s.`,
 			if err := applyDrainPeriod(cmd, drainPeriod, os.Getenv, b); err != nil {
 				return err
 			}
+			procs, err := setProxyConcurrency(concurrency, cmd.Flags().Changed("concurrency"), os.Getenv)
+			if err != nil {
+				return err
+			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			logger.Debug("concurrency set", "gomaxprocs", procs)
 			if limit := setProxyMemoryLimit(memoryMiB, os.Getenv); limit > 0 {
 				logger.Debug("soft memory limit set", "bytes", limit)
 			}
@@ -83,6 +89,7 @@ $TRELLIS_DRAIN_PERIOD, else the bootstrap's drainPeriod, else 5s.`,
 	cmd.Flags().StringVar(&bootstrapPath, "bootstrap", "", "bootstrap file (JSON): node, xDS address, admin address")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().DurationVar(&drainPeriod, "drain-period", proxy.DefaultDrainPeriod, "after SIGTERM, how long to keep accepting (with Connection: close) before stopping; requests in flight then have as long again ("+drainPeriodEnv+", bootstrap drainPeriod)")
+	cmd.Flags().IntVar(&concurrency, "concurrency", defaultProxyConcurrency, "threads that run the sidecar at once (GOMAXPROCS; "+concurrencyEnv+", else GOMAXPROCS in the environment); 0: every CPU the process may use")
 	cmd.Flags().IntVar(&memoryMiB, "memory-limit-mib", defaultProxyMemoryLimitMiB, "soft memory limit of the sidecar in MiB (Go's GOMEMLIMIT, which wins when set in the environment); 0: none")
 	tele.register(cmd)
 	limits.AddFlags(cmd.Flags())
