@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -134,5 +136,31 @@ func TestCopyFile(t *testing.T) {
 	}
 	if err := copyFile(dst, src); err == nil {
 		t.Error("copying over an existing file: no error")
+	}
+}
+
+// TestFortioPacing checks which runs pace with -jitter: the fixed-rate workloads do,
+// the lockstep workload and the as-fast-as-possible run do not.
+func TestFortioPacing(t *testing.T) {
+	tests := []struct {
+		name     string
+		workload string
+		qps      int
+		jitter   bool
+	}{
+		{name: "http", workload: WorkloadHTTP, qps: 1000, jitter: true},
+		{name: "grpc", workload: WorkloadGRPC, qps: 1000, jitter: true},
+		{name: "tcp", workload: WorkloadTCP, qps: 1000, jitter: true},
+		{name: "lockstep", workload: WorkloadLockstep, qps: 1000, jitter: false},
+		{name: "max", workload: WorkloadMax, qps: 0, jitter: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := loadRun{workload: tt.workload, qps: tt.qps, connections: 16, duration: time.Second, payload: 1024,
+				target: target{dest: "http://127.0.0.1:1/echo"}}
+			if got := slices.Contains(r.args(), "-jitter"); got != tt.jitter {
+				t.Errorf("-jitter in %v: %v, want %v", r.args(), got, tt.jitter)
+			}
+		})
 	}
 }
