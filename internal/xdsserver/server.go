@@ -212,7 +212,7 @@ func (s *Server) PushProxies(ctx context.Context, proxies map[string]Proxy) ([]s
 			continue
 		}
 		inst, _ := s.registry.Lookup(node)
-		if err := s.cache.of(inst.Metadata).SetSnapshot(ctx, node, snap); err != nil {
+		if err := s.cache.setSnapshot(ctx, node, inst.Metadata, snap); err != nil {
 			errs = append(errs, fmt.Errorf("setting snapshot of %s: %w", node, err))
 			continue
 		}
