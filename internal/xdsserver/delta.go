@@ -23,6 +23,10 @@ import (
 //   - each response serialized its resources into new Any messages: here every
 //     distinct resource has one discovery Resource, built once per push with its
 //     version (wire.delta), which every response that carries it shares;
+//   - the request that follows each response (its ACK) was compared in full with
+//     the snapshot: here the cache remembers, per stream and type, the version of
+//     the typeSet it last sent while the subscription has not changed, and an ACK
+//     of the current version needs no comparison;
 //   - a watch that found nothing to send still built the stream's next version map:
 //     here nothing is allocated unless there is something to send.
 //
@@ -40,7 +44,7 @@ import (
 // (which has room for a response of every type, and a stream has one watch per
 // type), so that a watch is answered at most once.
 type deltaCache struct {
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	nodes map[string]*deltaNode
 }
 
@@ -51,7 +55,21 @@ type deltaNode struct {
 	// gone is set when the node is dropped from the table: whoever locks it then
 	// must look it up again.
 	gone bool
+	// sent is, per stream (its response channel) and type, the version of the
+	// typeSet of the last response sent, while the stream's subscription has not
+	// changed since: the stream then holds exactly what that response gave it.
+	sent map[sentKey]string
 }
+
+type sentKey struct {
+	ch chan cachev3.DeltaResponse
+	t  types.ResponseType
+}
+
+// maxSent bounds deltaNode.sent, which streams that ended leave behind: beyond it
+// the table is emptied (the next requests of the node's streams are compared in
+// full once).
+const maxSent = 4 * int(types.UnknownType)
 
 // deltaWatch is a stream's open request for one type.
 type deltaWatch struct {
@@ -71,13 +89,17 @@ func newDeltaCache() *deltaCache {
 // lockNode returns the node's entry, created if need be, locked.
 func (c *deltaCache) lockNode(id string) *deltaNode {
 	for {
-		c.mu.Lock()
+		c.mu.RLock()
 		n, ok := c.nodes[id]
+		c.mu.RUnlock()
 		if !ok {
-			n = &deltaNode{watches: make(map[*deltaWatch]struct{})}
-			c.nodes[id] = n
+			c.mu.Lock()
+			if n, ok = c.nodes[id]; !ok {
+				n = &deltaNode{watches: make(map[*deltaWatch]struct{}), sent: make(map[sentKey]string)}
+				c.nodes[id] = n
+			}
+			c.mu.Unlock()
 		}
-		c.mu.Unlock()
 		n.mu.Lock()
 		if !n.gone {
 			return n
@@ -87,13 +109,22 @@ func (c *deltaCache) lockNode(id string) *deltaNode {
 }
 
 // CreateDeltaWatch answers req at once if the node's snapshot has something the
-// stream lacks; otherwise it keeps the watch until a snapshot does.
+// stream lacks; otherwise it keeps the watch until a snapshot does. The request
+// after a response (its ACK or NACK, which changes no subscription) needs no
+// comparison when the type's version is still that of the response.
 func (c *deltaCache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
 	t := cachev3.GetResponseType(req.GetTypeUrl())
 	w := &deltaWatch{req: req, sub: sub, ch: ch, t: t}
 	n := c.lockNode(req.GetNode().GetId())
 	defer n.mu.Unlock()
-	if n.snap != nil && n.respond(w) {
+	k := sentKey{ch: ch, t: t}
+	if req.GetResponseNonce() == "" || len(req.GetResourceNamesSubscribe()) > 0 ||
+		len(req.GetResourceNamesUnsubscribe()) > 0 || len(req.GetInitialResourceVersions()) > 0 {
+		delete(n.sent, k)
+	} else if v, ok := n.sent[k]; ok && n.snap != nil && v == n.snap.typeSet(t).version {
+		w.upToDate = v
+	}
+	if n.snap != nil && w.upToDate == "" && n.respond(w) {
 		return nil, nil
 	}
 	n.watches[w] = struct{}{}
@@ -129,9 +160,9 @@ func (c *deltaCache) setSnapshot(id string, snap *nodeSnapshot) {
 // clearSnapshot forgets the node's snapshot; its streams' watches stay open, and a
 // node without any is dropped.
 func (c *deltaCache) clearSnapshot(id string) {
-	c.mu.Lock()
+	c.mu.RLock()
 	n, ok := c.nodes[id]
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	if !ok {
 		return
 	}
@@ -155,6 +186,11 @@ func (n *deltaNode) respond(w *deltaWatch) bool {
 		w.upToDate = set.version
 		return false
 	}
+	k := sentKey{ch: w.ch, t: w.t}
+	if _, ok := n.sent[k]; !ok && len(n.sent) >= maxSent {
+		clear(n.sent)
+	}
+	n.sent[k] = set.version
 	w.ch <- resp
 	return true
 }

@@ -183,6 +183,30 @@ func TestDeltaCacheWatch(t *testing.T) {
 		t.Fatalf("a watch answered twice: %+v", got)
 	}
 
+	// By name: after a response, a request that subscribes to one more name is
+	// compared in full although the clusters did not change.
+	sh = newSharer(sh.state())
+	ab := deltaSnapshot(t, sh, clusterResources(map[string]int{"a": 1, "b": 1}))
+	c.setSnapshot("m", ab)
+	named := make(chan cachev3.DeltaResponse, 1)
+	sub := subscription{held: map[string]string{}, subscribed: map[string]struct{}{"a": {}}}
+	if _, err := c.CreateDeltaWatch(request("m", resourcev3.ClusterType, ""), sub, named); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&sent{Names: []string{"a"}}, receive(t, named)); diff != "" {
+		t.Fatalf("response by name (-want +got):\n%s", diff)
+	}
+	sub = subscription{held: map[string]string{"a": ab.sets[types.Cluster].versions["a"], "b": ""},
+		subscribed: map[string]struct{}{"a": {}, "b": {}}}
+	more := request("m", resourcev3.ClusterType, "1")
+	more.ResourceNamesSubscribe = []string{"b"}
+	if _, err := c.CreateDeltaWatch(more, sub, named); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&sent{Names: []string{"b"}}, receive(t, named)); diff != "" {
+		t.Fatalf("response to a new subscription (-want +got):\n%s", diff)
+	}
+
 	// Two nodes of a scope are sent the same resource message, whose bytes are the
 	// cluster's serialization.
 	sh = newSharer(sh.state())

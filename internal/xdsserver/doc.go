@@ -37,8 +37,9 @@
 // from each stream's goroutine. The Delta cache has a lock for its node table and
 // one per node (its snapshot and open watches).
 // Server.pushMu serialises pushes and guards what a push leaves to the next
-// (Server.pushed: interned resources, versions, split parts). Server.mu guards the
-// stream table and the per-node versions, and is held across
+// (Server.pushed: interned resources, versions, split parts). Server.mu (a read-write lock: every request
+// of a known stream looks it up under the read side) guards the stream table and
+// the per-node versions, and is held across
 // registration and across "is this node still registered? then clear its snapshot",
 // so a proxy that reconnects while its old snapshot is being cleared is not left
 // without a response. Serve owns the gRPC server's goroutines and stops them when its
