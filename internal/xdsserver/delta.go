@@ -46,7 +46,14 @@ import (
 type deltaCache struct {
 	mu    sync.RWMutex
 	nodes map[string]*deltaNode
+
+	diffMu sync.Mutex
+	// diffs are the differences between two typeSets, which every stream that held
+	// the first and is sent the second shares (at most maxDiffs; then emptied).
+	diffs map[diffKey]*deltaDiff
 }
+
+const maxDiffs = 1024
 
 type deltaNode struct {
 	mu      sync.Mutex
@@ -55,10 +62,19 @@ type deltaNode struct {
 	// gone is set when the node is dropped from the table: whoever locks it then
 	// must look it up again.
 	gone bool
-	// sent is, per stream (its response channel) and type, the version of the
-	// typeSet of the last response sent, while the stream's subscription has not
-	// changed since: the stream then holds exactly what that response gave it.
-	sent map[sentKey]string
+	// sent is, per stream (its response channel) and type, what the last response
+	// gave the stream, while the stream's subscription has not changed since.
+	sent map[sentKey]sentState
+}
+
+// sentState is what a stream holds of a type after the last response it was sent.
+type sentState struct {
+	// set is the typeSet the response brought the stream up to date with.
+	set *typeSet
+	// exact is set when the stream holds exactly set's resources and subscribes to
+	// no other name (a wildcard, or the names of set): what it lacks of another
+	// typeSet is then their difference, the same for every such stream.
+	exact bool
 }
 
 type sentKey struct {
@@ -83,7 +99,7 @@ type deltaWatch struct {
 }
 
 func newDeltaCache() *deltaCache {
-	return &deltaCache{nodes: make(map[string]*deltaNode)}
+	return &deltaCache{nodes: make(map[string]*deltaNode), diffs: make(map[diffKey]*deltaDiff)}
 }
 
 // lockNode returns the node's entry, created if need be, locked.
@@ -95,7 +111,7 @@ func (c *deltaCache) lockNode(id string) *deltaNode {
 		if !ok {
 			c.mu.Lock()
 			if n, ok = c.nodes[id]; !ok {
-				n = &deltaNode{watches: make(map[*deltaWatch]struct{}), sent: make(map[sentKey]string)}
+				n = &deltaNode{watches: make(map[*deltaWatch]struct{}), sent: make(map[sentKey]sentState)}
 				c.nodes[id] = n
 			}
 			c.mu.Unlock()
@@ -121,10 +137,10 @@ func (c *deltaCache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Sub
 	if req.GetResponseNonce() == "" || len(req.GetResourceNamesSubscribe()) > 0 ||
 		len(req.GetResourceNamesUnsubscribe()) > 0 || len(req.GetInitialResourceVersions()) > 0 {
 		delete(n.sent, k)
-	} else if v, ok := n.sent[k]; ok && n.snap != nil && v == n.snap.typeSet(t).version {
-		w.upToDate = v
+	} else if st, ok := n.sent[k]; ok && n.snap != nil && st.set.version == n.snap.typeSet(t).version {
+		w.upToDate = st.set.version
 	}
-	if n.snap != nil && w.upToDate == "" && n.respond(w) {
+	if n.snap != nil && w.upToDate == "" && c.respond(n, w) {
 		return nil, nil
 	}
 	n.watches[w] = struct{}{}
@@ -151,7 +167,7 @@ func (c *deltaCache) setSnapshot(id string, snap *nodeSnapshot) {
 	}
 	slices.SortFunc(ordered, func(a, b *deltaWatch) int { return int(a.t) - int(b.t) })
 	for _, w := range ordered {
-		if n.respond(w) {
+		if c.respond(n, w) {
 			delete(n.watches, w)
 		}
 	}
@@ -179,29 +195,110 @@ func (c *deltaCache) clearSnapshot(id string) {
 
 // respond sends w what the stream lacks of the node's snapshot, and reports
 // whether it sent a response. Called with n.mu held and n.snap set.
-func (n *deltaNode) respond(w *deltaWatch) bool {
+func (c *deltaCache) respond(n *deltaNode, w *deltaWatch) bool {
 	set := n.snap.typeSet(w.t)
-	resp := set.deltaFor(w.req, w.sub)
+	k := sentKey{ch: w.ch, t: w.t}
+	var resp *deltaResponse
+	var exact bool
+	if st, ok := n.sent[k]; ok && st.exact {
+		resp, exact = c.fromSent(st.set, set, w)
+	} else {
+		resp, exact = set.deltaFor(w.req, w.sub)
+	}
 	if resp == nil {
 		w.upToDate = set.version
 		return false
 	}
-	k := sentKey{ch: w.ch, t: w.t}
 	if _, ok := n.sent[k]; !ok && len(n.sent) >= maxSent {
 		clear(n.sent)
 	}
-	n.sent[k] = set.version
+	n.sent[k] = sentState{set: set, exact: exact}
 	w.ch <- resp
 	return true
 }
 
+type diffKey struct {
+	from, to *typeSet
+	wildcard bool
+}
+
+// deltaDiff is what a stream holding exactly one typeSet lacks of another.
+type deltaDiff struct {
+	send    []*discoveryv3.Resource
+	removed []string
+	// sameNames: both sets have the same names.
+	sameNames bool
+}
+
+// fromSent is the response that brings a stream holding exactly from up to date
+// with to (nil if there is nothing to send), and whether the stream then holds
+// exactly to.
+func (c *deltaCache) fromSent(from, to *typeSet, w *deltaWatch) (*deltaResponse, bool) {
+	wildcard := w.sub.IsWildcard()
+	d := c.diff(diffKey{from: from, to: to, wildcard: wildcard})
+	if len(d.send) == 0 && len(d.removed) == 0 {
+		return nil, true
+	}
+	var next map[string]string
+	if wildcard || d.sameNames {
+		next = maps.Clone(to.versions)
+	} else {
+		// The stream subscribes to from's names only.
+		next = make(map[string]string, len(from.versions))
+		for name := range from.versions {
+			if v, ok := to.versions[name]; ok {
+				next[name] = v
+			}
+		}
+	}
+	if next == nil {
+		next = map[string]string{}
+	}
+	return &deltaResponse{req: w.req, version: to.version, resources: d.send, removed: d.removed, next: next},
+		wildcard || d.sameNames
+}
+
+// diff returns the difference k names, computed once.
+func (c *deltaCache) diff(k diffKey) *deltaDiff {
+	c.diffMu.Lock()
+	d, ok := c.diffs[k]
+	c.diffMu.Unlock()
+	if ok {
+		return d
+	}
+	d = &deltaDiff{}
+	for _, r := range k.to.delta {
+		v, ok := k.from.versions[r.Name]
+		// By name, the stream subscribes to from's names only.
+		if (!ok && k.wildcard) || (ok && v != r.Version) {
+			d.send = append(d.send, r)
+		}
+	}
+	for name := range k.from.versions {
+		if _, ok := k.to.versions[name]; !ok {
+			d.removed = append(d.removed, name)
+		}
+	}
+	slices.Sort(d.removed)
+	d.sameNames = len(d.removed) == 0 && len(k.from.versions) == len(k.to.versions)
+	c.diffMu.Lock()
+	if len(c.diffs) >= maxDiffs {
+		clear(c.diffs)
+	}
+	c.diffs[k] = d
+	c.diffMu.Unlock()
+	return d
+}
+
 // deltaFor is the response that brings a stream holding sub up to date with set,
-// or nil if there is nothing to send.
-func (set *typeSet) deltaFor(req *cachev3.DeltaRequest, sub cachev3.Subscription) *deltaResponse {
+// or nil if there is nothing to send; and whether the stream then holds exactly
+// set (see sentState.exact).
+func (set *typeSet) deltaFor(req *cachev3.DeltaRequest, sub cachev3.Subscription) (*deltaResponse, bool) {
 	held := sub.ReturnedResources()
 	var send []*discoveryv3.Resource
 	var removed []string
 	wildcard := sub.IsWildcard()
+	exact := wildcard || len(sub.SubscribedResources()) == len(set.delta)
 	if wildcard {
 		for _, r := range set.delta {
 			if v, ok := held[r.Name]; !ok || v != r.Version {
@@ -217,6 +314,7 @@ func (set *typeSet) deltaFor(req *cachev3.DeltaRequest, sub cachev3.Subscription
 		subscribed := sub.SubscribedResources()
 		for _, r := range set.delta {
 			if _, ok := subscribed[r.Name]; !ok {
+				exact = false
 				continue
 			}
 			if v, ok := held[r.Name]; !ok || v != r.Version {
@@ -233,7 +331,7 @@ func (set *typeSet) deltaFor(req *cachev3.DeltaRequest, sub cachev3.Subscription
 		}
 	}
 	if len(send) == 0 && len(removed) == 0 && (!wildcard || req.GetResponseNonce() != "") {
-		return nil
+		return nil, false
 	}
 	slices.Sort(removed)
 	var next map[string]string
@@ -250,7 +348,7 @@ func (set *typeSet) deltaFor(req *cachev3.DeltaRequest, sub cachev3.Subscription
 	if next == nil {
 		next = map[string]string{}
 	}
-	return &deltaResponse{req: req, version: set.version, resources: send, removed: removed, next: next}
+	return &deltaResponse{req: req, version: set.version, resources: send, removed: removed, next: next}, exact
 }
 
 // deltaResponse is a Delta response whose resources are shared with every other

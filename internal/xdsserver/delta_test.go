@@ -1,6 +1,7 @@
 package xdsserver
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -42,7 +44,7 @@ func clusterResources(timeouts map[string]int) *xdsgen.Resources {
 	return res
 }
 
-func deltaSnapshot(t *testing.T, sh *sharer, res *xdsgen.Resources) *nodeSnapshot {
+func deltaSnapshot(t testing.TB, sh *sharer, res *xdsgen.Resources) *nodeSnapshot {
 	t.Helper()
 	snap, err := sh.snapshot(Proxy{Scoped: res})
 	if err != nil {
@@ -207,6 +209,26 @@ func TestDeltaCacheWatch(t *testing.T) {
 		t.Fatalf("response to a new subscription (-want +got):\n%s", diff)
 	}
 
+	// It holds a and b now, and subscribes to them only: a new snapshot where a
+	// changed, b is gone and c appeared sends a and removes b, not c.
+	abVersions := ab.sets[types.Cluster].versions
+	sub = subscription{held: map[string]string{"a": abVersions["a"], "b": abVersions["b"]},
+		subscribed: map[string]struct{}{"a": {}, "b": {}}}
+	if _, err := c.CreateDeltaWatch(request("m", resourcev3.ClusterType, "2"), sub, named); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, named); got != nil {
+		t.Fatalf("response to an ACK of the current version: %+v", got)
+	}
+	sh = newSharer(sh.state())
+	c.setSnapshot("m", deltaSnapshot(t, sh, clusterResources(map[string]int{"a": 2, "c": 1})))
+	if diff := cmp.Diff(&sent{Names: []string{"a"}, Removed: []string{"b"}}, receive(t, named)); diff != "" {
+		t.Fatalf("response by name to a changed snapshot (-want +got):\n%s", diff)
+	}
+	if len(c.diffs) == 0 {
+		t.Errorf("the responses to streams known to hold a typeSet were not computed as shared differences")
+	}
+
 	// Two nodes of a scope are sent the same resource message, whose bytes are the
 	// cluster's serialization.
 	sh = newSharer(sh.state())
@@ -237,5 +259,77 @@ func TestDeltaCacheWatch(t *testing.T) {
 	}
 	if x.Resources[0].GetVersion() != snap.sets[types.Cluster].versions["a"] {
 		t.Errorf("resource version %q, want the snapshot's %q", x.Resources[0].GetVersion(), snap.sets[types.Cluster].versions["a"])
+	}
+}
+
+// BenchmarkDeltaPush sets a new snapshot on 1,000 nodes of one scope, each with a
+// Delta stream holding its 40 clusters (wildcard) and their 40 assignments (by name),
+// where each push changes one assignment; each stream applies and ACKs its response.
+func BenchmarkDeltaPush(b *testing.B) {
+	const nodes, services = 1000, 40
+	resources := func(i int) *xdsgen.Resources {
+		res := &xdsgen.Resources{}
+		for s := range services {
+			name := fmt.Sprintf("outbound|8080||svc-%04d.ns-00.svc.cluster.local", s)
+			res.Clusters = append(res.Clusters, &clusterv3.Cluster{Name: name})
+			cla := &endpointv3.ClusterLoadAssignment{ClusterName: name}
+			if s == 0 {
+				cla.Endpoints = []*endpointv3.LocalityLbEndpoints{{Priority: uint32(i)}}
+			}
+			res.Endpoints = append(res.Endpoints, cla)
+		}
+		return res
+	}
+	type stream struct {
+		ch   chan cachev3.DeltaResponse
+		subs map[string]*subscription
+	}
+	c := newDeltaCache()
+	sh := newSharer(pushState{})
+	snap := deltaSnapshot(b, sh, resources(0))
+	streams := make([]*stream, nodes)
+	apply := func(st *stream) {
+		for {
+			select {
+			case r := <-st.ch:
+				typeURL := r.GetDeltaRequest().GetTypeUrl()
+				st.subs[typeURL].held = r.GetReturnedResources()
+				if _, err := c.CreateDeltaWatch(&cachev3.DeltaRequest{Node: r.GetDeltaRequest().GetNode(), TypeUrl: typeURL, ResponseNonce: "n"},
+					*st.subs[typeURL], st.ch); err != nil {
+					b.Fatal(err)
+				}
+			default:
+				return
+			}
+		}
+	}
+	names := map[string]struct{}{}
+	for _, r := range snap.sets[types.Endpoint].delta {
+		names[r.Name] = struct{}{}
+	}
+	for i := range streams {
+		node := &corev3.Node{Id: fmt.Sprintf("n%d", i)}
+		c.setSnapshot(node.Id, snap)
+		st := &stream{ch: make(chan cachev3.DeltaResponse, 10), subs: map[string]*subscription{
+			resourcev3.ClusterType:  {held: map[string]string{}, wildcard: true},
+			resourcev3.EndpointType: {held: map[string]string{}, subscribed: names},
+		}}
+		streams[i] = st
+		for _, typeURL := range []string{resourcev3.ClusterType, resourcev3.EndpointType} {
+			if _, err := c.CreateDeltaWatch(&cachev3.DeltaRequest{Node: node, TypeUrl: typeURL}, *st.subs[typeURL], st.ch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		apply(st)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		sh = newSharer(sh.state())
+		snap := deltaSnapshot(b, sh, resources(i+1))
+		for n, st := range streams {
+			c.setSnapshot(fmt.Sprintf("n%d", n), snap)
+			apply(st)
+		}
 	}
 }
