@@ -24,9 +24,11 @@ import (
 //     distinct resource has one discovery Resource, built once per push with its
 //     version (wire.delta), which every response that carries it shares;
 //   - the request that follows each response (its ACK) was compared in full with
-//     the snapshot: here the cache remembers, per stream and type, the version of
-//     the typeSet it last sent while the subscription has not changed, and an ACK
-//     of the current version needs no comparison;
+//     the snapshot, and so was every stream at every change: here the cache
+//     remembers, per stream and type, the typeSet it last sent while the
+//     subscription has not changed, so that an ACK of the current version needs no
+//     comparison, and a stream that holds exactly the previous typeSet is sent the
+//     difference between the two, computed once for every such stream (diffs);
 //   - a watch that found nothing to send still built the stream's next version map:
 //     here nothing is allocated unless there is something to send.
 //
@@ -39,8 +41,9 @@ import (
 // responses are sent in the order of go-control-plane's ADS mode (clusters,
 // endpoints, listeners, routes, secrets).
 //
-// Concurrency: mu guards the node table; each node's own mutex guards its snapshot
-// and watches, and is held while a response is handed to the stream's channel
+// Concurrency: mu guards the node table, diffMu the differences; each node's own
+// mutex guards its snapshot, watches and sent states, and is held while a response
+// is handed to the stream's channel
 // (which has room for a response of every type, and a stream has one watch per
 // type), so that a watch is answered at most once.
 type deltaCache struct {
