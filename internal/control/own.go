@@ -1,6 +1,8 @@
 package control
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -33,6 +35,7 @@ type ownEntry struct {
 
 // ownInputs is what the own resources of every proxy depend on, for one mesh.
 type ownInputs struct {
+	// policies is a hash of the mesh's policies (every proxy's key holds it).
 	policies string
 	// serves lists, by node ID, the service ports whose endpoints the node is.
 	serves map[string][]string
@@ -56,7 +59,8 @@ func newOwnInputs(mesh *model.Mesh) ownInputs {
 		// Nothing to compare: no proxy's own resources are reused.
 		return ownInputs{}
 	}
-	in.policies = string(b)
+	sum := sha256.Sum256(b)
+	in.policies = hex.EncodeToString(sum[:])
 	for _, svc := range mesh.Services {
 		for _, port := range svc.Ports {
 			for _, ep := range port.Endpoints {

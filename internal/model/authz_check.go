@@ -24,16 +24,15 @@ type knownWorkload struct {
 func (b *builder) knownWorkloads(cfg *config.Set, instances []registry.Instance) []knownWorkload {
 	var out []knownWorkload
 	seen := map[string]bool{}
+	b.indexNamespaces()
+	defer func() { b.inNamespace = nil }()
 	add := func(p *Proxy, declared string) {
 		if seen[p.ID] {
 			return
 		}
 		seen[p.ID] = true
 		kw := knownWorkload{proxy: p}
-		for _, s := range b.mesh.Services {
-			if s.Namespace != p.Namespace {
-				continue
-			}
+		for _, s := range b.servicesIn(p.Namespace) {
 			switch s.Origin {
 			case OriginWorkload:
 				if s.Name == declared {

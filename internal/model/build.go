@@ -85,10 +85,12 @@ func Build(cfg *config.Set, instances []registry.Instance, opts ...Option) *Mesh
 	for _, inst := range instances {
 		b.addDeclaredByInstance(inst)
 	}
+	b.indexNamespaces()
 	for _, inst := range instances {
 		b.addEndpoints(inst)
 		b.workloadPolicyConflicts(inst.NodeID, namespaceOr(inst.Metadata.Namespace), inst.Metadata.Labels)
 	}
+	b.inNamespace = nil
 	b.addDiscoveredEndpoints()
 	for _, se := range cfg.ServiceEntries {
 		b.addServiceEntry(se)
@@ -128,6 +130,34 @@ type builder struct {
 	reported map[string]bool
 	// nameRefs are the namespaces and principals security policies name exactly.
 	nameRefs []nameRef
+	// inNamespace indexes mesh.Services by namespace, in their order, while no
+	// service is added (indexNamespaces); nil otherwise.
+	inNamespace map[string][]*Service
+}
+
+// indexNamespaces indexes the services by namespace, so that matching each of
+// thousands of instances against the services of its own namespace does not scan
+// every service of the mesh. Valid until a service is added or the services are
+// reordered.
+func (b *builder) indexNamespaces() {
+	b.inNamespace = make(map[string][]*Service)
+	for _, s := range b.mesh.Services {
+		b.inNamespace[s.Namespace] = append(b.inNamespace[s.Namespace], s)
+	}
+}
+
+// servicesIn lists the services of namespace ns, in the mesh's order.
+func (b *builder) servicesIn(ns string) []*Service {
+	if b.inNamespace != nil {
+		return b.inNamespace[ns]
+	}
+	var out []*Service
+	for _, s := range b.mesh.Services {
+		if s.Namespace == ns {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 type selectorService struct {
@@ -252,11 +282,7 @@ func (b *builder) declare(name, ns string, ports []declaredPort, who, source str
 // listeners do not change when it starts serving.
 func (b *builder) addEndpoints(inst registry.Instance) {
 	md := inst.Metadata
-	ns := namespaceOr(md.Namespace)
-	for _, s := range b.mesh.Services {
-		if s.Namespace != ns {
-			continue
-		}
+	for _, s := range b.servicesIn(namespaceOr(md.Namespace)) {
 		switch s.Origin {
 		case OriginWorkload:
 			if md.Service != s.Name {

@@ -20,8 +20,11 @@ import (
 //     listener, and the cache answers with those the request names.
 //
 // A stream's node decides: its metadata field "proxyless" (bootstrap.Metadata).
+// Those two answer State of the World streams; every Delta stream is answered by
+// delta (delta.go), which holds the same snapshots.
 type nodeCaches struct {
 	sidecars, proxyless cachev3.SnapshotCache
+	delta               *deltaCache
 }
 
 var _ cachev3.Cache = (*nodeCaches)(nil)
@@ -30,6 +33,7 @@ func newNodeCaches(log cacheLogger) *nodeCaches {
 	return &nodeCaches{
 		sidecars:  cachev3.NewSnapshotCache(true, cachev3.IDHash{}, log),
 		proxyless: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, log),
+		delta:     newDeltaCache(),
 	}
 }
 
@@ -54,11 +58,21 @@ func (c *nodeCaches) CreateWatch(req *cachev3.Request, sub cachev3.Subscription,
 }
 
 func (c *nodeCaches) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
-	return c.forNode(req.GetNode()).CreateDeltaWatch(req, sub, ch)
+	return c.delta.CreateDeltaWatch(req, sub, ch)
 }
 
 func (c *nodeCaches) Fetch(ctx context.Context, req *cachev3.Request) (cachev3.Response, error) {
 	return c.forNode(req.GetNode()).Fetch(ctx, req)
+}
+
+// setSnapshot sets a registered node's snapshot, for its State of the World and its
+// Delta streams.
+func (c *nodeCaches) setSnapshot(ctx context.Context, node string, md bootstrap.Metadata, snap *nodeSnapshot) error {
+	if err := c.of(md).SetSnapshot(ctx, node, snap); err != nil {
+		return err
+	}
+	c.delta.setSnapshot(node, snap)
+	return nil
 }
 
 // getSnapshot is a node's snapshot, from whichever cache holds it.
@@ -73,4 +87,5 @@ func (c *nodeCaches) getSnapshot(node string) (cachev3.ResourceSnapshot, error) 
 func (c *nodeCaches) clearSnapshot(node string) {
 	c.sidecars.ClearSnapshot(node)
 	c.proxyless.ClearSnapshot(node)
+	c.delta.clearSnapshot(node)
 }

@@ -88,6 +88,14 @@ func (c *callbacks) OnFetchResponse(*discoveryv3.DiscoveryRequest, *discoveryv3.
 // Later requests of a stream (which may not repeat the node) return the ID recorded
 // at registration.
 func (c *callbacks) request(stream registry.Stream, node *corev3.Node) (string, error) {
+	// Every request of every stream comes here (thousands of ACKs per change): the
+	// known streams are looked up under the read lock.
+	c.mu.RLock()
+	id, ok := c.streams[stream]
+	c.mu.RUnlock()
+	if ok {
+		return id, nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if id, ok := c.streams[stream]; ok {

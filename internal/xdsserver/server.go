@@ -56,7 +56,7 @@ type Server struct {
 	// pushed is what the latest push leaves to the next (shared.go); under pushMu.
 	pushed pushState
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	streams  map[registry.Stream]string // open streams that registered -> node ID
 	versions map[string]versions        // node ID -> versions of its current snapshot
 }
@@ -205,14 +205,14 @@ func (s *Server) PushProxies(ctx context.Context, proxies map[string]Proxy) ([]s
 			continue
 		}
 		v := snap.versions()
-		s.mu.Lock()
+		s.mu.RLock()
 		same := s.versions[node] == v
-		s.mu.Unlock()
+		s.mu.RUnlock()
 		if same {
 			continue
 		}
 		inst, _ := s.registry.Lookup(node)
-		if err := s.cache.of(inst.Metadata).SetSnapshot(ctx, node, snap); err != nil {
+		if err := s.cache.setSnapshot(ctx, node, inst.Metadata, snap); err != nil {
 			errs = append(errs, fmt.Errorf("setting snapshot of %s: %w", node, err))
 			continue
 		}

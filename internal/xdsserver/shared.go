@@ -4,12 +4,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"trellis.dev/trellis/internal/xdsgen"
@@ -46,6 +50,9 @@ type typeSet struct {
 	items    map[string]types.ResourceWithTTL
 	plain    map[string]types.Resource
 	versions map[string]string
+	// delta are the resources as Delta responses carry them, sorted by name
+	// (delta.go).
+	delta []*discoveryv3.Resource
 }
 
 // nodeSnapshot is a node's snapshot for go-control-plane's cache: one typeSet per
@@ -58,7 +65,11 @@ type nodeSnapshot struct {
 var _ cachev3.ResourceSnapshot = (*nodeSnapshot)(nil)
 
 func (n *nodeSnapshot) set(typeURL string) *typeSet {
-	t := cachev3.GetResponseType(typeURL)
+	return n.typeSet(cachev3.GetResponseType(typeURL))
+}
+
+// typeSet is the node's set of type t; an empty one if it has none.
+func (n *nodeSnapshot) typeSet(t types.ResponseType) *typeSet {
 	if t == types.UnknownType || n.sets[t] == nil {
 		return &typeSet{}
 	}
@@ -246,7 +257,8 @@ func (s *sharer) entry(t types.ResponseType, r types.Resource) (entry, error) {
 			return entry{}, fmt.Errorf("serializing %s: %w", name, err)
 		}
 		sum := sha256.Sum256(b)
-		h = hashed{version: hex.EncodeToString(sum[:8]), wire: newWire(name, b)}
+		version := hex.EncodeToString(sum[:8])
+		h = hashed{version: version, wire: newWire(t, name, version, b)}
 		s.hashed[r] = h
 	}
 	k := internKey(t, name, h.version)
@@ -263,18 +275,23 @@ func (s *sharer) entry(t types.ResponseType, r types.Resource) (entry, error) {
 }
 
 // wire is a serialized resource: a message with no fields whose unknown fields are
-// the resource's serialization, so that serializing it yields those bytes.
+// the resource's serialization, so that serializing it yields those bytes; and the
+// same bytes as a Delta response's resource, shared by every response that carries
+// it.
 type wire struct {
 	*emptypb.Empty
-	name string
+	name  string
+	delta *discoveryv3.Resource
 }
 
 var _ types.ResourceWithName = wire{}
 
-func newWire(name string, b []byte) wire {
+func newWire(t types.ResponseType, name, version string, b []byte) wire {
 	m := &emptypb.Empty{}
 	m.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
-	return wire{Empty: m, name: name}
+	typeURL, _ := cachev3.GetResponseTypeURL(t)
+	return wire{Empty: m, name: name, delta: &discoveryv3.Resource{
+		Name: name, Version: version, Resource: &anypb.Any{TypeUrl: typeURL, Value: b}}}
 }
 
 // GetName is the resource's name, for go-control-plane.
@@ -300,6 +317,11 @@ func (s *sharer) typeSet(t types.ResponseType, scoped, own part) *typeSet {
 			set.versions[e.name] = e.version
 		}
 	}
+	set.delta = make([]*discoveryv3.Resource, 0, len(set.plain))
+	for _, r := range set.plain {
+		set.delta = append(set.delta, r.(wire).delta)
+	}
+	slices.SortFunc(set.delta, func(a, b *discoveryv3.Resource) int { return strings.Compare(a.Name, b.Name) })
 	switch {
 	case own.key == "":
 		set.version = scoped.key
