@@ -40,6 +40,7 @@ func (p *Proxy) newTelemetry() error {
 		p.metricsSrv, err = telemetry.NewServer(telemetry.ServerConfig{
 			Address:   b.Metrics,
 			Gatherer:  p.telemetry.Metrics().Registry(),
+			LabelSets: p.telemetry.Metrics().LabelSets,
 			Ready:     p.Ready,
 			AppProbes: probes,
 			Limits:    p.cfg.Limits,
