@@ -23,7 +23,10 @@
 // breakpoint, would be lost and read again from the file). Writable mappings (the
 // binary's data and bss) and all other memory are never touched. Nothing in the Go
 // runtime writes or locks the executable's read-only mappings, so no such page can
-// appear between the read and the madvise.
+// appear between the read and the madvise. A binary overwritten in place while it
+// runs (newer kernels no longer refuse it with ETXTBSY) breaks the process with or
+// without a release, since a private file mapping shares the page cache until a page
+// is written; the release only means more pages are read again.
 //
 // The cost is in docs/benchmarks.md ("Sidecar memory"): the re-faults of the pages
 // the sidecar does use, once, and of pages touched only by rare work (a
