@@ -86,6 +86,8 @@ func TestReleaseStartupPages(t *testing.T) {
 		`trellis_process_page_faults_total{kind="minor"}`,
 		"process_resident_memory_bytes ",
 		"go_memstats_heap_inuse_bytes ",
+		"go_cpu_classes_gc_total_cpu_seconds_total ",
+		"go_gc_cycles_total_gc_cycles_total ",
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/stats/prometheus has no %q", want)

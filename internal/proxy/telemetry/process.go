@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -12,14 +13,24 @@ import (
 )
 
 // processCollectors are the sidecar's own figures on /stats/prometheus: the Go
-// runtime's (go_*: heap, GC, goroutines), the process's (process_*: CPU, RSS, file
-// descriptors) and memoryCollector's split of the RSS and page faults.
+// runtime's (go_*: heap, GC, goroutines, and the CPU the collector and the scavenger
+// use, gcCPU), the process's (process_*: CPU, RSS, file descriptors) and
+// memoryCollector's split of the RSS and page faults.
 func processCollectors() []prometheus.Collector {
 	return []prometheus.Collector{
-		collectors.NewGoCollector(),
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(gcCPU)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		memoryCollector{},
 	}
+}
+
+// gcCPU adds to the Go collector's defaults the CPU the garbage collector and the
+// scavenger use (go_cpu_classes_gc_total_cpu_seconds_total,
+// go_cpu_classes_scavenge_total_cpu_seconds_total) and the collections
+// (go_gc_cycles_total_gc_cycles_total): what a heap target (GOGC, the memory limit)
+// costs per request.
+var gcCPU = collectors.GoRuntimeMetricsRule{
+	Matcher: regexp.MustCompile(`^(/cpu/classes/(gc|scavenge)/total:cpu-seconds|/gc/cycles/total:gc-cycles)$`),
 }
 
 var (
