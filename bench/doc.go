@@ -7,6 +7,8 @@
 //
 //	echo server (fortio server: HTTP, gRPC, TCP)  <─ every path ends here
 //	paths: direct | haproxy (child process) | trellis (`trellis up`, child process)
+//	probe each path; settle the Trellis ones (their sidecars give back their
+//	    start-up pages a few seconds after they are ready)
 //	for each workload (http, grpc, tcp, http-max), for each path:
 //	    /proc samples of the path's proxies ─> fortio load -json ─> /proc samples
 //	    ─> Result (percentiles, added over direct, CPU per 1000 requests, peak RSS)

@@ -24,6 +24,15 @@ type path interface {
 	stop()
 }
 
+// settler is a path whose proxies change after start-up in a way the runs must not
+// see: settle waits until they have (the Trellis sidecars give back their start-up
+// pages a few seconds after they are ready).
+type settler interface {
+	settle(ctx context.Context) error
+}
+
+var _ settler = (*trellisPath)(nil)
+
 // measured is one process of a path.
 type measured struct {
 	name string // "haproxy", "client sidecar", "server sidecar"

@@ -56,6 +56,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			delete(paths, name)
 		}
 	}
+	for name, p := range paths {
+		if s, ok := p.(settler); ok {
+			if err := s.settle(ctx); err != nil {
+				log.Warn("the path did not settle; measuring anyway", "path", name, "error", err)
+			}
+		}
+	}
 
 	rep.Machine.LoadBefore = loadAvg()
 	if l := load1(rep.Machine.LoadBefore); l > 0.5 {

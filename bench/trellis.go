@@ -1,14 +1,18 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"text/template"
 	"time"
 
@@ -32,6 +36,8 @@ type upState struct {
 	Workloads []struct {
 		Name     string `json:"name"`
 		ProxyPID int    `json:"proxyPid"`
+		// Metrics is the sidecar's metrics address (/stats/prometheus).
+		Metrics string `json:"metrics"`
 	} `json:"workloads"`
 }
 
@@ -194,6 +200,74 @@ func (p *trellisPath) procs() []measured {
 		{name: "client sidecar", pid: stateProxyPID(p.state, "client")},
 		{name: "server sidecar", pid: stateProxyPID(p.state, "echo")},
 	}
+}
+
+// releasedMetric is the gauge a sidecar sets once it has given back its binary's
+// start-up pages (docs/proxy.md, "Memory").
+const releasedMetric = "trellis_startup_pages_released_bytes"
+
+// settle waits until both sidecars have given back their binary's start-up pages
+// (a few seconds after they are ready), so that the runs measure the sidecars as
+// they serve, not their start-up. A binary without the metric is not waited for.
+func (p *trellisPath) settle(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	defer client.CloseIdleConnections()
+	for _, w := range p.state.Workloads {
+		if w.Metrics == "" {
+			continue
+		}
+		if err := waitReleased(ctx, client, "http://"+w.Metrics+"/stats/prometheus"); err != nil {
+			return fmt.Errorf("%s sidecar: %w", w.Name, err)
+		}
+	}
+	return nil
+}
+
+// waitReleased polls a sidecar's metrics until releasedMetric is above zero, or
+// absent (an older binary).
+func waitReleased(ctx context.Context, client *http.Client, url string) error {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		value, found, err := scrapeGauge(ctx, client, url, releasedMetric)
+		if err == nil && (!found || value > 0) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s above 0 at %s: %w", releasedMetric, url, errors.Join(ctx.Err(), err))
+		case <-tick.C:
+		}
+	}
+}
+
+// scrapeGauge reads the value of an unlabelled metric from a Prometheus text page.
+func scrapeGauge(ctx context.Context, client *http.Client, url, name string) (value float64, found bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, false, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name+" ")
+		if !ok {
+			continue
+		}
+		value, err = strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		return value, err == nil, err
+	}
+	return 0, false, sc.Err()
 }
 
 // stop stops `trellis up`, which stops the sidecars (they drain) and the control plane.

@@ -25,6 +25,7 @@ func newProxyCmd() *cobra.Command {
 		limits        serverlimits.Limits
 		memoryMiB     int
 		concurrency   int
+		releasePages  time.Duration
 		tele          telemetryFlags
 		kube          kubeProxyFlags
 	)
@@ -83,7 +84,7 @@ $TRELLIS_DRAIN_PERIOD, else the bootstrap's drainPeriod, else 5s.`,
 			}
 			ctx, stop := proxySignals(cmd.Context())
 			defer stop()
-			return proxy.Run(ctx, proxy.Config{Bootstrap: b, Limits: limits, Logger: logger})
+			return proxy.Run(ctx, proxy.Config{Bootstrap: b, Limits: limits, Logger: logger, ReleaseStartupPages: releasePages})
 		},
 	}
 	cmd.Flags().StringVar(&bootstrapPath, "bootstrap", "", "bootstrap file (JSON): node, xDS address, admin address")
@@ -91,6 +92,7 @@ $TRELLIS_DRAIN_PERIOD, else the bootstrap's drainPeriod, else 5s.`,
 	cmd.Flags().DurationVar(&drainPeriod, "drain-period", proxy.DefaultDrainPeriod, "after SIGTERM, how long to keep accepting (with Connection: close) before stopping; requests in flight then have as long again ("+drainPeriodEnv+", bootstrap drainPeriod)")
 	cmd.Flags().IntVar(&concurrency, "concurrency", defaultProxyConcurrency, "threads that run the sidecar at once (GOMAXPROCS; "+concurrencyEnv+", else GOMAXPROCS in the environment); 0: every CPU the process may use")
 	cmd.Flags().IntVar(&memoryMiB, "memory-limit-mib", defaultProxyMemoryLimitMiB, "soft memory limit of the sidecar in MiB (Go's GOMEMLIMIT, which wins when set in the environment); 0: none")
+	cmd.Flags().DurationVar(&releasePages, "release-startup-pages", defaultReleaseStartupPages, "this long after it is first ready, give back the resident pages of the binary's code and read-only data, most of them touched only by start-up (docs/benchmarks.md, \"Sidecar memory\"); 0: keep them")
 	tele.register(cmd)
 	limits.AddFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&kube.enabled, "kubernetes", false, "injected sidecar: build the bootstrap from POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT and the flags below")

@@ -2,7 +2,14 @@ package cli
 
 import (
 	"runtime/debug"
+	"time"
 )
+
+// defaultReleaseStartupPages is how long after it is first ready the sidecar gives
+// back its binary's start-up pages (proxy.Config.ReleaseStartupPages): long enough
+// for the first requests and handshakes to have touched what serving needs, so that
+// the release is not undone at once.
+const defaultReleaseStartupPages = 5 * time.Second
 
 // defaultProxyMemoryLimitMiB is the sidecar's soft memory limit (Go's GOMEMLIMIT) when
 // neither --memory-limit-mib nor the GOMEMLIMIT environment variable sets one.
@@ -13,9 +20,10 @@ import (
 // return memory sooner as the process nears it. Why 64 MiB: measured under the
 // benchmark's load (1000 req/s, 16 connections), a sidecar's anonymous memory (heap,
 // stacks) peaks at about 21 MiB, so the limit never bites in steady state and costs
-// no CPU there; it only caps bursts. It is not what makes the sidecar's RSS: about
-// 64 MiB of that RSS is the trellis binary's own file-backed pages (RssFile), which
-// no GC setting changes (docs/benchmarks.md, "Hot path, measured"). GOGC stays at
+// no CPU there; it only caps bursts. It is not what makes the sidecar's RSS: the rest
+// is the trellis binary's own file-backed pages (RssFile), which no GC setting
+// changes; --release-startup-pages gives back those only start-up used
+// (docs/benchmarks.md, "Sidecar memory"). GOGC stays at
 // 100, and a sidecar whose live heap really exceeds the limit is not starved: the
 // runtime caps the collector at about half the CPU and lets the heap pass a soft limit.
 const defaultProxyMemoryLimitMiB = 64

@@ -314,7 +314,7 @@ func TestHostileHTTP2(t *testing.T) {
 // every one of its endpoints read-only, and refuses other methods.
 func TestAdminHasNoStateChangingGET(t *testing.T) {
 	h := startHostileSidecar(t, hostileLimits())
-	for _, path := range []string{"/ready", "/config_dump", "/stats", "/certs", "/tap", "/drain", "/quitquitquit", "/healthcheck/fail", "/logging"} {
+	for _, path := range []string{"/ready", "/config_dump", "/stats", "/certs", "/tap", "/debug/pprof/heap", "/debug/pprof/symbol", "/drain", "/quitquitquit", "/healthcheck/fail", "/logging"} {
 		for _, method := range []string{"POST", "PUT", "DELETE", "PATCH"} {
 			req, _ := http.NewRequest(method, "http://"+h.p.AdminAddr()+path, strings.NewReader("x"))
 			resp, err := http.DefaultClient.Do(req)

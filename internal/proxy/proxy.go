@@ -55,6 +55,11 @@ type Config struct {
 	Limits serverlimits.Limits
 	// Logger receives the sidecar's log.
 	Logger *slog.Logger
+	// ReleaseStartupPages is how long after it is first ready the sidecar gives back
+	// the pages of its executable's code and read-only data that it holds resident
+	// (package binpages): most were touched only by start-up, and those it keeps
+	// using come back on their next touch. Zero: it keeps them.
+	ReleaseStartupPages time.Duration
 }
 
 // Proxy is one sidecar. It is the xDS client's Handler: it validates each update,
@@ -86,6 +91,9 @@ type Proxy struct {
 	extAuthz *extauthz.Client
 	ready    atomic.Bool
 	draining atomic.Bool
+	// pagesReleased is the resident size of the executable's pages given back
+	// after start-up (pages.go).
+	pagesReleased atomic.Uint64
 
 	mu       sync.Mutex // guards accepted
 	accepted map[string]xdsclient.Update
@@ -230,6 +238,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 
 	waitDNS := p.serveDNS(adminCtx)
+	waitPages := p.releaseStartupPages(ctx, log)
 	waitRotator := p.sec.run(ctx)
 	xdsDone := make(chan error, 1)
 	go func() { xdsDone <- p.client.Run(ctx) }()
@@ -251,6 +260,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if err := <-xdsDone; err != nil && runErr == nil {
 		runErr = err
 	}
+	waitPages()
 	waitRotator()
 	p.sec.conn.Close()
 	if wait := period - time.Since(start); wait > 0 {

@@ -28,6 +28,10 @@ func (p *Proxy) newTelemetry() error {
 		return err
 	}
 	p.accessLog = accessLog
+	if err := p.telemetry.Metrics().Registry().Register(p.pagesReleasedMetric()); err != nil {
+		p.closeTelemetry(context.Background())
+		return fmt.Errorf("telemetry: registering metrics: %w", err)
+	}
 	if b.Metrics != "" {
 		var probes http.Handler
 		if len(b.AppProbes) > 0 {
@@ -36,6 +40,7 @@ func (p *Proxy) newTelemetry() error {
 		p.metricsSrv, err = telemetry.NewServer(telemetry.ServerConfig{
 			Address:   b.Metrics,
 			Gatherer:  p.telemetry.Metrics().Registry(),
+			LabelSets: p.telemetry.Metrics().LabelSets,
 			Ready:     p.Ready,
 			AppProbes: probes,
 			Limits:    p.cfg.Limits,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 
 	"trellis.dev/trellis/internal/proxy/internal/httpserve"
 	"trellis.dev/trellis/internal/serverlimits"
@@ -78,7 +79,22 @@ func New(cfg Config) (*Server, error) {
 	if ts, ok := cfg.State.(TapState); ok {
 		mux.HandleFunc("GET /tap", ts.ServeTap)
 	}
+	handleProfiles(mux)
 	return &Server{ln: cfg.Limits.Listener(ln), srv: cfg.Limits.Server(mux, cfg.Logger)}, nil
+}
+
+// handleProfiles serves the Go runtime's profiles under /debug/pprof/ (GET only, on
+// the loopback admin listener): heap and allocations, goroutines, a CPU profile
+// (?seconds=N) and an execution trace, read with `go tool pprof` or `go tool trace`.
+// They show where the sidecar's memory and CPU go (docs/benchmarks.md, "Sidecar
+// memory") and change nothing but the runtime's sampling while a CPU profile or
+// trace runs.
+func handleProfiles(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // write renders into a buffer first, so that a failure is a clean 500.

@@ -17,6 +17,11 @@
 // and for each TCP connection (reqinfo.TCPRecorder): TCPOpened counts it, TCPClosed
 // counts it, its bytes, and queues its access log line (and tap entry).
 //
+// The metrics Server (server.go) serves the registry with the Go and process
+// collectors and the process's memory split (process.go); it compresses a page only
+// when it is large (CompressAboveLabelSets), since a compressor costs more memory than
+// a small page.
+//
 // Concurrency: everything is safe for concurrent use. The access log's writer
 // goroutine and the trace exporter are owned by Telemetry: Close stops them. The
 // metrics Server is owned by whoever calls Serve (the proxy's Run).

@@ -56,6 +56,11 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("setting up metrics: %w", err)
 	}
+	for _, c := range processCollectors() {
+		if err := m.Registry().Register(c); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
 	t := &Telemetry{cfg: cfg, metrics: m, tap: tap.New(tap.Config{Self: cfg.Self})}
 	if cfg.Tracing != nil {
 		tc := *cfg.Tracing

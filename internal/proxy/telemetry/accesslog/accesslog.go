@@ -37,16 +37,19 @@ type Config struct {
 
 // Log is an access log with its writer goroutine.
 type Log struct {
-	cfg     Config
-	entries chan entry
+	cfg Config
+	// mu guards pending and closed. pending is the queue, oldest first, at most
+	// cfg.Buffer entries; the writer takes it whole and hands back its emptied
+	// previous batch, so the queue's memory follows the entries waiting (about
+	// FlushInterval's worth), not the bound.
+	mu      sync.Mutex
+	pending []entry
+	closed  bool
 	dropped atomic.Uint64
-	// armed is set by the first entry queued since the writer last emptied the
-	// queue: only that entry (and one reaching half the queue) wakes the writer.
-	armed atomic.Bool
-	wake  chan struct{}
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
 }
 
 // entry is one line to write: a copy of what the request path recorded.
@@ -81,8 +84,7 @@ func New(cfg Config) *Log {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Log{cfg: cfg, entries: make(chan entry, cfg.Buffer), wake: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Log{cfg: cfg, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
 }
@@ -94,15 +96,18 @@ func (l *Log) RecordHTTP(info *reqinfo.Info) { l.queue(httpEntry(info)) }
 func (l *Log) RecordTCP(info *reqinfo.TCPInfo) { l.queue(tcpEntry(info)) }
 
 func (l *Log) queue(e entry) {
-	select {
-	case l.entries <- e:
-	default:
+	l.mu.Lock()
+	n := len(l.pending)
+	if n >= l.cfg.Buffer || l.closed {
+		l.mu.Unlock()
 		l.dropped.Add(1)
 		return
 	}
-	// The entry is queued before armed is read: a writer that cleared armed after
-	// this read drains it, one that cleared it before is woken here.
-	if (!l.armed.Load() && l.armed.CompareAndSwap(false, true)) || len(l.entries) >= cap(l.entries)/2 {
+	l.pending = append(l.pending, e)
+	l.mu.Unlock()
+	// The first entry after the writer took the queue wakes it, and so does the one
+	// that fills half of it (the writer then stops waiting for FlushInterval).
+	if n == 0 || n+1 == l.cfg.Buffer/2 {
 		select {
 		case l.wake <- struct{}{}:
 		default:
@@ -110,23 +115,46 @@ func (l *Log) queue(e entry) {
 	}
 }
 
+// take hands the writer the queued entries and gives the queue spare, emptied, as
+// its storage.
+func (l *Log) take(spare []entry) (batch []entry) {
+	l.mu.Lock()
+	batch, l.pending = l.pending, spare[:0]
+	l.mu.Unlock()
+	return batch
+}
+
+// queued is how many entries wait.
+func (l *Log) queued() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
+}
+
 // Dropped is how many entries were dropped because the queue was full.
 func (l *Log) Dropped() uint64 { return l.dropped.Load() }
 
-// Close writes what is queued, stops the writer and waits for it.
+// Close writes what is queued, stops the writer and waits for it. Entries recorded
+// after Close are dropped.
 func (l *Log) Close() {
-	l.once.Do(func() { close(l.stop) })
+	l.once.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.stop)
+	})
 	<-l.done
 }
 
 // run is the writer goroutine. Woken by the first entry after a quiet spell, it
-// waits FlushInterval (less if half the queue fills), then encodes every queued
-// entry into one buffer and writes it: at a high request rate that is one wake-up
-// and one write every FlushInterval, not one per request.
+// waits FlushInterval (less if half the queue fills), then takes every queued entry,
+// encodes them into one buffer and writes it: at a high request rate that is one
+// wake-up and one write every FlushInterval, not one per request.
 func (l *Log) run() {
 	defer close(l.done)
 	w := bufio.NewWriterSize(l.cfg.Writer, 64<<10)
-	var line []byte // reused: encoding an entry allocates nothing
+	var line []byte   // reused: encoding an entry allocates nothing
+	var spare []entry // the previous batch, emptied: the queue's next storage
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	failing := false
@@ -144,18 +172,19 @@ func (l *Log) run() {
 		}
 	}
 	drain := func() {
-		l.armed.Store(false)
-		for {
-			select {
-			case e := <-l.entries:
-				line = appendLine(line[:0], &l.cfg.Self, &e)
-				if _, err := w.Write(line); err != nil {
-					report(err)
-				}
-			default:
-				report(w.Flush())
-				return
+		batch := l.take(spare)
+		for i := range batch {
+			line = appendLine(line[:0], &l.cfg.Self, &batch[i])
+			if _, err := w.Write(line); err != nil {
+				report(err)
 			}
+		}
+		report(w.Flush())
+		clear(batch) // the entries' strings and peers are garbage now
+		spare = batch
+		if cap(spare) > spareCap && len(batch) < cap(spare)/4 {
+			// A burst grew the queue: let the next quiet batch give it back.
+			spare = nil
 		}
 	}
 	for {
@@ -165,7 +194,7 @@ func (l *Log) run() {
 			drain()
 			return
 		}
-		if len(l.entries) < cap(l.entries)/2 {
+		if l.queued() < l.cfg.Buffer/2 {
 			timer.Reset(l.cfg.FlushInterval)
 			select {
 			case <-timer.C:
@@ -178,6 +207,11 @@ func (l *Log) run() {
 		drain()
 	}
 }
+
+// spareCap is the largest batch storage (in entries) the writer keeps across a quiet
+// batch: at 1000 requests a second and the default FlushInterval a batch holds about
+// 100 entries.
+const spareCap = 1024
 
 // Line is the JSON form of one access log entry.
 type Line struct {

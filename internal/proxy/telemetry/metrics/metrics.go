@@ -118,6 +118,15 @@ func New(cfg Config) (*Metrics, error) {
 // Registry is the registry holding the metrics, for the /stats/prometheus handler.
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
+// LabelSets is how many distinct label sets the request and TCP metrics hold: what
+// the size of the metrics page grows with (each request label set is three
+// histograms and a counter, about 40 KB of text with Istio's labels).
+func (m *Metrics) LabelSets() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.httpSets) + len(m.tcpSets)
+}
+
 // httpKey is what decides a request's label values.
 type httpKey struct {
 	inbound bool

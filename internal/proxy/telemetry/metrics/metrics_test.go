@@ -281,6 +281,10 @@ func TestCardinalityBound(t *testing.T) {
 	if diff := cmp.Diff(map[string]float64{"family=requests": 8, "family=tcp": 0}, series(t, m, "trellis_metrics_overflow_total")); diff != "" {
 		t.Errorf("overflow counter (-want +got):\n%s", diff)
 	}
+	// The label sets made, bounded (the overflow set is not one of them).
+	if n := m.LabelSets(); n != 3 {
+		t.Errorf("LabelSets = %d, want 3", n)
+	}
 }
 
 func TestServiceOfAuthority(t *testing.T) {
