@@ -1,11 +1,6 @@
 package listener
 
-import (
-	"crypto/tls"
-	"net"
-
-	"trellis.dev/trellis/internal/serverlimits"
-)
+import "trellis.dev/trellis/internal/serverlimits"
 
 // Limits of the sidecar's listeners (docs/limits.md): each socket's HTTP server takes
 // its timeouts, header bounds and HTTP/2 settings from Config.Limits, every HTTP/1.x
@@ -17,16 +12,6 @@ import (
 
 // limits returns the configured limits.
 func (m *Manager) limits() serverlimits.Limits { return m.cfg.Limits.WithDefaults() }
-
-// guard wraps an HTTP connection in the HTTP/1.x framing guard, unless it speaks
-// HTTP/2 over TLS (net/http must see the *tls.Conn to serve h2; HTTP/2 has its own
-// framing and bounds). The guard passes h2c with prior knowledge through.
-func (m *Manager) guard(conn net.Conn) net.Conn {
-	if tc, ok := conn.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
-		return conn
-	}
-	return m.limits().Guard(conn)
-}
 
 // overflow counts a connection refused at s for the connection limit.
 func (m *Manager) overflow(s *socket) {
