@@ -21,15 +21,15 @@ type response struct {
 	header http.Header
 	body   reqBody
 
-	status      int  // the final status; 0 until WriteHeader
-	committed   bool // the head is in the write buffer
-	chunked     bool
-	noBody      bool  // HEAD, 1xx, 204, 304: no body goes out
-	closeAfter  bool  // the connection ends after this response
-	hijacked    bool
-	finished    bool  // the handler returned
-	declared    int64 // Content-Length the handler set, -1 when none
-	written     int64 // body bytes the handler wrote
+	status     int  // the final status; 0 until WriteHeader
+	committed  bool // the head is in the write buffer
+	chunked    bool
+	noBody     bool // HEAD, 1xx, 204, 304: no body goes out
+	closeAfter bool // the connection ends after this response
+	hijacked   bool
+	finished   bool  // the handler returned
+	declared   int64 // Content-Length the handler set, -1 when none
+	written    int64 // body bytes the handler wrote
 	// contentLength is the Content-Length sent, -1 when none.
 	contentLength int64
 
