@@ -47,6 +47,7 @@ type conn struct {
 	// pending holds a response body, up to writeBufSize, until the handler returns
 	// or flushes, so that its length can be sent as Content-Length.
 	pending []byte
+	keys    []string // header names being sorted
 
 	watch watch
 }
@@ -143,9 +144,14 @@ func (c *conn) refuse(err error) {
 func (c *conn) serveRequest(req *http.Request) (keep, hijacked bool) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
+	if req.Trailer == nil && len(req.TransferEncoding) > 0 {
+		// The body's reader sets the trailers on the request it was read with:
+		// a map shared with the copy WithContext makes.
+		req.Trailer = http.Header{}
+	}
 	req = req.WithContext(ctx)
 	w := &response{c: c, req: req, header: http.Header{}, contentLength: -1}
-	w.body = reqBody{r: req.Body, w: w}
+	w.body = reqBody{r: req.Body, w: w, cancel: cancel}
 	w.closeAfter = req.Close || c.srv.draining.Load()
 	if e, ok := req.Header["Expect"]; ok && req.ProtoAtLeast(1, 1) {
 		if len(e) != 1 || !strings.EqualFold(e[0], "100-continue") {
@@ -196,6 +202,8 @@ type reqBody struct {
 	mu             sync.Mutex
 	r              io.ReadCloser
 	w              *response
+	cancel         context.CancelFunc // the request's
+	failed         bool
 	eof            bool
 	closed         bool
 	expectContinue bool // a 100 Continue is owed before the first read
@@ -215,9 +223,15 @@ func (b *reqBody) Read(p []byte) (int, error) {
 		b.w.sendContinue()
 	}
 	n, err := b.r.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.eof = true
 		b.w.c.watch.bodyDone()
+	case err != nil:
+		// The connection failed under the body (cut, stalled past the guard's
+		// deadline, malformed framing): the client is as good as gone.
+		b.failed = true
+		b.cancel()
 	}
 	return n, err
 }
@@ -233,6 +247,9 @@ func (b *reqBody) finish() bool {
 	b.closed = true
 	if b.eof {
 		return true
+	}
+	if b.failed {
+		return false
 	}
 	if b.expectContinue {
 		return false // the client waits for a 100 Continue it will not get

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +83,7 @@ func (w *response) informational(code int) {
 	}
 	bw := w.c.bw
 	writeStatusLine(bw, true, code)
-	writeHeader(bw, w.header)
+	w.c.keys = writeHeader(bw, w.header, w.c.keys)
 	bw.WriteString("\r\n")
 	_ = bw.Flush()
 }
@@ -194,7 +195,7 @@ func (w *response) commitLocked() {
 	}
 	bw := w.c.bw
 	writeStatusLine(bw, http11, w.status)
-	writeHeader(bw, h)
+	w.c.keys = writeHeader(bw, h, w.c.keys)
 	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
@@ -315,19 +316,27 @@ func writeStatusLine(bw *bufio.Writer, http11 bool, code int) {
 	bw.WriteString("\r\n")
 }
 
-// writeHeader writes the fields of h but the trailers (http.TrailerPrefix). A
-// value's CR and LF become spaces, as net/http writes them.
-func writeHeader(bw *bufio.Writer, h http.Header) {
-	for k, vs := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			continue
+// writeHeader writes the fields of h in the order of their names, but the
+// trailers (http.TrailerPrefix). keys is a buffer for the names, returned for reuse.
+func writeHeader(bw *bufio.Writer, h http.Header, keys []string) []string {
+	keys = keys[:0]
+	for k := range h {
+		if !strings.HasPrefix(k, http.TrailerPrefix) {
+			keys = append(keys, k)
 		}
-		for _, v := range vs {
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
 			writeField(bw, k, v)
 		}
 	}
+	clear(keys)
+	return keys[:0]
 }
 
+// writeField writes "k: v"; a value's CR and LF become spaces, as net/http writes
+// them.
 func writeField(bw *bufio.Writer, k, v string) {
 	bw.WriteString(k)
 	bw.WriteString(": ")
