@@ -40,14 +40,15 @@ const maxChunkLine = 4 << 10
 // maxContentLength bounds Content-Length and chunk sizes (2^60 bytes).
 const maxContentLength = 1 << 60
 
-// Guard wraps an HTTP/1.x server connection so that net/http only ever reads request
-// heads that passed strict validation, framed the one way the sidecar and any server
-// behind it agree on. It reads ahead of net/http a whole head (at most
+// Guard wraps an HTTP/1.x server connection so that net/http (or the sidecar's own
+// HTTP/1.x loop, proxy/h1server, which reads a connection the same way) only ever
+// reads request heads that passed strict validation, framed the one way the sidecar
+// and any server behind it agree on. It reads ahead of net/http a whole head (at most
 // MaxHeaderBytes) and checks: request line "token SP target SP HTTP/1.0|1.1 CRLF";
 // header names are tokens and values have no control characters but HTAB; no bare LF
 // or CR, no obsolete line folding; at most MaxHeaders fields; at most one
-// Content-Length, all digits; at most one Host; Transfer-Encoding exactly "chunked" and never with a
-// Content-Length nor on HTTP/1.0. Bodies are passed through as they arrive while
+// Content-Length, all digits; at most one Host; Transfer-Encoding exactly "chunked"
+// and never with a Content-Length nor on HTTP/1.0. Bodies are passed through as they arrive while
 // their framing (length, chunk sizes, trailers) is followed, so that the next head
 // is found where net/http will look for it.
 //

@@ -16,7 +16,7 @@ import (
 // socket is one bound address, or a virtual one (ln nil) for a listener that is not
 // bound (bind_to_port false), which serves only the connections a capture listener
 // hands it (transparent.go). Once serving, its accept loop hands each connection to
-// the HTTP server or the TCP proxy according to the listener at its address in the
+// the HTTP servers or the TCP proxy according to the listener at its address in the
 // current table, so a listener can change kind or name without a rebind.
 type socket struct {
 	addr    string
@@ -28,19 +28,19 @@ type socket struct {
 	h1    *h1server.Server
 	http  *http.Server
 	queue *connQueue
-	// conns counts the socket's open connections against Limits.MaxConnections;
-	// admitted maps an HTTP connection handed to the server to its release.
+	// counter counts the socket's open connections against Limits.MaxConnections;
+	// admitted maps an HTTP/2 connection handed to http to its release.
 	counter  *serverlimits.ConnCounter
 	admitted sync.Map
 	ctx      context.Context // cancelled to end TCP connections
 	cancel   context.CancelFunc
-	done     sync.WaitGroup // the accept loop, the HTTP server, TCP connections
+	done     sync.WaitGroup // the accept loop, the HTTP servers' connections, TCP connections
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // open TCP proxy connections
 }
 
-// serve starts the socket's accept loop and HTTP server. m.mu is held.
+// serve starts the socket's accept loop and HTTP servers. m.mu is held.
 func (m *Manager) serve(s *socket) {
 	s.serving = true
 	s.ctx, s.cancel = context.WithCancel(context.Background())
