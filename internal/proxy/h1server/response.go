@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"bufio"
+	"io"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,6 +45,7 @@ var (
 	_ http.ResponseWriter = (*response)(nil)
 	_ http.Flusher        = (*response)(nil)
 	_ http.Hijacker       = (*response)(nil)
+	_ io.ReaderFrom       = (*response)(nil)
 )
 
 func (w *response) Header() http.Header { return w.header }
@@ -131,6 +134,22 @@ func (w *response) Write(p []byte) (int, error) {
 	return w.writeBody(p)
 }
 
+// ReadFrom copies r to the body through a pooled buffer (io.Copy to the response
+// would otherwise allocate 32 KiB per call).
+func (w *response) ReadFrom(r io.Reader) (int64, error) {
+	buf := copyBufs.Get().(*[copyBufSize]byte)
+	defer copyBufs.Put(buf)
+	return io.CopyBuffer(writerOnly{w}, r, buf[:])
+}
+
+const copyBufSize = 8 << 10
+
+var copyBufs = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
+
+// writerOnly hides every method of a writer but Write (so that io.CopyBuffer does
+// not call ReadFrom again).
+type writerOnly struct{ io.Writer }
+
 // writeBody writes body bytes after the head.
 func (w *response) writeBody(p []byte) (int, error) {
 	bw := w.c.bw
@@ -191,7 +210,7 @@ func (w *response) commitLocked() {
 		h["Content-Type"] = []string{http.DetectContentType(w.c.pending)}
 	}
 	if _, ok := h["Date"]; !ok {
-		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+		h["Date"] = dateValue()
 	}
 	bw := w.c.bw
 	writeStatusLine(bw, http11, w.status)
@@ -357,4 +376,23 @@ func hasToken(vs []string, token string) bool {
 		}
 	}
 	return false
+}
+
+// dateCache is the Date field of responses sent within one second.
+type dateCache struct {
+	unix  int64
+	value []string // shared by the headers: never modified
+}
+
+var dates atomic.Pointer[dateCache]
+
+// dateValue returns the current Date field value, formatted once a second.
+func dateValue() []string {
+	now := time.Now()
+	if d := dates.Load(); d != nil && d.unix == now.Unix() {
+		return d.value
+	}
+	d := &dateCache{unix: now.Unix(), value: []string{now.UTC().Format(http.TimeFormat)}}
+	dates.Store(d)
+	return d.value
 }

@@ -95,6 +95,9 @@ func testHandler(t *testing.T) http.Handler {
 		}
 		w.Write(b)
 	})
+	mux.HandleFunc("/copy", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, strings.NewReader("copied")) // through ReadFrom
+	})
 	mux.HandleFunc("/length", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "5")
 		io.WriteString(w, "hello")
@@ -183,6 +186,8 @@ func TestExchanges(t *testing.T) {
 		{name: "client closes", raw: "GET /hello HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n" + end, want: helloClose},
 		{name: "handler closes", raw: "GET /close HTTP/1.1\r\n" + host + "\r\n" + end,
 			want: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nbye"},
+		{name: "io.Copy", raw: "GET /copy HTTP/1.1\r\n" + host + "\r\n" + end,
+			want: "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\n\r\ncopied" + helloClose},
 		{name: "declared length", raw: "GET /length HTTP/1.1\r\n" + host + "\r\n" + end, want: hello + helloClose},
 		{name: "body short of its length", raw: "GET /short HTTP/1.1\r\n" + host + "\r\n" + end,
 			want: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Type: text/plain\r\n\r\nhello"},
