@@ -2,8 +2,8 @@ package h1server
 
 import (
 	"bufio"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
