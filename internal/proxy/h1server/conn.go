@@ -42,7 +42,7 @@ type conn struct {
 	remoteAddr string
 	tls        *tls.ConnectionState
 	ctx        context.Context // cancelled when the connection ends
-	// idle: the connection waits for a request (Drain closes it).
+	// idle: the connection waits for a next request (Drain closes it).
 	idle atomic.Bool
 	// pending holds a response body, up to writeBufSize, until the handler returns
 	// or flushes, so that its length can be sent as Content-Length.
@@ -94,8 +94,10 @@ func (c *conn) readRequest(first bool) (*http.Request, error) {
 		if first {
 			wait = c.srv.cfg.HeaderTimeout
 		}
-		c.idle.Store(true)
-		if c.srv.draining.Load() && !first {
+		// Between requests the connection is idle: Drain and Shutdown close it. A
+		// new connection is not: its first request may be on its way.
+		c.idle.Store(!first)
+		if !first && c.srv.draining.Load() {
 			return nil, net.ErrClosed
 		}
 		_ = c.nc.SetReadDeadline(time.Now().Add(wait))

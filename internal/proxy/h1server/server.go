@@ -59,26 +59,34 @@ func (s *Server) ServeConn(nc net.Conn) (h2c net.Conn) {
 		return nil
 	}
 	defer s.untrack(c)
-	if isH2C(c) {
+	isH2, err := isH2C(c)
+	switch {
+	case err != nil:
+		nc.Close() // silent past HeaderTimeout, or gone
+	case isH2:
 		return &bufferedConn{Conn: nc, br: c.br}
+	default:
+		c.serve()
 	}
-	c.serve()
 	return nil
 }
 
 // isH2C reads the first bytes of c until they are, or cannot be, the HTTP/2
-// preface. A connection that fails first is left to the loop, which closes it.
-func isH2C(c *conn) bool {
+// preface. An error means the connection ended, or sent nothing for HeaderTimeout.
+func isH2C(c *conn) (bool, error) {
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.HeaderTimeout))
 	preface := serverlimits.H2Preface
 	for n := 1; ; n = min(max(c.br.Buffered(), n+1), len(preface)) {
 		b, err := c.br.Peek(n)
-		if err != nil || !bytes.HasPrefix(preface, b) {
-			return false
+		if !bytes.HasPrefix(preface, b) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
 		}
 		if n == len(preface) {
 			_ = c.nc.SetReadDeadline(time.Time{})
-			return true
+			return true, nil
 		}
 	}
 }
