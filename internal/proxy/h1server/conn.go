@@ -61,24 +61,69 @@ func (c *conn) serve() {
 	c.bw = bufio.NewWriterSize(c.nc, writeBufSize)
 	c.watch.init(c)
 	defer c.watch.close()
-	hijacked := false
+	end := abort
 	defer func() {
-		if !hijacked {
+		switch end {
+		case closeAfter:
+			c.lingeringClose()
+		case abort:
 			c.nc.Close()
 		}
 	}()
 	for first := true; ; first = false {
 		req, err := c.readRequest(first)
 		if err != nil {
-			c.refuse(err)
+			end = abort
+			if c.refuse(err) {
+				end = closeAfter
+			}
 			return
 		}
-		var keep bool
-		keep, hijacked = c.serveRequest(req)
-		if !keep || hijacked {
+		if end = c.serveRequest(req); end != next {
 			return
 		}
 	}
+}
+
+// outcome is what becomes of a connection after a request.
+type outcome int
+
+const (
+	next       outcome = iota // serve the next request
+	closeAfter                // close, after the client has read the answer
+	abort                     // close at once
+	hijacked                  // the handler owns the connection
+)
+
+// lingerTimeout bounds the wait for a client to read the last answer and close
+// its side, before the connection is closed anyway.
+const lingerTimeout = 500 * time.Millisecond
+
+// lingeringClose closes the connection after an answer without destroying it:
+// closing a socket with unread input sends a reset, which may reach the client
+// before it has read the answer. So the sending side closes first, and what the
+// client still sends is read and discarded until it closes too, for at most
+// lingerTimeout.
+func (c *conn) lingeringClose() {
+	defer c.nc.Close()
+	var cw interface{ CloseWrite() error }
+	raw := c.nc
+	for nc := c.nc; nc != nil; {
+		if w, ok := nc.(interface{ CloseWrite() error }); ok && cw == nil {
+			cw = w
+		}
+		raw = nc
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		nc = u.NetConn()
+	}
+	if cw == nil || cw.CloseWrite() != nil {
+		return
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, raw)
 }
 
 // errBadRequest is a request net/http would refuse with 400 (after the guard).
@@ -126,24 +171,24 @@ func (c *conn) readRequest(first bool) (*http.Request, error) {
 }
 
 // refuse answers a request that could not be read with 400, unless the connection
-// ended or timed out.
-func (c *conn) refuse(err error) {
+// ended or timed out; it reports whether it answered.
+func (c *conn) refuse(err error) bool {
 	var bad errBadRequest
 	var ne net.Error
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.As(err, &ne):
-		return
+		return false
 	case errors.As(err, &bad):
 	default:
 		bad = "malformed request"
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = io.WriteString(c.nc, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request: "+string(bad))
+	_, err = io.WriteString(c.nc, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request: "+string(bad))
+	return err == nil
 }
 
-// serveRequest calls the handler and finishes the response. keep reports whether
-// the connection may serve another request; hijacked that the handler took it.
-func (c *conn) serveRequest(req *http.Request) (keep, hijacked bool) {
+// serveRequest calls the handler and finishes the response.
+func (c *conn) serveRequest(req *http.Request) outcome {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	if req.Trailer == nil && len(req.TransferEncoding) > 0 {
@@ -161,7 +206,7 @@ func (c *conn) serveRequest(req *http.Request) (keep, hijacked bool) {
 			w.header.Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusExpectationFailed)
 			w.finish()
-			return false, false
+			return closeAfter
 		}
 		w.body.expectContinue = req.ContentLength != 0
 	}
@@ -171,16 +216,19 @@ func (c *conn) serveRequest(req *http.Request) (keep, hijacked bool) {
 		w.body.eof = true
 	}
 	c.watch.start(cancel, w.body.eof)
-	if !c.call(w, req) {
-		c.watch.stop()
-		return false, false
-	}
+	ok := c.call(w, req)
 	c.watch.stop()
-	if w.hijacked {
-		return false, true
+	switch {
+	case !ok:
+		return abort
+	case w.hijacked:
+		return hijacked
 	}
 	w.finish()
-	return !w.closeAfter, false
+	if w.closeAfter {
+		return closeAfter
+	}
+	return next
 }
 
 // call runs the handler; false when it panicked (the connection is closed).
@@ -241,9 +289,10 @@ func (b *reqBody) Read(p []byte) (int, error) {
 // Close is a no-op for the handler: the server closes the body after it.
 func (b *reqBody) Close() error { return nil }
 
-// finish closes the body after the handler: it reads and discards what is left,
-// up to maxDrain, so the connection can go on; false when it cannot.
-func (b *reqBody) finish() bool {
+// finish closes the body after the handler: unless the connection closes anyway
+// (drain false), it reads and discards what is left, up to maxDrain, so that the
+// connection can go on; false when it cannot.
+func (b *reqBody) finish(drain bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
@@ -253,7 +302,7 @@ func (b *reqBody) finish() bool {
 	if b.failed {
 		return false
 	}
-	if b.expectContinue {
+	if b.expectContinue || !drain {
 		return false // the client waits for a 100 Continue it will not get
 	}
 	n, err := io.CopyN(io.Discard, b.r, maxDrain+1)

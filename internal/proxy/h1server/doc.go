@@ -21,8 +21,11 @@
 // most 4 KiB without flushing, with that length; else chunked (HTTP/1.1) or until
 // the connection closes (HTTP/1.0). Announced trailers are sent after a chunked
 // body. An unread request body is read and discarded after the handler, up to
-// 256 KiB; a longer one closes the connection. A handler panic closes the
-// connection (http.ErrAbortHandler silently, any other is logged).
+// 256 KiB; a longer one closes the connection. A connection closed after an answer
+// closes its sending side first and reads what the client still sends until the
+// client closes too (at most 500 ms), so that a reset does not destroy the answer.
+// A handler panic closes the connection at once (http.ErrAbortHandler silently, any
+// other is logged).
 //
 // What it does not do: HTTP/2. ServeConn returns a connection that starts with the
 // HTTP/2 preface to the caller, which hands it to net/http's server (and so does a

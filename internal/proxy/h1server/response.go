@@ -281,7 +281,7 @@ func (w *response) finish() {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if !w.body.finish() {
+	if !w.body.finish(!w.closeAfter) {
 		w.closeAfter = true
 	}
 	if !w.committed {
