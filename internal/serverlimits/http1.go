@@ -24,6 +24,7 @@ const (
 	ReasonFolding        = "obsolete-line-folding"
 	ReasonCLAndTE        = "content-length-and-transfer-encoding"
 	ReasonDuplicateCL    = "duplicate-content-length"
+	ReasonDuplicateHost  = "duplicate-host"
 	ReasonBadCL          = "bad-content-length"
 	ReasonBadTE          = "bad-transfer-encoding"
 )
@@ -39,14 +40,15 @@ const maxChunkLine = 4 << 10
 // maxContentLength bounds Content-Length and chunk sizes (2^60 bytes).
 const maxContentLength = 1 << 60
 
-// Guard wraps an HTTP/1.x server connection so that net/http only ever reads request
-// heads that passed strict validation, framed the one way the sidecar and any server
-// behind it agree on. It reads ahead of net/http a whole head (at most
+// Guard wraps an HTTP/1.x server connection so that net/http (or the sidecar's own
+// HTTP/1.x loop, proxy/h1server, which reads a connection the same way) only ever
+// reads request heads that passed strict validation, framed the one way the sidecar
+// and any server behind it agree on. It reads ahead of net/http a whole head (at most
 // MaxHeaderBytes) and checks: request line "token SP target SP HTTP/1.0|1.1 CRLF";
 // header names are tokens and values have no control characters but HTAB; no bare LF
 // or CR, no obsolete line folding; at most MaxHeaders fields; at most one
-// Content-Length, all digits; Transfer-Encoding exactly "chunked" and never with a
-// Content-Length nor on HTTP/1.0. Bodies are passed through as they arrive while
+// Content-Length, all digits; at most one Host; Transfer-Encoding exactly "chunked"
+// and never with a Content-Length nor on HTTP/1.0. Bodies are passed through as they arrive while
 // their framing (length, chunk sizes, trailers) is followed, so that the next head
 // is found where net/http will look for it.
 //
@@ -105,6 +107,7 @@ type headInfo struct {
 	connect    bool // the method is CONNECT
 	cls        int
 	cl         int64
+	hosts      int
 	te         int
 	chunked    bool
 	upgrade    bool
@@ -425,6 +428,9 @@ func (g *guardConn) endHead() bool {
 	case h.cls > 1:
 		g.reject(400, ReasonDuplicateCL)
 		return false
+	case h.hosts > 1:
+		g.reject(400, ReasonDuplicateHost)
+		return false
 	}
 	g.release(g.scanned)
 	g.scanned, g.lines, g.head = 0, 0, headInfo{}
@@ -505,6 +511,8 @@ func headerField(line []byte, h *headInfo) string {
 	case asciiEqualFold(name, "transfer-encoding"):
 		h.te++
 		h.chunked = asciiEqualFold(value, "chunked")
+	case asciiEqualFold(name, "host"):
+		h.hosts++
 	case asciiEqualFold(name, "upgrade"):
 		h.upgrade = true
 	case asciiEqualFold(name, "connection"):

@@ -97,6 +97,7 @@ func TestGuardHTTP1(t *testing.T) {
 			want: []int{400}},
 		{name: "duplicate Content-Length", raw: "POST / HTTP/1.1\r\n" + host + "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", want: []int{400}},
 		{name: "conflicting Content-Length", raw: "POST / HTTP/1.1\r\n" + host + "Content-Length: 3\r\nContent-Length: 30\r\n\r\nabc", want: []int{400}},
+		{name: "duplicate Host", raw: "GET / HTTP/1.1\r\n" + host + "Host: b\r\n\r\n", want: []int{400}},
 		{name: "Content-Length list", raw: "POST / HTTP/1.1\r\n" + host + "Content-Length: 3, 3\r\n\r\nabc", want: []int{400}},
 		{name: "obfuscated TE xchunked", raw: "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", want: []int{400}},
 		{name: "obfuscated TE list", raw: "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", want: []int{400}},

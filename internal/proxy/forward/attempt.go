@@ -334,8 +334,21 @@ func (d *attemptDone) finish(x *exchange, resp *http.Response, err error) (*http
 	}
 	x.respBody = releasingBody{ReadCloser: resp.Body, done: d}
 	resp.Body = &x.respBody
+	if rw, ok := x.respBody.ReadCloser.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		// The body of a 101 is the upgraded connection, which the reverse proxy
+		// writes to as well.
+		resp.Body = &upgradedBody{releasingBody: &x.respBody, w: rw}
+	}
 	return resp, nil
 }
+
+// upgradedBody is the releasing body of a 101 response: the upgraded connection.
+type upgradedBody struct {
+	*releasingBody
+	w io.Writer
+}
+
+func (b *upgradedBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 // releasingBody gives back an exchange's slots when the response body is closed.
 type releasingBody struct {

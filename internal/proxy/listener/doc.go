@@ -6,9 +6,13 @@
 // table is published, Activate starts serving its addresses and drains sockets whose
 // address the table no longer has; an unchanged address keeps its socket, never
 // rebound. Each serving socket runs an accept loop that looks up the listener at its
-// address in the current table per connection, and hands the connection to an
-// http.Server (HTTP/1.1 and h2c with prior knowledge on the same port; h2 by ALPN over
-// TLS) or to the TCP proxy, so a listener may change name or kind without a rebind.
+// address in the current table per connection, and hands the connection to the HTTP
+// servers or to the TCP proxy, so a listener may change name or kind without a
+// rebind. An HTTP connection is served on a goroutine of its own by the socket's
+// h1server.Server (HTTP/1.x, without net/http's per-request background read), which
+// hands a connection that starts with the HTTP/2 preface (h2c with prior knowledge)
+// back to the socket's http.Server; a TLS connection that negotiated h2 goes to the
+// http.Server directly.
 //
 // Filter chains (tls.go): a listener with one plaintext chain takes connections as they
 // come. Otherwise a goroutine per connection (tracked like a TCP connection, so drains
@@ -35,22 +39,24 @@
 // ORIGINAL_DST clusters of the TCP proxy.
 //
 // Draining (the sidecar's drain period at shutdown): Drain turns HTTP keep-alives off
-// on every socket while they keep accepting, so HTTP/1.1 responses carry
-// "Connection: close" and HTTP/2 connections get GOAWAY once idle; Shutdown later
-// stops accepting and lets what is in flight finish.
+// on every socket while they keep accepting (h1server.Server.Drain: HTTP/1.1
+// responses carry "Connection: close", idle connections close; HTTP/2 connections get
+// GOAWAY once idle); Shutdown later stops accepting and lets what is in flight finish.
 //
 // Limits (limits.go, docs/limits.md): each socket's HTTP server takes its timeouts,
 // header bounds and HTTP/2 settings from Config.Limits; every HTTP/1.x connection is
 // read through serverlimits' framing guard, which refuses request smuggling and
-// malformed heads before net/http parses them (an h2 connection over TLS is handed
-// to net/http as the *tls.Conn it needs); and each socket admits at most
+// malformed heads before they are parsed (an h2 connection over TLS is handed to
+// net/http as the *tls.Conn it needs); and each socket admits at most
 // MaxConnections open connections: the accept loop closes one beyond at once
 // (downstream_cx_overflow). An admission is released when its connection closes: by
-// the HTTP server's ConnState hook, the TCP proxy's goroutine, or where dispatch
-// drops the connection.
+// the HTTP/1.x connection's goroutine when h1server is done with it (closed, or
+// hijacked and its handler returned), the http.Server's ConnState hook, the TCP
+// proxy's goroutine, or where dispatch drops the connection.
 //
 // Concurrency: Manager.mu guards the socket map; each socket's goroutines (accept
-// loop, HTTP server, TCP connections) are tracked by its WaitGroup, and drains of
+// loop, HTTP/2 server, HTTP/1.x connections, TCP connections) are tracked by its
+// WaitGroup, and drains of
 // removed sockets by the Manager's. Shutdown stops accepting everywhere, lets requests
 // and connections finish until its context ends, closes the rest and waits for all.
 package listener

@@ -169,6 +169,7 @@ func (m *Manager) Drain() {
 	for _, s := range m.sockets {
 		if s.serving {
 			s.http.SetKeepAlivesEnabled(false)
+			s.h1.Drain()
 		}
 	}
 }

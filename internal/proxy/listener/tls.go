@@ -94,13 +94,7 @@ func (m *Manager) dispatchTo(ctx context.Context, s *socket, conn net.Conn, l *r
 func (m *Manager) serveChain(ctx context.Context, s *socket, conn net.Conn, l *runtime.Listener, chain *runtime.FilterChain, release func()) {
 	switch {
 	case chain.Routes != nil:
-		conn = m.guard(conn)
-		s.admitted.Store(conn, release)
-		if !s.queue.push(conn) {
-			s.admitted.Delete(conn)
-			conn.Close()
-			release()
-		}
+		m.serveHTTP(s, conn, release)
 	case chain.TCP != nil:
 		if !s.track(conn) {
 			conn.Close()
