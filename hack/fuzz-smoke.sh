@@ -26,6 +26,7 @@ targets=(
 	"./internal/proxy/jwt FuzzAuthenticate"
 	"./internal/proxy/jwt FuzzJWKS"
 	"./internal/ca/casvc FuzzCreateCertificate"
+	"./internal/proxy/h1server FuzzServeConn"
 )
 
 start=$SECONDS
