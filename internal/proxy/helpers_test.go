@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,16 +27,23 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
+// freeAddr returns a loopback address that was free a moment ago, on a loopback IP
+// of this process's own (127.x.y.z, not 127.0.0.1): the sidecar binds it later, and
+// on 127.0.0.1 another package's test running at the same time could take the port
+// in between (the whole 127.0.0.0/8 is loopback on Linux).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(testLoopbackIP, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// testLoopbackIP is the loopback IP of freeAddr's addresses, chosen once per test
+// process.
+var testLoopbackIP = fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(250), rand.IntN(256), 1+rand.IntN(250))
 
 // startProxy runs a sidecar for node until the test ends.
 func startProxy(t *testing.T, node, xds string, delta bool) *Proxy {
