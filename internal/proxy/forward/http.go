@@ -230,7 +230,9 @@ func (h *HTTP) forward(x *exchange, route *runtime.Route) {
 		defer cancel()
 	}
 	x.withContext(ctx)
-	up.proxy.ServeHTTP(&x.rw, r.WithContext(x.ctx()))
+	if !up.relay(x, r) {
+		up.proxy.ServeHTTP(&x.rw, r.WithContext(x.ctx()))
+	}
 }
 
 // validUpgrade reports whether a request that asks to switch protocols names one in
