@@ -16,7 +16,9 @@
 //   - otherwise a weighted draw picks the cluster; request headers are changed
 //     (weighted cluster, then route) and the path and host rewritten (mutate.go); the
 //     hash key is computed (hash.go, generating a cookie when asked); the body is
-//     buffered up to 64 KiB when the request may be retried or mirrored; sampled
+//     buffered up to 64 KiB when the request may be retried or mirrored (up to 8 KiB
+//     in a pooled buffer, given back once relay has sent the request unless a
+//     mirror took the body); sampled
 //     mirrors get a fire-and-forget copy (mirror.go); the route's timeout bounds the
 //     rest; and the request is forwarded: by relay.go when the cluster speaks
 //     HTTP/1.1 and the request is one h1.go's transport sends itself (a body of
