@@ -1,14 +1,20 @@
 package forward
 
 import (
+	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	"trellis.dev/trellis/internal/proxy/h1server"
 	"trellis.dev/trellis/internal/proxy/runtime"
 )
 
@@ -126,4 +132,63 @@ func BenchmarkHeaderMutation(b *testing.B) {
 	if h.Get("X-Version") != "v3" || h.Get("X-Route") != "r1" || h.Get("X-Internal") != "" {
 		b.Fatalf("mutated headers: %v", h)
 	}
+}
+
+// BenchmarkHTTPForwardH1 is the sidecar's HTTP/1.1 path as it runs in the binary:
+// one keep-alive client connection served by h1server, the HTTP path with the
+// default retry policy, h1Transport to an app (also on h1server) that echoes 1 KiB
+// POSTs. The client writes raw requests, so allocations are the sidecar's, the
+// app's and http.ReadResponse's on the client side.
+func BenchmarkHTTPForwardH1(b *testing.B) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	})
+	app := serveH1(b, echo)
+	retry := &routev3.RetryPolicy{RetryOn: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+		NumRetries: u32(2)}
+	h := newHarness(b, []*routev3.Route{to("app", withRetry(retry))}, static("app", []string{app}))
+	sidecar := serveH1(b, h.handler)
+	c, err := net.Dial("tcp", sidecar)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("POST /echo HTTP/1.1\r\nHost: app\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\n\r\n" + strings.Repeat("x", 1024))
+	br := bufio.NewReader(c)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, _ := io.Copy(io.Discard, resp.Body); n != 1024 || resp.StatusCode != 200 {
+			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+		}
+	}
+}
+
+// serveH1 serves handler with h1server on a loopback port and returns its address.
+func serveH1(b *testing.B, handler http.Handler) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	srv := h1server.New(h1server.Config{Handler: handler, HeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go srv.ServeConn(c)
+		}
+	}()
+	return ln.Addr().String()
 }

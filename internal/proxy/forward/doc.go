@@ -16,9 +16,18 @@
 //   - otherwise a weighted draw picks the cluster; request headers are changed
 //     (weighted cluster, then route) and the path and host rewritten (mutate.go); the
 //     hash key is computed (hash.go, generating a cookie when asked); the body is
-//     buffered up to 64 KiB when the request may be retried or mirrored; sampled
+//     buffered up to 64 KiB when the request may be retried or mirrored (up to 8 KiB
+//     in a pooled buffer, given back once relay has sent the request unless a
+//     mirror took the body); sampled
 //     mirrors get a fire-and-forget copy (mirror.go); the route's timeout bounds the
-//     rest; and the cluster's httputil.ReverseProxy forwards.
+//     rest; and the request is forwarded: by relay.go when the cluster speaks
+//     HTTP/1.1 and the request is one h1.go's transport sends itself (a body of
+//     known length up to 64 KiB, no trailers, no upgrade), else by the cluster's
+//     httputil.ReverseProxy. relay sends the request the handler was given, its
+//     headers changed in place (hop-by-hop ones removed, no User-Agent added,
+//     unparsable query parameters re-encoded, as the reverse proxy does), where the
+//     reverse proxy clones the request, its headers and URL; and it copies the
+//     response body through a pooled buffer, flushing streams and event streams.
 //
 // Authorization (authz.go), before routing: the request target is normalized once
 // (proxy/authz; 400 for a malformed one) and the URL rewritten, so filters, routes
@@ -31,7 +40,7 @@
 // RBAC and ext_authz filters when a connection is accepted and close the refused
 // ones.
 //
-// Attempts (attempt.go) are the reverse proxy's transport: under the cluster's
+// Attempts (attempt.go) are the transport of relay and the reverse proxy: under the cluster's
 // circuit breakers (max_requests; on HTTP/1.1, max_connections then
 // max_pending_requests; max_retries or the retry budget for each retry) it picks an
 // endpoint (avoiding those already tried), makes the attempt with its per-try timeout,

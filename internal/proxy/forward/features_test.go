@@ -53,7 +53,7 @@ func TestMirror(t *testing.T) {
 		to("app", withPrefix("/none"), mirror(0)),
 	}, static("app", addrs(app)), static("shadow", addrs(shadow)))
 	for i := range 5 {
-		if got := h.do("POST", fmt.Sprintf("/all/%d", i), map[string]string{"Host": "app:8080"}, "payload"); got.code != 200 || !strings.HasPrefix(got.body, "name=app") {
+		if got := h.do("POST", fmt.Sprintf("/all/%d", i), map[string]string{"Host": "app:8080"}, fmt.Sprintf("payload-%d", i)); got.code != 200 || !strings.HasPrefix(got.body, "name=app") {
 			t.Fatalf("main response %d %q: the mirror must not affect it", got.code, got.body)
 		}
 		h.get("/none")
@@ -69,8 +69,10 @@ func TestMirror(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for _, s := range seen {
-		if !strings.HasPrefix(s, "POST app-shadow:8080 /all/") || !strings.HasSuffix(s, " payload") {
-			t.Errorf("mirror saw %q, want POST app-shadow:8080 /all/N payload", s)
+		// Each copy carries its own request's body (not a recycled buffer's).
+		var n int
+		if _, err := fmt.Sscanf(s, "POST app-shadow:8080 /all/%d", &n); err != nil || !strings.HasSuffix(s, fmt.Sprintf(" payload-%d", n)) {
+			t.Errorf("mirror saw %q, want POST app-shadow:8080 /all/N payload-N", s)
 		}
 	}
 }

@@ -37,6 +37,7 @@ import (
 type harness struct {
 	t        testing.TB
 	url      string
+	handler  http.Handler // the listener's handler, which srv (url) serves
 	stats    *stats.Stats
 	clusters *cluster.Manager
 	rec      *recorder
@@ -95,7 +96,8 @@ func newHarness(t testing.TB, routes []*routev3.Route, clusters ...*clusterv3.Cl
 	t.Cleanup(fwd.Close)
 	fwd.Upstreams().Attach(table)
 	t.Cleanup(fwd.Upstreams().Close)
-	srv := httptest.NewServer(fwd.Handler(listenAddr))
+	h.handler = fwd.Handler(listenAddr)
+	srv := httptest.NewServer(h.handler)
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
 	h.client = &http.Client{

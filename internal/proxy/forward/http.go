@@ -218,9 +218,11 @@ func (h *HTTP) forward(x *exchange, route *runtime.Route) {
 	if a.Retry != nil && a.Retry.NumRetries > 0 || len(a.Mirrors) > 0 {
 		x.bufferBody()
 	}
+	mirrored := false
 	for i := range a.Mirrors {
 		if m := &a.Mirrors[i]; m.Fraction.Sample() {
 			h.mirrors.send(x, m, a.Timeout)
+			mirrored = true
 		}
 	}
 	ctx := x.down
@@ -230,7 +232,13 @@ func (h *HTTP) forward(x *exchange, route *runtime.Route) {
 		defer cancel()
 	}
 	x.withContext(ctx)
-	up.proxy.ServeHTTP(&x.rw, r.WithContext(x.ctx()))
+	switch {
+	case !up.relay(x, r):
+		// The reverse proxy's transport may still read the body after it returns.
+		up.proxy.ServeHTTP(&x.rw, r.WithContext(x.ctx()))
+	case !mirrored:
+		x.recycleReplay() // relay is done with the body, and no mirror has it
+	}
 }
 
 // validUpgrade reports whether a request that asks to switch protocols names one in

@@ -50,7 +50,8 @@ type upstreamKey struct {
 	tls         string // runtime.UpstreamTLS.Key; empty: plaintext
 }
 
-// upstream is one cluster's connection pool, the reverse proxy using it, and the
+// upstream is one cluster's connection pool, the reverse proxy using it (for what
+// relay does not serve), and the
 // cluster's live state (shared by every pool of the cluster's name).
 type upstream struct {
 	// closeIdle closes the pool's idle connections.
@@ -58,6 +59,10 @@ type upstream struct {
 	attempts  *attempts
 	proxy     *httputil.ReverseProxy
 	state     *cluster.State
+	// errorf answers a request the upstream did not (proxyError); logger gets the
+	// errors of relayed response bodies (relay.go).
+	errorf func(w http.ResponseWriter, r *http.Request, err error)
+	logger *slog.Logger
 }
 
 // Attach gives every cluster of t its upstream, reusing the pool of a cluster with the
@@ -158,7 +163,7 @@ func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State, tlsConfig
 		ErrorLog:       slog.NewLogLogger(u.logger.Handler(), slog.LevelDebug),
 		ModifyResponse: modifyResponse,
 	}
-	return &upstream{closeIdle: closeIdle, attempts: at, proxy: rp, state: state}
+	return &upstream{closeIdle: closeIdle, attempts: at, proxy: rp, state: state, errorf: u.errorf, logger: u.logger}
 }
 
 // countingDial wraps connections so that closeAfter can count their requests.

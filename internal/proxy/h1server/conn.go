@@ -48,6 +48,10 @@ type conn struct {
 	// or flushes, so that its length can be sent as Content-Length.
 	pending []byte
 	keys    []string // header names being sorted
+	// header is the response header map, cleared and used again by each request:
+	// the handler does not keep it once it has returned (the response is written
+	// from it after that).
+	header http.Header
 
 	watch watch
 }
@@ -197,7 +201,12 @@ func (c *conn) serveRequest(req *http.Request) outcome {
 		req.Trailer = http.Header{}
 	}
 	req = req.WithContext(ctx)
-	w := &response{c: c, req: req, header: http.Header{}, contentLength: -1}
+	if c.header == nil {
+		c.header = http.Header{}
+	} else {
+		clear(c.header)
+	}
+	w := &response{c: c, req: req, header: c.header, contentLength: -1}
 	w.body = reqBody{r: req.Body, w: w, cancel: cancel}
 	w.closeAfter = req.Close || c.srv.draining.Load()
 	if e, ok := req.Header["Expect"]; ok && req.ProtoAtLeast(1, 1) {

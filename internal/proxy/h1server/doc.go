@@ -40,7 +40,9 @@
 //
 // Goroutines: ServeConn serves on its caller's goroutine, which owns the
 // connection, its buffers and the response writer; a handler that hijacks the
-// connection owns it from then on. A body reader on another goroutine (a transport
+// connection owns it from then on. The response's header map is the connection's,
+// cleared and used again for each request (an allocation less per request): a
+// handler must not use it once it has returned. A body reader on another goroutine (a transport
 // still sending the body) is serialised with the server's drain of the body by the
 // body's mutex, and its 100 Continue with the response head by the response's. The
 // watch's goroutine (one per slow request) only peeks at the connection's reader

@@ -480,3 +480,23 @@ func TestIdleTimeout(t *testing.T) {
 		t.Error("the connection was not closed")
 	}
 }
+
+// TestHeaderNotCarriedOver: the response header map is used again by the
+// connection's next request, empty.
+func TestHeaderNotCarriedOver(t *testing.T) {
+	_, addr := testServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := len(w.Header()); n != 0 {
+			t.Errorf("%s: the response header has %d fields at the start: %v", r.URL.Path, n, w.Header())
+		}
+		if r.URL.Path == "/first" {
+			w.Header().Set("X-First", "1")
+			w.Header()["Trailer"] = []string{"X-T"}
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	got := exchange(t, addr, "GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	_, second, ok := strings.Cut(got, "/first")
+	if !ok || !strings.Contains(second, "/second") || strings.Contains(second, "X-First") || strings.Contains(second, "Trailer") {
+		t.Errorf("answers:\n%s\nwant the second without the first's X-First and Trailer", got)
+	}
+}
