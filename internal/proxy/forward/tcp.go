@@ -88,7 +88,7 @@ func (p *TCP) Serve(ctx context.Context, down net.Conn, l *runtime.Listener) {
 		defer ep.End()
 	}
 	dialer := net.Dialer{Timeout: c.ConnectTimeout}
-	dial := dialFunc(dialer.DialContext)
+	dial := rawDial(dialer.DialContext)
 	if c.TLS != nil {
 		dial = tlsDial(dial, withoutALPN(c.TLS.Config), c.ConnectTimeout, cc)
 	}

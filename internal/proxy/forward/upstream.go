@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"trellis.dev/trellis/internal/proxy/cluster"
+	"trellis.dev/trellis/internal/proxy/internal/rawtcp"
 	"trellis.dev/trellis/internal/proxy/runtime"
 	"trellis.dev/trellis/internal/proxy/stats"
 )
@@ -108,7 +109,7 @@ func (u *Upstreams) Close() {
 
 func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State, tlsConfig *tls.Config) *upstream {
 	dialer := &net.Dialer{Timeout: key.timeout, KeepAlive: tcpKeepAlive}
-	dial := dialer.DialContext
+	dial := rawDial(dialer.DialContext)
 	if key.tls != "" {
 		// TLS under the transport: it sees a plain connection, pools and reuses it.
 		dial = tlsDial(dial, tlsConfig, key.timeout, u.stats.Cluster(key.cluster))
@@ -164,6 +165,18 @@ func (u *Upstreams) newUpstream(key upstreamKey, state *cluster.State, tlsConfig
 		ModifyResponse: modifyResponse,
 	}
 	return &upstream{closeIdle: closeIdle, attempts: at, proxy: rp, state: state, errorf: u.errorf, logger: u.logger}
+}
+
+// rawDial wraps dialed TCP connections in rawtcp.Conn: reads and writes without the
+// runtime's syscall bookkeeping (internal/proxy/internal/rawtcp).
+func rawDial(dial dialFunc) dialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return rawtcp.Wrap(c), nil
+	}
 }
 
 // countingDial wraps connections so that closeAfter can count their requests.

@@ -17,7 +17,7 @@ const soOriginalDst = 80
 // before `trellis iptables` redirected it (SO_ORIGINAL_DST, IPv4). For a connection
 // that was not redirected it is the local address.
 func OriginalDst(conn net.Conn) (netip.AddrPort, error) {
-	tc, ok := conn.(*net.TCPConn)
+	tc, ok := conn.(syscall.Conn) // a *net.TCPConn, or the listener's rawtcp.Conn
 	if !ok {
 		return netip.AddrPort{}, fmt.Errorf("original destination: %T is not a TCP connection", conn)
 	}

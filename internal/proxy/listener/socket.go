@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"trellis.dev/trellis/internal/proxy/h1server"
+	"trellis.dev/trellis/internal/proxy/internal/rawtcp"
 	"trellis.dev/trellis/internal/serverlimits"
 )
 
@@ -87,6 +88,7 @@ func (m *Manager) accept(s *socket) {
 	var delay time.Duration
 	for {
 		conn, err := s.ln.Accept()
+		conn = rawtcp.Wrap(conn) // reads and writes without the runtime's syscall bookkeeping
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
