@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,33 +54,11 @@ func FuzzServeConn(f *testing.F) {
 	lim := serverlimits.Default()
 	lim.HeaderTimeout = time.Second
 	srv := New(Config{Handler: lim.Handler(h), HeaderTimeout: time.Second, IdleTimeout: time.Second})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				if h2c := srv.ServeConn(lim.Guard(c)); h2c != nil {
-					h2c.Close()
-				}
-			})
-		}
-	})
-	f.Cleanup(func() {
-		ln.Close()
-		srv.closeAll()
-		wg.Wait()
-	})
+	addr := serveOn(f, srv, lim.Guard)
 
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		before := calls.Load()
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,9 +26,16 @@ import (
 func testServer(t *testing.T, h http.Handler) (*Server, string) {
 	t.Helper()
 	srv := New(Config{Handler: h, HeaderTimeout: 2 * time.Second, IdleTimeout: 2 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	return srv, serveOn(t, srv, nil)
+}
+
+// serveOn serves srv on a loopback listener until the test ends, each accepted
+// connection passed through wrap first when it is not nil, and returns its address.
+func serveOn(tb testing.TB, srv *Server, wrap func(net.Conn) net.Conn) string {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -37,6 +44,9 @@ func testServer(t *testing.T, h http.Handler) (*Server, string) {
 			if err != nil {
 				return
 			}
+			if wrap != nil {
+				c = wrap(c)
+			}
 			wg.Go(func() {
 				if h2c := srv.ServeConn(c); h2c != nil {
 					h2c.Close()
@@ -44,16 +54,16 @@ func testServer(t *testing.T, h http.Handler) (*Server, string) {
 			})
 		}
 	})
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ln.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
+			tb.Errorf("shutdown: %v", err)
 		}
 		wg.Wait()
 	})
-	return srv, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // exchange writes raw to a new connection and returns what the server sends until
