@@ -130,6 +130,7 @@ func skipReason(name string, cfg Config) string {
 func startPaths(ctx context.Context, cfg *Config, echo *echoServer, rep *Report) (map[string]path, map[string]string) {
 	paths := map[string]path{}
 	failed := map[string]string{}
+	evicted := false // the trellis binary's page cache, before its first start
 	for _, name := range cfg.Paths {
 		var p path
 		var err error
@@ -154,6 +155,12 @@ func startPaths(ctx context.Context, cfg *Config, echo *echoServer, rep *Report)
 					break
 				}
 				rep.builtTrellis = cfg.Trellis
+			}
+			if !evicted {
+				evicted = true
+				if err := evictPageCache(cfg.Trellis); err != nil {
+					cfg.Logger.Warn("the trellis binary stays in the page cache as written", "error", err)
+				}
 			}
 			p, err = startTrellis(ctx, cfg.Trellis, cfg.WorkDir, name, echo, meshParams{MTLS: mtls, H2Upgrade: name == PathTrellisH2})
 		}

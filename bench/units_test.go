@@ -8,8 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseGoBench(t *testing.T) {
@@ -162,5 +164,42 @@ func TestFortioPacing(t *testing.T) {
 				t.Errorf("-jitter in %v: %v, want %v", r.args(), got, tt.jitter)
 			}
 		})
+	}
+}
+
+// TestEvictPageCache checks that evictPageCache leaves a file's contents intact and
+// its pages out of the page cache (mincore of a mapping of it).
+func TestEvictPageCache(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bin")
+	data := bytes.Repeat([]byte("trellis!"), 1<<17) // 1 MiB
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := evictPageCache(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, len(data), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	vec := make([]byte, (len(data)+os.Getpagesize()-1)/os.Getpagesize())
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatalf("mincore: %v", e)
+	}
+	resident := 0
+	for _, v := range vec {
+		resident += int(v & 1)
+	}
+	if resident > len(vec)/4 {
+		t.Errorf("%d of %d pages still in the page cache after evictPageCache", resident, len(vec))
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+		t.Error("the file's contents changed")
 	}
 }
