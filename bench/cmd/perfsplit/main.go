@@ -46,8 +46,10 @@ var categories = []category{
 		"runtime.gcBgMarkWorker", "runtime.gcDrain", "runtime.scanobject", "runtime.scanObject", "runtime.bgsweep",
 		"runtime.bgscavenge", "runtime.gcStart", "runtime.gcMarkDone", "runtime.markroot", "runtime.memclrNoHeapPointers",
 		"runtime.concatstring", "runtime.slicebytetostring", "runtime.rawstring")},
-	{"socket writes (syscall; the kernel delivers loopback data to the peer in it)", prefix("syscall.write", "internal/poll.(*FD).Write", "syscall.sendmsg")},
-	{"socket reads and polls (syscall)", prefix("syscall.read", "internal/poll.(*FD).Read", "internal/poll.(*FD).RawRead", "syscall.recvfrom", "syscall.Recvfrom")},
+	{"socket writes (syscall; the kernel delivers loopback data to the peer in it)", prefix("syscall.write", "internal/poll.(*FD).Write", "syscall.sendmsg",
+		"trellis.dev/trellis/internal/proxy/internal/rawtcp.(*Conn).Write")},
+	{"socket reads and polls (syscall)", prefix("syscall.read", "internal/poll.(*FD).Read", "internal/poll.(*FD).RawRead", "syscall.recvfrom", "syscall.Recvfrom",
+		"trellis.dev/trellis/internal/proxy/internal/rawtcp.(*Conn).Read")},
 	{"thread sleep and wake-up (futex)", prefix("runtime.futex", "runtime.notesleep", "runtime.notewakeup", "runtime.notetsleep")},
 	{"netpoll (epoll)", prefix("runtime.netpoll")},
 	{"Go scheduler", prefix("runtime.schedule", "runtime.findRunnable", "runtime.park_m", "runtime.goready", "runtime.ready",
@@ -55,7 +57,7 @@ var categories = []category{
 		"runtime.stopm", "runtime.handoffp", "runtime.entersyscall", "runtime.exitsyscall", "runtime.reentersyscall")},
 	{"TLS (crypto/tls, AES-GCM)", prefix("crypto/")},
 	{"net/http, textproto, bufio", prefix("net/http", "net/textproto", "bufio.", "golang.org/x/net/http")},
-	{"Trellis code", prefix("trellis.dev/")},
+	{"Trellis code (with the runtime helpers it calls: maps, copies, hashing)", prefix("trellis.dev/")},
 }
 
 // otherRuntime is a stack that no category matched but that holds runtime frames.
