@@ -39,8 +39,8 @@ fortio:
 	fi
 
 ## bench: the data-plane benchmark, side by side: direct, one HAProxy hop, two Trellis
-## sidecars (fortio, 1000 req/s, 16 connections, 1 KiB; HTTP/1.1, gRPC, TCP, max
-## throughput), then the Go benchmarks; report in bench/results/latest.{md,json,png}.
+## sidecars (fortio -jitter, 1000 req/s, 16 connections, 1 KiB; HTTP/1.1, gRPC, TCP, max
+## throughput, HTTP/1.1 in lockstep), then the Go benchmarks; report in bench/results/latest.{md,json,png}.
 ## BENCH_DURATION=3s for a quick run.
 BENCH_DURATION ?= 30s
 bench: fortio haproxy
