@@ -100,6 +100,11 @@ type HTTPHeader struct {
 // sidecar the app probes it rewrote: a JSON object, metrics-server path -> AppProbe.
 const AppProbesEnv = "TRELLIS_APP_PROBES"
 
+// LabelsEnv is the environment variable through which the injector gives the sidecar
+// its pod's labels, as they were when the pod was created: a JSON object. The sidecar
+// announces them as its node's labels, which workload selectors match.
+const LabelsEnv = "TRELLIS_LABELS"
+
 // DefaultDNS is the DNS address of a sidecar in a pod.
 const DefaultDNS = "127.0.0.1:15053"
 

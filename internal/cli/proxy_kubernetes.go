@@ -27,8 +27,8 @@ const (
 )
 
 // kubernetesBootstrap builds the bootstrap of an injected sidecar from the pod's
-// downward-API environment (POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT, POD_IP) and the
-// flags. It announces transparent mode: the pod's traffic is redirected to the sidecar
+// downward-API environment (POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT, POD_IP), the
+// injector's (bootstrap.AppProbesEnv, bootstrap.LabelsEnv) and the flags. It announces transparent mode: the pod's traffic is redirected to the sidecar
 // by the injected `trellis iptables` step (docs/xds.md "Transparent proxying"), and
 // the pod IP as the address it takes inbound traffic on. It serves DNS on DefaultDNS.
 func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstrap.Bootstrap, error) {
@@ -59,6 +59,12 @@ func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstr
 			return nil, fmt.Errorf("--kubernetes: environment %s: %w", bootstrap.AppProbesEnv, err)
 		}
 	}
+	var labels map[string]string
+	if v := getenv(bootstrap.LabelsEnv); v != "" {
+		if err := json.Unmarshal([]byte(v), &labels); err != nil {
+			return nil, fmt.Errorf("--kubernetes: environment %s: %w", bootstrap.LabelsEnv, err)
+		}
+	}
 	return &bootstrap.Bootstrap{
 		Node: bootstrap.Node{
 			ID:      pod + "." + ns,
@@ -69,6 +75,7 @@ func kubernetesBootstrap(f kubeProxyFlags, getenv func(string) string) (*bootstr
 				ServiceAccount: sa,
 				Mode:           bootstrap.ModeTransparent,
 				PodIP:          podIP,
+				Labels:         labels,
 			},
 		},
 		XDS:       f.xds,

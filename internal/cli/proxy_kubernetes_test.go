@@ -54,6 +54,22 @@ func TestKubernetesBootstrap(t *testing.T) {
 		{name: "bad app probes", flags: flags,
 			env:     map[string]string{"POD_NAME": "x", "POD_NAMESPACE": "y", "SERVICE_ACCOUNT": "z", "POD_IP": "10.0.0.1", bootstrap.AppProbesEnv: "{"},
 			wantErr: "environment TRELLIS_APP_PROBES: unexpected end of JSON input"},
+		{
+			name: "labels", flags: flags,
+			env: func() map[string]string {
+				env := maps.Clone(podEnv)
+				env[bootstrap.LabelsEnv] = `{"app":"echo","version":"v2"}`
+				return env
+			}(),
+			want: func() *bootstrap.Bootstrap {
+				b := injected()
+				b.Node.Metadata.Labels = map[string]string{"app": "echo", "version": "v2"}
+				return b
+			}(),
+		},
+		{name: "bad labels", flags: flags,
+			env:     map[string]string{"POD_NAME": "x", "POD_NAMESPACE": "y", "SERVICE_ACCOUNT": "z", "POD_IP": "10.0.0.1", bootstrap.LabelsEnv: `{"app":1}`},
+			wantErr: "environment TRELLIS_LABELS: json: cannot unmarshal"},
 		{name: "no xds", env: podEnv, flags: kubeProxyFlags{tokenFile: "t"}, wantErr: "--xds-address is required"},
 		{name: "no token", env: podEnv, flags: kubeProxyFlags{xds: "x:1"}, wantErr: "--token-file is required"},
 	}

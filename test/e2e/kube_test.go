@@ -468,7 +468,10 @@ func echoPod(name, version string) *corev1.Pod {
 // balanced across two server pods, mutually authenticated (the server app sees the
 // client's SPIFFE identity in XFCC, and its port refuses plaintext under STRICT), and a
 // VirtualService applied through the API moves all traffic to one pod within seconds.
-// The servers' readiness probes, rewritten by the injector, pass under STRICT.
+// The servers' readiness probes, rewritten by the injector, pass under STRICT. Workload
+// selectors match pods by their labels: an AuthorizationPolicy selecting version v2
+// denies a path on that pod, and a route with sourceLabels matches the client pod,
+// which no Service selects (its sidecar has its labels from the injector alone).
 func TestKubernetesPods(t *testing.T) {
 	n := newKubeNet(t)
 	dns := startClusterDNS(t)
@@ -682,4 +685,54 @@ spec:
 	if err != nil || counts["echo-b"] != calls {
 		t.Errorf("by ClusterIP after the VirtualService: %v, %v; want all %d from echo-b", counts, err, calls)
 	}
+
+	// A policy that selects pods by label: the injector gives each sidecar its pod's
+	// labels (TRELLIS_LABELS), which it announces, so the policy reaches echo-b's
+	// sidecar (version v2, where every call now goes).
+	applyYAML(ctx, t, dyn, "authorizationpolicies", `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: v2-private, namespace: shop}
+spec:
+  selector: {matchLabels: {version: v2}}
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/private"]}}]}]
+`)
+	eventually(ctx, t, "/private denied by a policy selecting version v2", func() error {
+		if _, _, err := get("http://echo/private", 1); err == nil || !strings.Contains(err.Error(), `"403`) {
+			return fmt.Errorf("GET http://echo/private: %v; want 403", err)
+		}
+		return nil
+	})
+	if counts, _, err := get("http://echo/", 5); err != nil || counts["echo-b"] != 5 {
+		t.Errorf("other paths after the DENY policy: %v, %v; want 5 answers from echo-b", counts, err)
+	}
+
+	// A route that matches the calling pod's labels (sourceLabels): the client pod is
+	// no Service's endpoint, so its sidecar knows its labels only from the injector.
+	vs := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+	if err := dyn.Resource(vs).Namespace(kubeNamespace).Delete(ctx, "echo", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	applyYAML(ctx, t, dyn, "virtualservices", `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: echo-by-source, namespace: shop}
+spec:
+  hosts: [echo]
+  http:
+  - match: [{sourceLabels: {app: client}}]
+    route:
+    - {destination: {host: echo, subset: v1}}
+  - route:
+    - {destination: {host: echo, subset: v2}}
+`)
+	eventually(ctx, t, "every call from the client pod answered by echo-a (sourceLabels app=client)", func() error {
+		counts, _, err := get("http://echo/", 20)
+		if err != nil {
+			return err
+		}
+		if counts["echo-a"] != 20 {
+			return fmt.Errorf("answers by pod: %v", counts)
+		}
+		return nil
+	})
 }

@@ -15,8 +15,10 @@
 //     restartPolicy Always, so it starts before the app containers (its startup probe
 //     on /healthz/ready:15020 holds them back until it is ready) and stops after them.
 //     It runs as UID 1337, learns its pod from the downward API (POD_NAME,
-//     POD_NAMESPACE, SERVICE_ACCOUNT, POD_IP) and authenticates to the control plane's
-//     CA with a projected service-account token for the audience trellis-ca.
+//     POD_NAMESPACE, SERVICE_ACCOUNT, POD_IP) and its labels from TRELLIS_LABELS (the
+//     pod's labels at injection, JSON: workload selectors match them), and
+//     authenticates to the control plane's CA with a projected service-account token
+//     for the audience trellis-ca.
 //
 // Both come before the pod's own init containers, whose traffic is then intercepted
 // too. The pod gets the annotation sidecar.trellis.dev/status=injected; a pod that has

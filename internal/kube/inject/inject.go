@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"trellis.dev/trellis/internal/bootstrap"
 )
 
 // Names of what Pod adds.
@@ -172,6 +175,13 @@ func inject(meta *metav1.ObjectMeta, spec *corev1.PodSpec, cfg Config) error {
 			}
 			proxyC.Env = append(proxyC.Env, env)
 		}
+	}
+	if len(meta.Labels) > 0 {
+		labels, err := json.Marshal(meta.Labels) // keys sorted: the same pod, the same env
+		if err != nil {
+			return fmt.Errorf("encoding the pod's labels for the sidecar: %w", err)
+		}
+		proxyC.Env = append(proxyC.Env, corev1.EnvVar{Name: bootstrap.LabelsEnv, Value: string(labels)})
 	}
 	spec.InitContainers = append([]corev1.Container{initC, proxyC}, spec.InitContainers...)
 	spec.Volumes = append(spec.Volumes,

@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"trellis.dev/trellis/internal/bootstrap"
 )
 
 func testPod(mutate func(*corev1.Pod)) *corev1.Pod {
@@ -86,10 +89,18 @@ func TestPodInjects(t *testing.T) {
 		}
 		env := map[string]string{}
 		for _, e := range proxy.Env {
-			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+			if e.ValueFrom != nil {
+				env[e.Name] = "field " + e.ValueFrom.FieldRef.FieldPath
+			} else {
+				env[e.Name] = e.Value
+			}
 		}
-		wantEnv := map[string]string{"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace",
-			"SERVICE_ACCOUNT": "spec.serviceAccountName", "POD_IP": "status.podIP"}
+		wantEnv := map[string]string{"POD_NAME": "field metadata.name", "POD_NAMESPACE": "field metadata.namespace",
+			"SERVICE_ACCOUNT": "field spec.serviceAccountName", "POD_IP": "field status.podIP"}
+		if len(pod.Labels) > 0 {
+			labels, _ := json.Marshal(pod.Labels)
+			wantEnv[bootstrap.LabelsEnv] = string(labels)
+		}
 		if diff := cmp.Diff(wantEnv, env); diff != "" {
 			t.Errorf("env (-want +got):\n%s", diff)
 		}
